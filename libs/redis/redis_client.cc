@@ -1,0 +1,84 @@
+#include "redis/redis_client.h"
+
+#include <hiredis/hiredis.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace microlend::redis {
+
+absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Connect(const std::string& endpoint,
+                                                                  absl::Duration timeout) {
+  size_t colon = endpoint.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(endpoint.substr(colon + 1), &port)) {
+    return absl::InvalidArgumentError(absl::StrCat("Redis endpoint \"", endpoint,
+                                                   "\" must be host:port"));
+  }
+  timeval tv = absl::ToTimeval(timeout);
+  redisContext* ctx = redisConnectWithTimeout(endpoint.substr(0, colon).c_str(), port, tv);
+  if (ctx == nullptr || ctx->err != 0) {
+    std::string why = ctx != nullptr ? ctx->errstr : "out of memory";
+    if (ctx != nullptr) redisFree(ctx);
+    return absl::UnavailableError(absl::StrCat("Redis at ", endpoint, " is unreachable: ", why));
+  }
+  redisSetTimeout(ctx, tv);
+  return std::unique_ptr<RedisClient>(new RedisClient(ctx, endpoint));
+}
+
+RedisClient::~RedisClient() { redisFree(ctx_); }
+
+absl::StatusOr<Reply> RedisClient::Command(const std::vector<std::string>& args) {
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (const std::string& a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  auto* raw = static_cast<redisReply*>(
+      redisCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()));
+  if (raw == nullptr) {
+    return absl::UnavailableError(absl::StrCat("Redis at ", endpoint_, ": ", ctx_->errstr));
+  }
+  std::unique_ptr<redisReply, void (*)(void*)> reply(raw, freeReplyObject);
+  Reply out;
+  switch (raw->type) {
+    case REDIS_REPLY_ERROR:
+      return absl::InternalError(absl::StrCat("Redis error: ", std::string(raw->str, raw->len)));
+    case REDIS_REPLY_INTEGER:
+      out.kind = Reply::Kind::kInteger;
+      out.integer = raw->integer;
+      break;
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+      out.kind = Reply::Kind::kString;
+      out.str.assign(raw->str, raw->len);
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.kind = Reply::Kind::kArray;
+      for (size_t i = 0; i < raw->elements; ++i) {
+        const redisReply* e = raw->element[i];
+        out.elements.emplace_back(e->str != nullptr ? std::string(e->str, e->len) : std::string());
+      }
+      break;
+    default:
+      break;
+  }
+  return out;
+}
+
+absl::Status RedisClient::Ping() {
+  absl::StatusOr<Reply> reply = Command({"PING"});
+  if (!reply.ok()) return reply.status();
+  if (reply->str != "PONG") return absl::UnavailableError("Redis did not answer PONG");
+  return absl::OkStatus();
+}
+
+absl::Status Ping(const std::string& endpoint) {
+  absl::StatusOr<std::unique_ptr<RedisClient>> client =
+      RedisClient::Connect(endpoint, absl::Seconds(2));
+  if (!client.ok()) return client.status();
+  return (*client)->Ping();
+}
+
+}  // namespace microlend::redis

@@ -1,0 +1,53 @@
+// A small synchronous Redis client over hiredis: connect with a timeout, run a command, ping.
+// One connection, not thread-safe: give each thread its own client or guard it.
+// Connection failures are Unavailable naming the endpoint; a Redis error reply is Internal with
+// the server's message.
+#ifndef MICROLEND_REDIS_REDIS_CLIENT_H_
+#define MICROLEND_REDIS_REDIS_CLIENT_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+struct redisContext;
+
+namespace microlend::redis {
+
+// A reply flattened to what callers need: nil, an integer, a string, or an array of strings.
+struct Reply {
+  enum class Kind { kNil, kInteger, kString, kArray } kind = Kind::kNil;
+  long long integer = 0;
+  std::string str;
+  std::vector<std::string> elements;
+};
+
+class RedisClient {
+ public:
+  // `endpoint` is "host:port".
+  static absl::StatusOr<std::unique_ptr<RedisClient>> Connect(const std::string& endpoint,
+                                                              absl::Duration timeout);
+  ~RedisClient();
+  RedisClient(const RedisClient&) = delete;
+  RedisClient& operator=(const RedisClient&) = delete;
+
+  // Arguments are passed binary-safe (no format string parsing).
+  absl::StatusOr<Reply> Command(const std::vector<std::string>& args);
+  absl::Status Ping();
+  const std::string& endpoint() const { return endpoint_; }
+
+ private:
+  RedisClient(redisContext* ctx, std::string endpoint) : ctx_(ctx), endpoint_(std::move(endpoint)) {}
+
+  redisContext* ctx_;
+  std::string endpoint_;
+};
+
+// Connects, pings and disconnects: for dependency checks in status RPCs.
+absl::Status Ping(const std::string& endpoint);
+
+}  // namespace microlend::redis
+
+#endif  // MICROLEND_REDIS_REDIS_CLIENT_H_

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# `make run`: PostgreSQL, Redis and the three servers on 127.0.0.1, in the foreground.
+# Ctrl-C (or SIGTERM) stops everything; nothing is left running. Data persists in .local/.
+set -euo pipefail
+source "$(dirname "$0")/stack.sh"
+
+trap 'echo; echo "stopping..."; stack_down; exit 0' INT TERM
+if ! stack_up; then stack_down; exit 1; fi
+
+OPS_TOKEN=$("$MLCTL" token --role ops --subject ops-1)
+cat <<MSG
+
+microlend is running:
+  lending   $MICROLEND_LENDING_LISTEN   (loans, partners, lenders, ledger)
+  matching  $MICROLEND_MATCHING_LISTEN   (contributions, auto-lend, matching campaigns)
+  notify    $MICROLEND_NOTIFY_LISTEN   (share links, trending, inbox, webhooks)
+  postgres  127.0.0.1:$ML_PG_PORT   redis 127.0.0.1:$ML_REDIS_PORT   logs $ML_DATA_DIR/logs/
+
+Try:  build/tools/mlctl status --target $MICROLEND_LENDING_LISTEN --token \$(build/tools/mlctl token --role ops)
+      build/tools/mlctl demo
+Press Ctrl-C to stop.
+MSG
+"$MLCTL" status --target "$MICROLEND_LENDING_LISTEN" --token "$OPS_TOKEN" || true
+
+# Wait for a signal; if a server dies on its own, say so and stop the rest.
+while true; do
+  for pid in "${SERVER_PIDS[@]}"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "a server exited unexpectedly; see $ML_DATA_DIR/logs/" >&2
+      stack_down
+      exit 1
+    fi
+  done
+  sleep 1 &
+  wait $! || true
+done

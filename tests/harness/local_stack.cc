@@ -1,0 +1,242 @@
+#include "harness/local_stack.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/health_client.h"
+
+namespace microlend::testing {
+namespace {
+
+constexpr absl::Duration kServerStartTimeout = absl::Seconds(60);
+constexpr absl::Duration kServerStopTimeout = absl::Seconds(20);
+
+std::string Tail(const std::string& path, size_t max_bytes = 4000) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  return s.size() > max_bytes ? s.substr(s.size() - max_bytes) : s;
+}
+
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& log_path,
+            const std::vector<std::string>& env) {
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  if (fd >= 0) {
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+  }
+  for (const std::string& kv : env) putenv(const_cast<char*>(kv.c_str()));
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  // Children must not inherit blocked signals from a test that blocked them.
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  execv(args[0], args.data());
+  _exit(127);
+}
+
+absl::StatusOr<int> WaitExit(pid_t pid, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    int wstatus = 0;
+    pid_t r = waitpid(pid, &wstatus, WNOHANG);
+    if (r == pid) return wstatus;
+    if (r < 0) return absl::InternalError("waitpid failed");
+    if (absl::Now() > deadline) return absl::DeadlineExceededError("process did not exit");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+}  // namespace
+
+const char* ServerName(Server server) {
+  switch (server) {
+    case Server::kLending:
+      return "lending";
+    case Server::kMatching:
+      return "matching";
+    case Server::kNotify:
+      return "notify";
+  }
+  return "?";
+}
+
+int PickFreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+absl::StatusOr<std::unique_ptr<LocalStack>> LocalStack::Start(Options options) {
+  std::unique_ptr<LocalStack> stack(new LocalStack());
+  const char* tmp = std::getenv("TMPDIR");
+  std::string pattern = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/microlend-it-XXXXXX");
+  if (mkdtemp(pattern.data()) == nullptr) return absl::InternalError("mkdtemp failed");
+  stack->data_dir_ = pattern;
+  std::filesystem::permissions(stack->data_dir_, std::filesystem::perms(0755));
+  stack->pg_port_ = PickFreePort();
+  stack->redis_port_ = PickFreePort();
+  for (Server s : {Server::kLending, Server::kMatching, Server::kNotify}) {
+    stack->ports_[s] = PickFreePort();
+  }
+  stack->pg_url_ = absl::StrCat("host=127.0.0.1 port=", stack->pg_port_,
+                                " dbname=microlend user=microlend");
+  if (absl::Status s = stack->StartInfra(); !s.ok()) return s;
+  if (options.start_servers) {
+    if (absl::Status s = stack->StartServers(); !s.ok()) return s;
+  }
+  return stack;
+}
+
+LocalStack::~LocalStack() {
+  for (auto& [server, pid] : pids_) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  (void)StopInfra();
+  if (std::getenv("MICROLEND_KEEP_TEST_DATA") == nullptr) {
+    std::error_code ec;
+    std::filesystem::remove_all(data_dir_, ec);
+  }
+}
+
+absl::Status LocalStack::RunScript(const std::string& script, const std::string& verb) const {
+  std::string cmd = absl::StrCat("ML_DATA_DIR=", data_dir_, " ML_PG_PORT=", pg_port_,
+                                 " ML_REDIS_PORT=", redis_port_, " ", MICROLEND_SOURCE_DIR,
+                                 "/infra/local/", script, " ", verb, " >>", data_dir_,
+                                 "/infra.log 2>&1");
+  if (std::system(cmd.c_str()) != 0) {
+    return absl::UnavailableError(absl::StrCat(script, " ", verb, " failed:\n",
+                                               Tail(data_dir_ + "/infra.log")));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LocalStack::StartInfra() {
+  if (absl::Status s = RunScript("pg.sh", "start"); !s.ok()) return s;
+  return RunScript("redis.sh", "start");
+}
+
+absl::Status LocalStack::StopInfra() {
+  absl::Status pg = RunScript("pg.sh", "stop");
+  absl::Status redis = RunScript("redis.sh", "stop");
+  return pg.ok() ? redis : pg;
+}
+
+std::string LocalStack::Address(Server server) const {
+  return absl::StrCat("127.0.0.1:", ports_.at(server));
+}
+
+std::string LocalStack::redis_endpoint() const { return absl::StrCat("127.0.0.1:", redis_port_); }
+
+std::string LocalStack::Token(Role role, const std::string& subject) const {
+  return TokenSigner::Create(auth_secret_)->Mint({subject, role}, absl::Now(), absl::Hours(1));
+}
+
+std::vector<std::string> LocalStack::ServerArgs(Server server) const {
+  std::string name = ServerName(server);
+  std::vector<std::string> args = {absl::StrCat(MICROLEND_BINARY_DIR, "/services/", name, "/",
+                                                name, "_server"),
+                                   absl::StrCat("--listen=", Address(server)),
+                                   absl::StrCat("--auth_secret=", auth_secret_),
+                                   absl::StrCat("--pg_url=", pg_url_)};
+  if (server != Server::kMatching) args.push_back(absl::StrCat("--redis=", redis_endpoint()));
+  if (server == Server::kMatching) {
+    args.push_back(absl::StrCat("--lending=", Address(Server::kLending)));
+  }
+  return args;
+}
+
+std::string LocalStack::ServerLog(Server server) const {
+  return Tail(absl::StrCat(data_dir_, "/", ServerName(server), ".log"));
+}
+
+absl::Status LocalStack::StartServer(Server server) {
+  if (pids_.count(server) != 0) return absl::FailedPreconditionError("already running");
+  pid_t pid = Spawn(ServerArgs(server), absl::StrCat(data_dir_, "/", ServerName(server), ".log"), {});
+  pids_[server] = pid;
+  absl::Time deadline = absl::Now() + kServerStartTimeout;
+  while (true) {
+    if (CheckHealth(Address(server), "", absl::Milliseconds(500)).ok()) return absl::OkStatus();
+    int wstatus = 0;
+    if (waitpid(pid, &wstatus, WNOHANG) == pid) {
+      pids_.erase(server);
+      return absl::UnavailableError(absl::StrCat(ServerName(server), " exited during start:\n",
+                                                 ServerLog(server)));
+    }
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(absl::StrCat(ServerName(server), " not SERVING in time:\n",
+                                                      ServerLog(server)));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+absl::Status LocalStack::StartServers() {
+  for (Server s : {Server::kLending, Server::kMatching, Server::kNotify}) {
+    if (absl::Status st = StartServer(s); !st.ok()) return st;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> LocalStack::StopServer(Server server, int signal) {
+  auto it = pids_.find(server);
+  if (it == pids_.end()) return absl::FailedPreconditionError("not running");
+  pid_t pid = it->second;
+  pids_.erase(it);
+  kill(pid, signal);
+  return WaitExit(pid, kServerStopTimeout);
+}
+
+absl::Status LocalStack::StopServers() {
+  for (Server s : {Server::kNotify, Server::kMatching, Server::kLending}) {
+    if (pids_.count(s) == 0) continue;
+    absl::StatusOr<int> st = StopServer(s, SIGTERM);
+    if (!st.ok()) return st.status();
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> LocalStack::RunServerToExit(Server server,
+                                                const std::vector<std::string>& extra_flags,
+                                                std::string* output) {
+  std::vector<std::string> args = ServerArgs(server);
+  args.insert(args.end(), extra_flags.begin(), extra_flags.end());
+  std::string log = absl::StrCat(data_dir_, "/", ServerName(server), "-oneshot.log");
+  std::remove(log.c_str());
+  pid_t pid = Spawn(args, log, {});
+  absl::StatusOr<int> status = WaitExit(pid, kServerStartTimeout);
+  if (!status.ok()) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  *output = Tail(log);
+  return status;
+}
+
+}  // namespace microlend::testing
