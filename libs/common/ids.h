@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "common/strings.h"
 
 namespace microlend {
 
@@ -34,7 +35,7 @@ class Id {
     auto [ptr, ec] = std::from_chars(text.data(), end, value);
     if (text.empty() || ec != std::errc() || ptr != end || value <= 0 || text[0] == '0') {
       return absl::InvalidArgumentError(
-          absl::StrCat(field, " \"", text.substr(0, 64), "\" is not a valid id"));
+          absl::StrCat(AsAbsl(field), " \"", AsAbsl(text.substr(0, 64)), "\" is not a valid id"));
     }
     return Id(value);
   }

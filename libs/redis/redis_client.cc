@@ -6,6 +6,20 @@
 #include "absl/strings/str_cat.h"
 
 namespace microlend::redis {
+namespace {
+
+// Depth-first leaves of a (possibly nested) array reply; integers as decimal text.
+void Flatten(const redisReply* r, std::vector<std::string>* out) {
+  if (r->type == REDIS_REPLY_ARRAY) {
+    for (size_t i = 0; i < r->elements; ++i) Flatten(r->element[i], out);
+  } else if (r->type == REDIS_REPLY_INTEGER) {
+    out->push_back(std::to_string(r->integer));
+  } else {
+    out->emplace_back(r->str != nullptr ? std::string(r->str, r->len) : std::string());
+  }
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Connect(const std::string& endpoint,
                                                                   absl::Duration timeout) {
@@ -56,15 +70,40 @@ absl::StatusOr<Reply> RedisClient::Command(const std::vector<std::string>& args)
       break;
     case REDIS_REPLY_ARRAY:
       out.kind = Reply::Kind::kArray;
-      for (size_t i = 0; i < raw->elements; ++i) {
-        const redisReply* e = raw->element[i];
-        out.elements.emplace_back(e->str != nullptr ? std::string(e->str, e->len) : std::string());
-      }
+      Flatten(raw, &out.elements);
       break;
     default:
       break;
   }
   return out;
+}
+
+absl::Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& commands) {
+  for (const auto& args : commands) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    for (const std::string& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    if (redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()) !=
+        REDIS_OK) {
+      return absl::UnavailableError(absl::StrCat("Redis at ", endpoint_, ": ", ctx_->errstr));
+    }
+  }
+  absl::Status first_error;
+  for (size_t i = 0; i < commands.size(); ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
+      return absl::UnavailableError(absl::StrCat("Redis at ", endpoint_, ": ", ctx_->errstr));
+    }
+    auto* reply = static_cast<redisReply*>(raw);
+    if (reply->type == REDIS_REPLY_ERROR && first_error.ok()) {
+      first_error = absl::InternalError(absl::StrCat("Redis error: ", std::string(reply->str, reply->len)));
+    }
+    freeReplyObject(reply);
+  }
+  return first_error;
 }
 
 absl::Status RedisClient::Ping() {

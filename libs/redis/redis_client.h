@@ -16,7 +16,8 @@ struct redisContext;
 
 namespace microlend::redis {
 
-// A reply flattened to what callers need: nil, an integer, a string, or an array of strings.
+// A reply flattened to what callers need: nil, an integer, a string, or an array whose nested
+// arrays are flattened depth-first into `elements` (XRANGE: id, field, value, ..., id, ...).
 struct Reply {
   enum class Kind { kNil, kInteger, kString, kArray } kind = Kind::kNil;
   long long integer = 0;
@@ -36,6 +37,9 @@ class RedisClient {
   // Arguments are passed binary-safe (no format string parsing).
   absl::StatusOr<Reply> Command(const std::vector<std::string>& args);
   absl::Status Ping();
+  // Sends all commands at once and reads every reply; the first error reply or I/O failure is
+  // returned (the others are still read, so the connection stays usable after a reply error).
+  absl::Status Pipeline(const std::vector<std::vector<std::string>>& commands);
   const std::string& endpoint() const { return endpoint_; }
 
  private:

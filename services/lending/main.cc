@@ -1,7 +1,12 @@
 // lending server: wiring only. Flags → clock, token signer, PostgreSQL (schema `lending`,
-// migrated at start), Redis (outbox relay target) → services → gRPC server until SIGTERM.
+// migrated at start, then the ledger store's pool), Redis (outbox relay target) → ledger
+// (group committer), wallets, outbox relay, hold-expiry sweep → gRPC adapters → server until
+// SIGTERM, then the background work stops in reverse order.
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
+#include "common/log.h"
+#include "common/periodic.h"
+#include "common/strings.h"
 #include "microlend/lending/v1/lending.grpc.pb.h"
 #include "pg/connect.h"
 #include "pg/migrator.h"
@@ -9,6 +14,13 @@
 #include "server/admin_service.h"
 #include "server/bootstrap.h"
 #include "server/runner.h"
+#include "services/lending/core/ledger.h"
+#include "services/lending/core/outbox_relay.h"
+#include "services/lending/core/wallets.h"
+#include "services/lending/ledger_grpc.h"
+#include "services/lending/store/pg_ledger_store.h"
+#include "services/lending/store/redis_event_publisher.h"
+#include "services/lending/wallet_grpc.h"
 
 namespace microlend {
 namespace {
@@ -23,6 +35,10 @@ int Main(int argc, char** argv) {
                    "PostgreSQL connection string (owns schema lending)"});
   specs.push_back({"redis", "MICROLEND_REDIS", std::string(kDefaultRedis),
                    "Redis host:port (event stream target)"});
+  specs.push_back({"pg_pool_size", "MICROLEND_LENDING_PG_POOL", "16",
+                   "PostgreSQL connections for the ledger store"});
+  specs.push_back({"hold_sweep_ms", "MICROLEND_HOLD_SWEEP_MS", "1000",
+                   "how often expired holds are voided"});
   FlagSet flags(absl::StrCat(kServer, "_server"), specs);
   ParseFlagsOrExit(flags, argc, argv);
 
@@ -31,6 +47,10 @@ int Main(int argc, char** argv) {
   if (!signer.ok()) ExitFatal(kServer, signer.status());
   absl::StatusOr<int64_t> max_threads = flags.GetInt("max_threads");
   if (!max_threads.ok()) ExitFatal(kServer, max_threads.status());
+  absl::StatusOr<int64_t> pool_size = flags.GetInt("pg_pool_size");
+  if (!pool_size.ok()) ExitFatal(kServer, pool_size.status());
+  absl::StatusOr<int64_t> sweep_ms = flags.GetInt("hold_sweep_ms");
+  if (!sweep_ms.ok()) ExitFatal(kServer, sweep_ms.status());
 
   const std::string pg_url = flags.GetString("pg_url");
   absl::StatusOr<std::unique_ptr<pqxx::connection>> db =
@@ -42,17 +62,33 @@ int Main(int argc, char** argv) {
       redis::RedisClient::Connect(redis_endpoint, absl::Seconds(2));
   if (!redis.ok()) ExitFatal(kServer, redis.status());
 
+  absl::StatusOr<std::unique_ptr<lending::PgLedgerStore>> store =
+      lending::PgLedgerStore::Create(pg_url, static_cast<int>(*pool_size));
+  if (!store.ok()) ExitFatal(kServer, store.status());
+  lending::Ledger ledger(store->get(), &clock);
+  lending::Wallets wallets(&ledger);
+  lending::RedisEventPublisher publisher(redis_endpoint);
+  lending::OutboxRelay relay(store->get(), &publisher);
+  PeriodicTask hold_sweep(absl::Milliseconds(*sweep_ms), [&ledger] {
+    absl::StatusOr<size_t> expired = ledger.ExpireHolds(10'000);
+    if (!expired.ok()) LogWarning("hold_sweep_failed", {{"error", AsStd(expired.status().message())}});
+  });
+  ledger.Start();
+  relay.Start();
+  hold_sweep.Start();
+
   GrpcAuthenticator auth(*std::move(signer), &clock);
   AdminService admin(
       kServer, &auth, &clock, [pg_url] { return pg::ListAppliedMigrations(pg_url, kServer); },
       {{"postgresql", pg::DescribeEndpoint(pg_url), [pg_url] { return pg::Ping(pg_url); }},
        {"redis", redis_endpoint, [redis_endpoint] { return redis::Ping(redis_endpoint); }}});
-  // The domain services answer UNIMPLEMENTED until their issues land (never a fake success).
+  // Partners, loans and baskets answer UNIMPLEMENTED until the loan issue lands (never a fake
+  // success); so do the lender-profile RPCs of LenderService.
   lv1::PartnerService::Service partners;
   lv1::LoanService::Service loans;
   lv1::BasketService::Service baskets;
-  lv1::LenderService::Service lenders;
-  lv1::LedgerService::Service ledger;
+  lending::WalletGrpc lenders(&ledger, &wallets, store->get(), &auth, &clock);
+  lending::LedgerGrpc ledger_grpc(&ledger, store->get(), &auth, &clock);
 
   ServerOptions options{.server_name = kServer,
                         .listen_address = flags.GetString("listen"),
@@ -63,7 +99,10 @@ int Main(int argc, char** argv) {
                 {lv1::LoanService::service_full_name(), &loans},
                 {lv1::BasketService::service_full_name(), &baskets},
                 {lv1::LenderService::service_full_name(), &lenders},
-                {lv1::LedgerService::service_full_name(), &ledger}});
+                {lv1::LedgerService::service_full_name(), &ledger_grpc}});
+  hold_sweep.Stop();
+  ledger.Stop();
+  relay.Stop();
   if (!run.ok()) ExitFatal(kServer, run);
   return 0;
 }

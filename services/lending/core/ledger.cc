@@ -1,0 +1,515 @@
+#include "services/lending/core/ledger.h"
+
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "common/check.h"
+#include "common/status_macros.h"
+#include "common/strings.h"
+
+namespace microlend::lending {
+
+// A unit of work for the committer. Apply() runs inside the group's transaction and must leave
+// the group state unchanged when it refuses (the engine guarantees this for the ledger part).
+class Mutation {
+ public:
+  virtual ~Mutation() = default;
+  virtual void Collect(LoadRequest* out) const = 0;
+  virtual size_t IdsNeeded() const = 0;
+  virtual size_t TransferCount() const = 0;
+  virtual bool NeedsWithdrawalId() const { return false; }
+
+  struct Group {
+    WorkingSet working;
+    absl::flat_hash_map<WithdrawalId, Withdrawal> withdrawals;
+    std::vector<Withdrawal> changed_withdrawals;
+    std::vector<WithdrawalId> fresh_withdrawal_ids;
+  };
+  virtual LedgerReply Apply(Group& group, const BatchContext& context) = 0;
+
+  RequestKey key;
+  std::function<void(LedgerReply)> done;
+  LedgerReply reply;
+};
+
+namespace {
+
+bool IsTransient(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kAborted || s.code() == absl::StatusCode::kUnavailable ||
+         s.code() == absl::StatusCode::kResourceExhausted;
+}
+
+absl::Status RejectionStatus(const Rejection& r) {
+  return absl::Status(r.code(), absl::StrCat("transfers[", r.item_index, "]: ", r.detail));
+}
+
+// Applies specs through the engine; on success `on_ok` may add non-ledger effects.
+LedgerReply ApplySpecs(const std::vector<TransferSpec>& specs, Mutation::Group& group,
+                       const BatchContext& context, const ResultEncoder& encoder) {
+  LedgerReply reply;
+  reply.committed_at = context.now;
+  auto outcome = LedgerEngine::ApplyBatch(specs, context, group.working);
+  if (auto* rejection = std::get_if<Rejection>(&outcome)) {
+    reply.status = RejectionStatus(*rejection);
+    reply.payload = encoder.rejection ? encoder.rejection(*rejection) : "";
+    reply.rejection = *rejection;
+    return reply;
+  }
+  reply.transfers = std::get<std::vector<Transfer>>(std::move(outcome));
+  reply.payload = encoder.success ? encoder.success(reply.transfers, context.now) : "";
+  return reply;
+}
+
+class BatchMutation final : public Mutation {
+ public:
+  BatchMutation(std::vector<TransferSpec> specs, ResultEncoder encoder)
+      : specs_(std::move(specs)), encoder_(std::move(encoder)) {}
+  void Collect(LoadRequest* out) const override { LedgerEngine::CollectReferences(specs_, out); }
+  size_t IdsNeeded() const override { return LedgerEngine::IdsNeeded(specs_); }
+  size_t TransferCount() const override { return specs_.size(); }
+  LedgerReply Apply(Group& group, const BatchContext& context) override {
+    return ApplySpecs(specs_, group, context, encoder_);
+  }
+
+ private:
+  std::vector<TransferSpec> specs_;
+  ResultEncoder encoder_;
+};
+
+class WithdrawalRequestMutation final : public Mutation {
+ public:
+  WithdrawalRequestMutation(LenderId lender, AccountId wallet, AccountId settlement, Money amount,
+                            Ledger::WithdrawalEncoder encode)
+      : lender_(lender), wallet_(wallet), settlement_(settlement), amount_(amount),
+        encode_(std::move(encode)) {}
+  void Collect(LoadRequest* out) const override {
+    out->accounts.push_back(wallet_);
+    out->accounts.push_back(settlement_);
+  }
+  size_t IdsNeeded() const override { return 1; }
+  size_t TransferCount() const override { return 1; }
+  bool NeedsWithdrawalId() const override { return true; }
+
+  LedgerReply Apply(Group& group, const BatchContext& context) override {
+    ML_CHECK(!group.fresh_withdrawal_ids.empty(), "withdrawal id not allocated");
+    WithdrawalId id = group.fresh_withdrawal_ids.back();
+    group.fresh_withdrawal_ids.pop_back();
+    TransferSpec hold;
+    hold.debit_account_id = wallet_;
+    hold.credit_account_id = settlement_;
+    hold.amount = amount_;
+    hold.code = TransferCode::kWithdrawal;
+    hold.pending = true;
+    hold.references.withdrawal_id = id;
+    LedgerReply reply = ApplySpecs({hold}, group, context, {});
+    if (!reply.status.ok()) return reply;
+    Withdrawal w{.id = id, .lender_id = lender_, .wallet_account_id = wallet_, .amount = amount_,
+                 .state = WithdrawalState::kRequested, .hold_id = reply.transfers[0].id,
+                 .created_at = context.now, .updated_at = context.now};
+    group.withdrawals.insert_or_assign(id, w);
+    group.changed_withdrawals.push_back(w);
+    reply.withdrawal = w;
+    reply.payload = encode_(w);
+    return reply;
+  }
+
+ private:
+  LenderId lender_;
+  AccountId wallet_;
+  AccountId settlement_;
+  Money amount_;
+  Ledger::WithdrawalEncoder encode_;
+};
+
+std::string_view StateName(WithdrawalState s) {
+  switch (s) {
+    case WithdrawalState::kRequested: return "requested";
+    case WithdrawalState::kApproved: return "approved";
+    case WithdrawalState::kPaid: return "paid";
+    case WithdrawalState::kRejected: return "rejected";
+    case WithdrawalState::kCancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+bool TransitionAllowed(WithdrawalState from, WithdrawalState to) {
+  switch (to) {
+    case WithdrawalState::kApproved:
+    case WithdrawalState::kCancelled:
+      return from == WithdrawalState::kRequested;
+    case WithdrawalState::kPaid:
+      return from == WithdrawalState::kApproved;
+    case WithdrawalState::kRejected:
+      return from == WithdrawalState::kRequested || from == WithdrawalState::kApproved;
+    case WithdrawalState::kRequested:
+      return false;
+  }
+  return false;
+}
+
+class AdvanceWithdrawalMutation final : public Mutation {
+ public:
+  // `known` was read before queueing; its hold and accounts never change, its state may.
+  AdvanceWithdrawalMutation(Withdrawal known, AccountId settlement, WithdrawalState to,
+                            std::string note, Ledger::WithdrawalEncoder encode)
+      : known_(std::move(known)), settlement_(settlement), to_(to), note_(std::move(note)),
+        encode_(std::move(encode)) {}
+  void Collect(LoadRequest* out) const override {
+    out->withdrawals.push_back(known_.id);
+    out->holds.push_back(known_.hold_id);
+    out->accounts.push_back(known_.wallet_account_id);
+    out->accounts.push_back(settlement_);
+  }
+  size_t IdsNeeded() const override { return 1; }
+  size_t TransferCount() const override { return 1; }
+
+  LedgerReply Apply(Group& group, const BatchContext& context) override {
+    auto it = group.withdrawals.find(known_.id);
+    ML_CHECK(it != group.withdrawals.end(), "withdrawal vanished while locked");
+    Withdrawal w = it->second;
+    if (!TransitionAllowed(w.state, to_)) {
+      LedgerReply reply;
+      reply.status = absl::FailedPreconditionError(absl::StrCat(
+          "withdrawal ", w.id.value(), " is ", AsAbsl(StateName(w.state)), "; it cannot become ",
+          AsAbsl(StateName(to_))));
+      return reply;
+    }
+    LedgerReply reply;
+    reply.committed_at = context.now;
+    if (to_ != WithdrawalState::kApproved) {
+      TransferSpec resolve;
+      resolve.pending_id = w.hold_id;
+      resolve.pending_action =
+          to_ == WithdrawalState::kPaid ? PendingAction::kPost : PendingAction::kVoid;
+      resolve.memo = note_.substr(0, kMaxMemoBytes);
+      reply = ApplySpecs({resolve}, group, context, {});
+      if (!reply.status.ok()) return reply;
+    }
+    w.state = to_;
+    w.updated_at = context.now;
+    (to_ == WithdrawalState::kPaid ? w.external_payment_id : w.reason) = note_;
+    it->second = w;
+    group.changed_withdrawals.push_back(w);
+    reply.withdrawal = w;
+    reply.payload = encode_(w);
+    return reply;
+  }
+
+ private:
+  Withdrawal known_;
+  AccountId settlement_;
+  WithdrawalState to_;
+  std::string note_;
+  Ledger::WithdrawalEncoder encode_;
+};
+
+LedgerReply Replay(const IdempotencyRecord& stored, const RequestKey& key) {
+  LedgerReply reply;
+  if (stored.method != key.method || stored.body_hash != key.body_hash) {
+    reply.status = absl::AlreadyExistsError(absl::StrCat(
+        "request_id \"", key.request_id, "\" was already used for a different request (",
+        stored.method, ")"));
+    return reply;
+  }
+  reply.replayed = true;
+  reply.status = absl::Status(stored.code, stored.message);
+  reply.payload = stored.payload;
+  return reply;
+}
+
+}  // namespace
+
+absl::Status ValidateRequestId(const std::string& request_id) {
+  if (request_id.empty() || request_id.size() > 128) {
+    return absl::InvalidArgumentError("request_id must be 1 to 128 characters");
+  }
+  for (char c : request_id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '-';
+    if (!ok) return absl::InvalidArgumentError("request_id may contain only A-Z a-z 0-9 . _ : -");
+  }
+  return absl::OkStatus();
+}
+
+Ledger::Ledger(LedgerStore* store, const Clock* clock, LedgerOptions options)
+    : store_(store), clock_(clock), options_(options) {}
+
+Ledger::~Ledger() { Stop(); }
+
+void Ledger::Start() {
+  absl::MutexLock lock(&mu_);
+  ML_CHECK(!committer_.joinable(), "Ledger started twice");
+  stopping_ = false;
+  committer_ = std::thread([this] { CommitterLoop(); });
+}
+
+void Ledger::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (committer_.joinable()) committer_.join();
+  std::deque<std::unique_ptr<Mutation>> left;
+  {
+    absl::MutexLock lock(&mu_);
+    left.swap(queue_);
+  }
+  for (auto& m : left) {
+    LedgerReply reply;
+    reply.status = absl::UnavailableError("ledger is shutting down");
+    m->done(std::move(reply));
+  }
+}
+
+void Ledger::Enqueue(std::unique_ptr<Mutation> mutation) {
+  absl::Status refused;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ || !committer_.joinable()) {
+      refused = absl::UnavailableError("ledger is not running");
+    } else if (queue_.size() >= options_.max_queued_mutations) {
+      refused = absl::ResourceExhaustedError("ledger queue is full; retry later");
+    } else {
+      queue_.push_back(std::move(mutation));
+      return;
+    }
+  }
+  LedgerReply reply;
+  reply.status = refused;
+  mutation->done(std::move(reply));
+}
+
+LedgerReply Ledger::SubmitAndWait(std::unique_ptr<Mutation> mutation) {
+  absl::Mutex done_mu;
+  bool finished = false;
+  LedgerReply result;
+  mutation->done = [&](LedgerReply reply) {
+    absl::MutexLock lock(&done_mu);
+    result = std::move(reply);
+    finished = true;
+  };
+  Enqueue(std::move(mutation));
+  absl::MutexLock lock(&done_mu);
+  done_mu.Await(absl::Condition(&finished));
+  return result;
+}
+
+void Ledger::SubmitBatchAsync(RequestKey key, std::vector<TransferSpec> specs,
+                              ResultEncoder encoder, std::function<void(LedgerReply)> done) {
+  if (std::optional<Rejection> bad = LedgerEngine::ValidateShape(specs)) {
+    LedgerReply reply;
+    reply.status = RejectionStatus(*bad);
+    reply.rejection = *bad;
+    done(std::move(reply));
+    return;
+  }
+  auto m = std::make_unique<BatchMutation>(std::move(specs), std::move(encoder));
+  m->key = std::move(key);
+  m->done = std::move(done);
+  Enqueue(std::move(m));
+}
+
+LedgerReply Ledger::SubmitBatch(RequestKey key, std::vector<TransferSpec> specs,
+                                ResultEncoder encoder) {
+  if (std::optional<Rejection> bad = LedgerEngine::ValidateShape(specs)) {
+    LedgerReply reply;
+    reply.status = RejectionStatus(*bad);
+    reply.rejection = *bad;
+    return reply;
+  }
+  auto m = std::make_unique<BatchMutation>(std::move(specs), std::move(encoder));
+  m->key = std::move(key);
+  return SubmitAndWait(std::move(m));
+}
+
+LedgerReply Ledger::RequestWithdrawal(RequestKey key, LenderId lender, AccountId wallet,
+                                      AccountId settlement, Money amount,
+                                      WithdrawalEncoder encode) {
+  LedgerReply reply;
+  if (!amount.is_positive()) {
+    reply.status = absl::InvalidArgumentError("amount must be positive");
+    return reply;
+  }
+  auto m = std::make_unique<WithdrawalRequestMutation>(lender, wallet, settlement, amount,
+                                                       std::move(encode));
+  m->key = std::move(key);
+  return SubmitAndWait(std::move(m));
+}
+
+LedgerReply Ledger::AdvanceWithdrawal(RequestKey key, WithdrawalId id, WithdrawalState to,
+                                      std::string note, WithdrawalEncoder encode) {
+  LedgerReply reply;
+  absl::StatusOr<Withdrawal> known = store_->GetWithdrawal(id);
+  if (!known.ok()) {
+    reply.status = known.status();
+    return reply;
+  }
+  absl::StatusOr<Hold> hold = store_->GetTransfer(known->hold_id);
+  if (!hold.ok()) {
+    reply.status = hold.status();
+    return reply;
+  }
+  auto m = std::make_unique<AdvanceWithdrawalMutation>(
+      *std::move(known), hold->transfer.credit_account_id, to, std::move(note), std::move(encode));
+  m->key = std::move(key);
+  return SubmitAndWait(std::move(m));
+}
+
+LedgerReply Ledger::CreateAccount(const RequestKey& key, const NewAccount& account,
+                                  const std::function<std::string(const Account&)>& encode,
+                                  Account* created) {
+  LedgerReply reply;
+  absl::StatusOr<std::optional<IdempotencyRecord>> stored =
+      store_->FindIdempotency(key.caller, key.request_id);
+  if (!stored.ok()) {
+    reply.status = stored.status();
+    return reply;
+  }
+  if (stored->has_value()) {
+    reply = Replay(**stored, key);
+    if (!reply.status.ok() || !reply.replayed) return reply;
+    // Same body, so the same owner key: the account it opened.
+    absl::StatusOr<std::optional<Account>> found = store_->FindAccountByOwner(
+        account.owner_type, account.owner_id, account.kind, account.currency);
+    if (!found.ok() || !found->has_value()) {
+      reply.status = found.ok() ? absl::InternalError("replayed account is missing") : found.status();
+      return reply;
+    }
+    *created = **found;
+    reply.payload = encode(*created);
+    return reply;
+  }
+  IdempotencyRecord record{.caller = key.caller, .request_id = key.request_id,
+                           .method = key.method, .body_hash = key.body_hash};
+  absl::StatusOr<Account> made = store_->CreateAccount(account, clock_->Now(), record);
+  if (!made.ok()) {
+    reply.status = made.status();
+    return reply;
+  }
+  *created = *made;
+  reply.payload = encode(*made);
+  reply.committed_at = made->created_at;
+  return reply;
+}
+
+absl::StatusOr<size_t> Ledger::ExpireHolds(size_t limit) {
+  ML_ASSIGN_OR_RETURN(std::vector<HoldId> expired, store_->ListExpiredHolds(clock_->Now(), limit));
+  size_t count = 0;
+  for (HoldId hold : expired) {
+    RequestKey none;  // system work: no idempotency record
+    LedgerReply r = SubmitBatch(none, {LedgerEngine::ExpirySpec(hold)}, {});
+    if (r.status.ok()) ++count;
+  }
+  return count;
+}
+
+void Ledger::CommitterLoop() {
+  while (true) {
+    std::vector<std::unique_ptr<Mutation>> group;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](Ledger* l) ABSL_EXCLUSIVE_LOCKS_REQUIRED(l->mu_) {
+            return l->stopping_ || !l->queue_.empty();
+          },
+          this));
+      if (stopping_) return;
+      size_t transfers = 0;
+      while (!queue_.empty() &&
+             (group.empty() || transfers + queue_.front()->TransferCount() <=
+                                   options_.max_group_transfers)) {
+        transfers += queue_.front()->TransferCount();
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    CommitGroup(group);
+  }
+}
+
+void Ledger::CommitGroup(std::vector<std::unique_ptr<Mutation>>& group) {
+  absl::Status status;
+  for (int attempt = 0; attempt < options_.max_commit_attempts; ++attempt) {
+    status = TryCommit(group);
+    // Aborted: a conflict. AlreadyExists from the write: another process took a key (a
+    // request id or client-chosen transfer id) after our load; the retry's load sees it.
+    if (status.code() != absl::StatusCode::kAborted &&
+        status.code() != absl::StatusCode::kAlreadyExists) {
+      break;
+    }
+  }
+  for (auto& m : group) {
+    if (!status.ok()) {
+      m->reply = LedgerReply{};
+      m->reply.status = status;
+    }
+    m->done(std::move(m->reply));
+  }
+}
+
+absl::Status Ledger::TryCommit(std::vector<std::unique_ptr<Mutation>>& group) {
+  const absl::Time now = clock_->Now();
+  return store_->Transact([&](LedgerTxn& txn) -> absl::Status {
+    LoadRequest request;
+    size_t ids_needed = 0, withdrawal_ids = 0;
+    for (const auto& m : group) {
+      m->Collect(&request);
+      ids_needed += m->IdsNeeded();
+      if (m->NeedsWithdrawalId()) ++withdrawal_ids;
+      if (!m->key.request_id.empty()) request.idempotency.emplace_back(m->key.caller, m->key.request_id);
+    }
+    ML_ASSIGN_OR_RETURN(Loaded loaded, txn.LoadForUpdate(request));
+    std::vector<TransferId> ids;
+    if (ids_needed > 0) {
+      ML_ASSIGN_OR_RETURN(ids, txn.AllocateTransferIds(ids_needed));
+    }
+    Mutation::Group g{.working = WorkingSet(Loaded{})};
+    for (size_t i = 0; i < withdrawal_ids; ++i) {
+      ML_ASSIGN_OR_RETURN(WithdrawalId wid, txn.AllocateWithdrawalId());
+      g.fresh_withdrawal_ids.push_back(wid);
+    }
+    absl::flat_hash_map<std::pair<std::string, std::string>, IdempotencyRecord> records;
+    for (IdempotencyRecord& r : loaded.records) {
+      auto k = std::make_pair(r.caller, r.request_id);
+      records.emplace(std::move(k), std::move(r));
+    }
+    for (Withdrawal& w : loaded.withdrawals) g.withdrawals.emplace(w.id, w);
+    loaded.records.clear();
+    loaded.withdrawals.clear();
+    g.working = WorkingSet(std::move(loaded));
+
+    size_t next_id = 0;
+    BatchContext context{.now = now, .request_id = "", .next_id = [&]() {
+                           ML_CHECK(next_id < ids.size(), "ran out of allocated transfer ids");
+                           return ids[next_id++];
+                         }};
+    std::vector<IdempotencyRecord> fresh_records;
+    for (auto& m : group) {
+      auto key = std::make_pair(m->key.caller, m->key.request_id);
+      if (!m->key.request_id.empty()) {
+        if (auto it = records.find(key); it != records.end()) {
+          m->reply = Replay(it->second, m->key);
+          continue;
+        }
+      }
+      context.request_id = m->key.request_id;
+      m->reply = m->Apply(g, context);
+      if (m->key.request_id.empty() || IsTransient(m->reply.status)) continue;
+      IdempotencyRecord record{.caller = m->key.caller, .request_id = m->key.request_id,
+                               .method = m->key.method, .body_hash = m->key.body_hash,
+                               .code = m->reply.status.code(),
+                               .message = std::string(m->reply.status.message()),
+                               .payload = m->reply.payload};
+      records.emplace(key, record);
+      fresh_records.push_back(std::move(record));
+    }
+    CommitSet commit = g.working.TakeCommitSet();
+    commit.idempotency = std::move(fresh_records);
+    commit.withdrawals = std::move(g.changed_withdrawals);
+    if (commit.empty()) return absl::OkStatus();
+    return txn.Write(commit);
+  });
+}
+
+}  // namespace microlend::lending

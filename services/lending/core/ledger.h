@@ -1,0 +1,127 @@
+// Ledger: the one door to money movement. Every state-changing ledger operation (a linked batch,
+// a deposit, a withdrawal step, a hold expiry) becomes a Mutation queued to a single committer
+// thread, which takes everything queued (up to a group limit), runs it in ONE database
+// transaction — load and lock what the group touches, apply each mutation in order with the
+// LedgerEngine, write, commit (one fsync) — and only then answers each caller. Each mutation
+// stays all-or-nothing on its own: a rejected one writes nothing but its idempotency record.
+//
+// Idempotency: a mutation carries a RequestKey (caller, request_id, method, body hash). The
+// outcome — success or rejection — is recorded in the same transaction as the effect, with an
+// opaque payload the adapter encoded, so a retry gets the original answer marked `replayed`.
+// The same key with a different method or body is AlreadyExists and changes nothing.
+// Transient failures (Aborted after retries, Unavailable) are not remembered: retry the id.
+//
+// Thread-safe. Submit* may be called from any number of threads; they block (or call back)
+// until the outcome is durable. Beyond `max_queued_mutations` waiting, new work gets
+// ResourceExhausted at once instead of queueing.
+#ifndef MICROLEND_SERVICES_LENDING_CORE_LEDGER_H_
+#define MICROLEND_SERVICES_LENDING_CORE_LEDGER_H_
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "services/lending/core/ledger_engine.h"
+#include "services/lending/core/ledger_store.h"
+
+namespace microlend::lending {
+
+struct RequestKey {
+  std::string caller;
+  std::string request_id;
+  std::string method;
+  std::string body_hash;
+};
+
+// Validates a client request id: 1..128 chars of [A-Za-z0-9._:-]. InvalidArgument otherwise.
+absl::Status ValidateRequestId(const std::string& request_id);
+
+// Turns an outcome into the bytes remembered for replays. Supplied by the adapter (it knows the
+// wire format); called inside the commit, so it must be cheap and must not block.
+struct ResultEncoder {
+  std::function<std::string(const std::vector<Transfer>&, absl::Time committed_at)> success;
+  std::function<std::string(const Rejection&)> rejection;
+};
+
+struct LedgerReply {
+  absl::Status status;  // OK, the rejection's status, AlreadyExists (key reuse), transient errors
+  bool replayed = false;
+  std::string payload;  // the remembered encoding; set for fresh and replayed outcomes alike
+  std::vector<Transfer> transfers;     // fresh success only
+  std::optional<Rejection> rejection;  // fresh rejection only
+  std::optional<Withdrawal> withdrawal;  // fresh withdrawal steps only
+  absl::Time committed_at;
+};
+
+struct LedgerOptions {
+  size_t max_group_transfers = 20'000;    // transfers per database transaction
+  size_t max_queued_mutations = 100'000;  // beyond this: ResourceExhausted
+  int max_commit_attempts = 5;            // a group hitting Aborted is retried this often
+  absl::Duration outbox_deadline = absl::Seconds(60);
+};
+
+// A unit of work for the committer (internal; see ledger.cc for the kinds).
+class Mutation;
+
+class Ledger {
+ public:
+  // `store` and `clock` must outlive the Ledger. Start() launches the committer thread.
+  Ledger(LedgerStore* store, const Clock* clock, LedgerOptions options = {});
+  ~Ledger();
+  Ledger(const Ledger&) = delete;
+  Ledger& operator=(const Ledger&) = delete;
+
+  void Start();
+  void Stop();  // answers queued work with Unavailable; idempotent
+
+  LedgerReply SubmitBatch(RequestKey key, std::vector<TransferSpec> specs, ResultEncoder encoder);
+  void SubmitBatchAsync(RequestKey key, std::vector<TransferSpec> specs, ResultEncoder encoder,
+                        std::function<void(LedgerReply)> done);
+
+  // Opens an account (idempotent per key; `encode` makes the remembered payload).
+  LedgerReply CreateAccount(const RequestKey& key, const NewAccount& account,
+                            const std::function<std::string(const Account&)>& encode,
+                            Account* created);
+
+  // Voids holds past their expiry (state kExpired); returns how many expired.
+  absl::StatusOr<size_t> ExpireHolds(size_t limit);
+
+  // Withdrawal workflow (see ledger_store.h Withdrawal): the hold and the state change commit
+  // together. `encode` makes the remembered payload from the withdrawal after the step.
+  using WithdrawalEncoder = std::function<std::string(const Withdrawal&)>;
+  LedgerReply RequestWithdrawal(RequestKey key, LenderId lender, AccountId wallet,
+                                AccountId settlement, Money amount, WithdrawalEncoder encode);
+  // kApproved, kPaid (posts the hold), kRejected / kCancelled (void the hold).
+  LedgerReply AdvanceWithdrawal(RequestKey key, WithdrawalId id, WithdrawalState to,
+                                std::string note, WithdrawalEncoder encode);
+
+  LedgerStore* store() const { return store_; }
+  const Clock* clock() const { return clock_; }
+
+ private:
+  void Enqueue(std::unique_ptr<Mutation> mutation);
+  LedgerReply SubmitAndWait(std::unique_ptr<Mutation> mutation);
+  void CommitterLoop();
+  void CommitGroup(std::vector<std::unique_ptr<Mutation>>& group);
+  absl::Status TryCommit(std::vector<std::unique_ptr<Mutation>>& group);
+
+  LedgerStore* store_;
+  const Clock* clock_;
+  LedgerOptions options_;
+  absl::Mutex mu_;
+  std::deque<std::unique_ptr<Mutation>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread committer_;
+};
+
+}  // namespace microlend::lending
+
+#endif  // MICROLEND_SERVICES_LENDING_CORE_LEDGER_H_

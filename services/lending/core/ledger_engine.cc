@@ -1,0 +1,741 @@
+#include "services/lending/core/ledger_engine.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <iterator>
+#include <limits>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/check.h"
+#include "common/strings.h"
+#include "nlohmann/json.hpp"
+
+namespace microlend::lending {
+namespace {
+
+// A rejected item before its index is known.
+struct Reject {
+  RejectReason reason;
+  std::string detail;
+};
+using ItemResult = std::optional<Reject>;  // nullopt: the item is fine
+
+bool IsKnownCode(TransferCode code) {
+  const int value = static_cast<int>(code);
+  return value >= 1 && value <= kMaxTransferCode;
+}
+
+bool NeedsLoan(TransferCode code) {
+  switch (code) {
+    case TransferCode::kLoanShare:
+    case TransferCode::kMatch:
+    case TransferCode::kDisbursement:
+    case TransferCode::kRepayment:
+    case TransferCode::kRefund:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string CodeName(TransferCode code) {
+  static constexpr const char* kNames[] = {"deposit",
+                                           "loan_share",
+                                           "disbursement",
+                                           "repayment",
+                                           "refund",
+                                           "donation",
+                                           "withdrawal",
+                                           "currency_loss",
+                                           "write_off",
+                                           "match",
+                                           "fee",
+                                           "correction",
+                                           "order_escrow",
+                                           "currency_loss_coverage",
+                                           "partner_remittance",
+                                           "sponsor_funding"};
+  static_assert(std::size(kNames) == kMaxTransferCode);
+  ML_CHECK(IsKnownCode(code), absl::StrCat("unknown TransferCode ", static_cast<int>(code)));
+  return kNames[static_cast<int>(code) - 1];
+}
+
+std::string TypeName(TransferType type) {
+  switch (type) {
+    case TransferType::kPosted:
+      return "posted";
+    case TransferType::kPending:
+      return "pending";
+    case TransferType::kPostPending:
+      return "post_pending";
+    case TransferType::kVoidPending:
+      return "void_pending";
+  }
+  ML_CHECK(false, absl::StrCat("unknown TransferType ", static_cast<int>(type)));
+  return "";
+}
+
+std::string OwnerTypeName(OwnerType type) {
+  static constexpr const char* kNames[] = {"lender",   "partner", "loan",
+                                           "platform", "sponsor", "external_settlement"};
+  const int value = static_cast<int>(type);
+  ML_CHECK(value >= 1 && value <= 6, absl::StrCat("unknown OwnerType ", value));
+  return kNames[value - 1];
+}
+
+std::string KindName(AccountKind kind) {
+  static constexpr const char* kNames[] = {
+      "lender_wallet",    "loan_funding",    "partner_settlement", "sponsor_budget",
+      "platform_revenue", "platform_escrow", "platform_loss",      "external_cash"};
+  const int value = static_cast<int>(kind);
+  ML_CHECK(value >= 1 && value <= 8, absl::StrCat("unknown AccountKind ", value));
+  return kNames[value - 1];
+}
+
+std::string Code(Currency currency) { return std::string(currency.code()); }
+
+// RFC 3339 in UTC with a "Z", fractional seconds only when there are any.
+std::string Rfc3339(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%d%ET%H:%M:%E*SZ", t, absl::UTCTimeZone());
+}
+
+// "10.00 USD"; a value outside int64 (a sum of totals) is shown in minor units.
+std::string Format(__int128 minor, Currency currency) {
+  if (minor >= std::numeric_limits<int64_t>::min() &&
+      minor <= std::numeric_limits<int64_t>::max()) {
+    return absl::StrCat(Money::FromMinor(currency, static_cast<int64_t>(minor)).ToString(), " ",
+                        Code(currency));
+  }
+  return absl::StrCat(minor < 0 ? "below " : "above ", "int64 minor units of ", Code(currency));
+}
+
+ItemResult CheckTimeout(const TransferSpec& spec) {
+  if (!spec.pending && spec.timeout_ms != 0) {
+    return Reject{RejectReason::kTimeoutInvalid, "timeout_ms is only allowed on holds"};
+  }
+  if (spec.timeout_ms < 0 || spec.timeout_ms > kMaxHoldTimeoutMs) {
+    return Reject{
+        RejectReason::kTimeoutInvalid,
+        absl::StrCat("timeout_ms ", spec.timeout_ms, " is outside 0..", kMaxHoldTimeoutMs)};
+  }
+  return std::nullopt;
+}
+
+ItemResult CheckNewTransferShape(const TransferSpec& spec) {
+  if (spec.expiry) return Reject{RejectReason::kShapeInvalid, "expiry applies only to a void"};
+  if (!spec.debit_account_id.has_value() || !spec.credit_account_id.has_value()) {
+    return Reject{RejectReason::kShapeInvalid,
+                  "a new transfer needs debit_account_id and credit_account_id"};
+  }
+  if (*spec.debit_account_id == *spec.credit_account_id) {
+    return Reject{RejectReason::kSameAccount,
+                  absl::StrCat("account ", spec.debit_account_id->value(), " on both sides")};
+  }
+  if (!spec.amount.has_value() || !spec.amount->is_positive()) {
+    return Reject{RejectReason::kAmountInvalid, "a new transfer needs a positive amount"};
+  }
+  if (!spec.code.has_value() || !IsKnownCode(*spec.code)) {
+    return Reject{RejectReason::kCodeMissing, "a new transfer needs a code"};
+  }
+  if (NeedsLoan(*spec.code) && !spec.references.loan_id.has_value()) {
+    return Reject{RejectReason::kReferenceMissing,
+                  absl::StrCat(CodeName(*spec.code), " must name its loan")};
+  }
+  return CheckTimeout(spec);
+}
+
+ItemResult CheckResolutionShape(const TransferSpec& spec) {
+  if (spec.pending) {
+    return Reject{RejectReason::kShapeInvalid, "a hold resolution cannot itself be pending"};
+  }
+  if (!spec.pending_id.has_value()) {
+    return Reject{RejectReason::kShapeInvalid, "pending_action without pending_id"};
+  }
+  if (spec.pending_action != PendingAction::kPost && spec.pending_action != PendingAction::kVoid) {
+    return Reject{RejectReason::kShapeInvalid, "pending_id without pending_action POST or VOID"};
+  }
+  if (spec.expiry && spec.pending_action != PendingAction::kVoid) {
+    return Reject{RejectReason::kShapeInvalid, "expiry applies only to a void"};
+  }
+  if (spec.amount.has_value() && !spec.amount->is_positive()) {
+    return Reject{RejectReason::kAmountInvalid, "a resolution amount must be positive"};
+  }
+  if (spec.code.has_value() && !IsKnownCode(*spec.code)) {
+    return Reject{RejectReason::kCodeMissing, "unknown code"};
+  }
+  return CheckTimeout(spec);
+}
+
+ItemResult CheckItemShape(const TransferSpec& spec) {
+  if (spec.memo.size() > kMaxMemoBytes) {
+    return Reject{RejectReason::kShapeInvalid,
+                  absl::StrCat("memo has ", spec.memo.size(), " bytes; at most ", kMaxMemoBytes)};
+  }
+  const bool resolution =
+      spec.pending_id.has_value() || spec.pending_action != PendingAction::kNone;
+  return resolution ? CheckResolutionShape(spec) : CheckNewTransferShape(spec);
+}
+
+std::optional<Rejection> CheckBatchSize(size_t count) {
+  if (count >= 1 && count <= kMaxTransfersPerBatch) return std::nullopt;
+  return Rejection{
+      0, RejectReason::kShapeInvalid,
+      absl::StrCat("a batch has 1..", kMaxTransfersPerBatch, " transfers, not ", count)};
+}
+
+Rejection At(size_t index, Reject reject) {
+  return Rejection{static_cast<int32_t>(index), reject.reason, std::move(reject.detail)};
+}
+
+// Shape of item `index` plus the uniqueness of its client id among the items before it.
+ItemResult CheckItem(const TransferSpec& spec, absl::flat_hash_set<TransferId>& batch_ids) {
+  if (ItemResult bad = CheckItemShape(spec)) return bad;
+  if (spec.id.has_value() && !batch_ids.insert(*spec.id).second) {
+    return Reject{RejectReason::kDuplicateIdInBatch,
+                  absl::StrCat("id ", spec.id->value(), " appears earlier in the batch")};
+  }
+  return std::nullopt;
+}
+
+struct Totals {
+  int64_t debits_posted = 0;
+  int64_t credits_posted = 0;
+  int64_t debits_pending = 0;
+  int64_t credits_pending = 0;
+};
+
+Totals TotalsOf(const Account& account) {
+  return {account.debits_posted, account.credits_posted, account.debits_pending,
+          account.credits_pending};
+}
+
+// `totals` moved by `delta`, or nullopt when a total leaves int64. A total going negative means
+// our own books are broken (a pending release larger than what is pending).
+std::optional<Totals> Moved(const Account& account, const Totals& delta) {
+  Totals out;
+  const Totals in = TotalsOf(account);
+  if (__builtin_add_overflow(in.debits_posted, delta.debits_posted, &out.debits_posted) ||
+      __builtin_add_overflow(in.credits_posted, delta.credits_posted, &out.credits_posted) ||
+      __builtin_add_overflow(in.debits_pending, delta.debits_pending, &out.debits_pending) ||
+      __builtin_add_overflow(in.credits_pending, delta.credits_pending, &out.credits_pending)) {
+    return std::nullopt;
+  }
+  ML_CHECK(out.debits_posted >= 0 && out.credits_posted >= 0 && out.debits_pending >= 0 &&
+               out.credits_pending >= 0,
+           absl::StrCat("account ", account.id.value(), " total would go negative"));
+  return out;
+}
+
+Reject Overflow(const Account& account) {
+  return Reject{RejectReason::kAmountInvalid,
+                absl::StrCat("account ", account.id.value(), " totals would exceed int64")};
+}
+
+// debits_must_not_exceed_credits / credits_must_not_exceed_debits, for a new transfer or hold
+// of `amount` (computed in 128 bits: a sum beyond int64 simply exceeds).
+ItemResult CheckFlags(const Account& debit, const Account& credit, int64_t amount) {
+  if (debit.flags.debits_must_not_exceed_credits) {
+    const __int128 available =
+        __int128{debit.credits_posted} - debit.debits_posted - debit.debits_pending;
+    if (available < amount) {
+      return Reject{
+          RejectReason::kExceedsCredits,
+          absl::StrCat("account ", debit.id.value(), " available ",
+                       Format(available, debit.currency), " < ", Format(amount, debit.currency))};
+    }
+  }
+  if (credit.flags.credits_must_not_exceed_debits) {
+    const __int128 room =
+        __int128{credit.debits_posted} - credit.credits_posted - credit.credits_pending;
+    if (room < amount) {
+      return Reject{
+          RejectReason::kExceedsDebits,
+          absl::StrCat("account ", credit.id.value(), " room for credits ",
+                       Format(room, credit.currency), " < ", Format(amount, credit.currency))};
+    }
+  }
+  return std::nullopt;
+}
+
+// The working set's parts, as the batch sees them (LedgerEngine is WorkingSet's friend and hands
+// them over).
+struct Parts {
+  absl::flat_hash_map<AccountId, Account>& accounts;
+  absl::flat_hash_map<HoldId, Hold>& holds;
+  absl::flat_hash_set<TransferId>& taken_ids;
+  std::vector<Transfer>& transfers;
+  absl::flat_hash_set<AccountId>& touched_accounts;
+  absl::flat_hash_set<HoldId>& touched_holds;
+  std::vector<OutboxEvent>& events;
+};
+
+// Applies one batch item by item and remembers, before the first change to anything, how it
+// was, so that Rollback() returns the working set to exactly its state before the batch.
+class BatchApplier {
+ public:
+  BatchApplier(Parts parts, const BatchContext& context)
+      : w_(parts),
+        context_(context),
+        first_transfer_(parts.transfers.size()),
+        first_event_(parts.events.size()) {}
+
+  ItemResult Apply(size_t index, const TransferSpec& spec) {
+    const bool resolution = spec.pending_id.has_value();
+    return resolution ? ApplyResolution(index, spec) : ApplyNew(index, spec);
+  }
+
+  std::vector<Transfer> Applied() const {
+    return {w_.transfers.begin() + static_cast<ptrdiff_t>(first_transfer_), w_.transfers.end()};
+  }
+
+  void Rollback();
+
+ private:
+  // What the item will write, decided before anything changes.
+  struct Plan {
+    Transfer transfer;
+    Totals debit;
+    Totals credit;
+    HoldState hold_state = HoldState::kPending;  // what a resolution leaves the hold in
+  };
+
+  ItemResult ApplyNew(size_t index, const TransferSpec& spec);
+  ItemResult ApplyResolution(size_t index, const TransferSpec& spec);
+  ItemResult CheckHoldState(const Hold& hold, const TransferSpec& spec) const;
+  std::variant<int64_t, Reject> ResolvedAmount(const Hold& hold, const TransferSpec& spec) const;
+  ItemResult ClientIdFree(const TransferSpec& spec) const;
+  std::variant<TransferId, Reject> AssignId(const TransferSpec& spec);
+  Account& AccountOfHold(const Hold& hold, AccountId id);
+  void Commit(Plan plan);
+  void SetTotals(Account& account, const Totals& totals);
+  void SaveHold(const Hold& hold, bool is_new);
+  Transfer NewTransfer(size_t index, const TransferSpec& spec, const Hold* hold) const;
+
+  Parts w_;
+  const BatchContext& context_;
+  size_t first_transfer_;
+  size_t first_event_;
+  absl::flat_hash_map<AccountId, Account> saved_accounts_;
+  absl::flat_hash_map<HoldId, std::optional<Hold>> saved_holds_;  // nullopt: new in the batch
+  std::vector<TransferId> added_ids_;
+  std::vector<AccountId> newly_touched_accounts_;
+  std::vector<HoldId> newly_touched_holds_;
+};
+
+Transfer BatchApplier::NewTransfer(size_t index, const TransferSpec& spec, const Hold* hold) const {
+  Transfer t;
+  t.memo = spec.memo;
+  t.created_at = context_.now;
+  t.batch_request_id = context_.request_id;
+  t.batch_index = static_cast<int32_t>(index);
+  if (hold == nullptr) {
+    t.debit_account_id = *spec.debit_account_id;
+    t.credit_account_id = *spec.credit_account_id;
+    t.amount = *spec.amount;
+    t.code = *spec.code;
+    t.references = spec.references;
+    t.type = spec.pending ? TransferType::kPending : TransferType::kPosted;
+    t.timeout_ms = spec.timeout_ms;
+    if (spec.pending && spec.timeout_ms > 0) {
+      t.expires_at = context_.now + absl::Milliseconds(spec.timeout_ms);
+    }
+    return t;
+  }
+  const Transfer& h = hold->transfer;
+  t.debit_account_id = h.debit_account_id;
+  t.credit_account_id = h.credit_account_id;
+  t.amount = h.amount;
+  t.code = spec.code.value_or(h.code);
+  t.references = spec.references == TransferReferences{} ? h.references : spec.references;
+  t.type = spec.pending_action == PendingAction::kPost ? TransferType::kPostPending
+                                                       : TransferType::kVoidPending;
+  t.pending_id = h.id;
+  return t;
+}
+
+ItemResult BatchApplier::ClientIdFree(const TransferSpec& spec) const {
+  if (spec.id.has_value() && w_.taken_ids.contains(*spec.id)) {
+    return Reject{RejectReason::kIdAlreadyExists,
+                  absl::StrCat("transfer id ", spec.id->value(), " already exists")};
+  }
+  return std::nullopt;
+}
+
+// Called once every check has passed, so that next_id is consumed only by applied items.
+std::variant<TransferId, Reject> BatchApplier::AssignId(const TransferSpec& spec) {
+  if (spec.id.has_value()) return *spec.id;
+  ML_CHECK(static_cast<bool>(context_.next_id), "BatchContext::next_id is not set");
+  const TransferId id = context_.next_id();
+  if (w_.taken_ids.contains(id)) {
+    // A client-chosen id of this group of batches took the allocated id; request data, so a
+    // rejection rather than a crash.
+    return Reject{RejectReason::kIdAlreadyExists,
+                  absl::StrCat("allocated transfer id ", id.value(),
+                               " is already taken by a client-chosen id; retry")};
+  }
+  return id;
+}
+
+ItemResult BatchApplier::ApplyNew(size_t index, const TransferSpec& spec) {
+  auto debit = w_.accounts.find(*spec.debit_account_id);
+  if (debit == w_.accounts.end()) {
+    return Reject{RejectReason::kDebitAccountNotFound,
+                  absl::StrCat("debit account ", spec.debit_account_id->value(), " not found")};
+  }
+  auto credit = w_.accounts.find(*spec.credit_account_id);
+  if (credit == w_.accounts.end()) {
+    return Reject{RejectReason::kCreditAccountNotFound,
+                  absl::StrCat("credit account ", spec.credit_account_id->value(), " not found")};
+  }
+  const Account& d = debit->second;
+  const Account& c = credit->second;
+  if (d.currency != c.currency || spec.amount->currency() != d.currency) {
+    return Reject{RejectReason::kCurrencyMismatch,
+                  absl::StrCat("debit account ", d.id.value(), " is ", Code(d.currency),
+                               ", credit account ", c.id.value(), " is ", Code(c.currency),
+                               ", amount is ", Code(spec.amount->currency()))};
+  }
+  if (ItemResult taken = ClientIdFree(spec)) return taken;
+  const int64_t amount = spec.amount->minor_units();
+  if (ItemResult exceeded = CheckFlags(d, c, amount)) return exceeded;
+  const Totals debit_delta = spec.pending ? Totals{0, 0, amount, 0} : Totals{amount, 0, 0, 0};
+  const Totals credit_delta = spec.pending ? Totals{0, 0, 0, amount} : Totals{0, amount, 0, 0};
+  const std::optional<Totals> new_debit = Moved(d, debit_delta);
+  if (!new_debit.has_value()) return Overflow(d);
+  const std::optional<Totals> new_credit = Moved(c, credit_delta);
+  if (!new_credit.has_value()) return Overflow(c);
+  Plan plan{NewTransfer(index, spec, nullptr), *new_debit, *new_credit};
+  std::variant<TransferId, Reject> id = AssignId(spec);
+  if (Reject* bad = std::get_if<Reject>(&id)) return std::move(*bad);
+  plan.transfer.id = std::get<TransferId>(id);
+  Commit(std::move(plan));
+  return std::nullopt;
+}
+
+// Whether `spec` may resolve `hold` now: same accounts, still pending, not past its expiry
+// (unless the sweep expires it).
+ItemResult BatchApplier::CheckHoldState(const Hold& hold, const TransferSpec& spec) const {
+  const int64_t id = hold.transfer.id.value();
+  if ((spec.debit_account_id.has_value() &&
+       *spec.debit_account_id != hold.transfer.debit_account_id) ||
+      (spec.credit_account_id.has_value() &&
+       *spec.credit_account_id != hold.transfer.credit_account_id)) {
+    return Reject{RejectReason::kPendingAccountsMismatch,
+                  absl::StrCat("accounts differ from hold ", id, "'s ",
+                               hold.transfer.debit_account_id.value(), " -> ",
+                               hold.transfer.credit_account_id.value())};
+  }
+  switch (hold.state) {
+    case HoldState::kPending:
+      break;
+    case HoldState::kPosted:
+      return Reject{RejectReason::kPendingTransferAlreadyPosted,
+                    absl::StrCat("hold ", id, " is already posted")};
+    case HoldState::kVoided:
+      return Reject{RejectReason::kPendingTransferAlreadyVoided,
+                    absl::StrCat("hold ", id, " is already voided")};
+    case HoldState::kExpired:
+      return Reject{RejectReason::kPendingTransferExpired,
+                    absl::StrCat("hold ", id, " has expired")};
+  }
+  const std::optional<absl::Time>& expires_at = hold.transfer.expires_at;
+  const bool past = expires_at.has_value() && *expires_at <= context_.now;
+  if (spec.expiry && !past) {
+    return Reject{RejectReason::kShapeInvalid,
+                  absl::StrCat("hold ", id, " is not past an expiry time")};
+  }
+  if (past && !spec.expiry) {
+    return Reject{RejectReason::kPendingTransferExpired,
+                  absl::StrCat("hold ", id, " expired at ", Rfc3339(*expires_at))};
+  }
+  return std::nullopt;
+}
+
+// The amount a resolution moves: the whole hold unless a POST names a smaller part.
+std::variant<int64_t, Reject> BatchApplier::ResolvedAmount(const Hold& hold,
+                                                           const TransferSpec& spec) const {
+  const Money& held = hold.transfer.amount;
+  if (!spec.amount.has_value()) return held.minor_units();
+  const Money& asked = *spec.amount;
+  if (asked.currency() != held.currency()) {
+    return Reject{RejectReason::kCurrencyMismatch,
+                  absl::StrCat("hold ", hold.transfer.id.value(), " is ", Code(held.currency()),
+                               ", amount is ", Code(asked.currency()))};
+  }
+  if (spec.pending_action == PendingAction::kVoid && asked != held) {
+    return Reject{RejectReason::kAmountInvalid,
+                  absl::StrCat("a void releases the whole hold of ",
+                               Format(held.minor_units(), held.currency()), ", not ",
+                               Format(asked.minor_units(), held.currency()))};
+  }
+  if (asked.minor_units() > held.minor_units()) {
+    return Reject{RejectReason::kExceedsPendingAmount,
+                  absl::StrCat(Format(asked.minor_units(), held.currency()), " exceeds hold ",
+                               hold.transfer.id.value(), " of ",
+                               Format(held.minor_units(), held.currency()))};
+  }
+  return asked.minor_units();
+}
+
+// A hold's accounts exist in the ledger; the committer loads them with the hold.
+Account& BatchApplier::AccountOfHold(const Hold& hold, AccountId id) {
+  auto it = w_.accounts.find(id);
+  ML_CHECK(it != w_.accounts.end(),
+           absl::StrCat("account ", id.value(), " of hold ", hold.transfer.id.value(),
+                        " is not in the working set; load a hold's accounts with it"));
+  return it->second;
+}
+
+ItemResult BatchApplier::ApplyResolution(size_t index, const TransferSpec& spec) {
+  auto found = w_.holds.find(*spec.pending_id);
+  if (found == w_.holds.end()) {
+    return Reject{RejectReason::kPendingTransferNotFound,
+                  absl::StrCat("hold ", spec.pending_id->value(), " not found")};
+  }
+  const Hold& hold = found->second;
+  if (ItemResult bad = CheckHoldState(hold, spec)) return bad;
+  std::variant<int64_t, Reject> amount = ResolvedAmount(hold, spec);
+  if (Reject* bad = std::get_if<Reject>(&amount)) return std::move(*bad);
+  Plan plan{NewTransfer(index, spec, &hold), {}, {}};
+  if (NeedsLoan(plan.transfer.code) && !plan.transfer.references.loan_id.has_value()) {
+    return Reject{RejectReason::kReferenceMissing,
+                  absl::StrCat(CodeName(plan.transfer.code), " must name its loan")};
+  }
+  if (ItemResult taken = ClientIdFree(spec)) return taken;
+  const int64_t held = hold.transfer.amount.minor_units();
+  const int64_t posted =
+      spec.pending_action == PendingAction::kPost ? std::get<int64_t>(amount) : 0;
+  const Account& d = AccountOfHold(hold, hold.transfer.debit_account_id);
+  const Account& c = AccountOfHold(hold, hold.transfer.credit_account_id);
+  const std::optional<Totals> new_debit = Moved(d, Totals{posted, 0, -held, 0});
+  if (!new_debit.has_value()) return Overflow(d);
+  const std::optional<Totals> new_credit = Moved(c, Totals{0, posted, 0, -held});
+  if (!new_credit.has_value()) return Overflow(c);
+  plan.debit = *new_debit;
+  plan.credit = *new_credit;
+  plan.hold_state = spec.pending_action == PendingAction::kPost ? HoldState::kPosted
+                    : spec.expiry                               ? HoldState::kExpired
+                                                                : HoldState::kVoided;
+  if (spec.pending_action == PendingAction::kPost) {
+    plan.transfer.amount = Money::FromMinor(hold.transfer.amount.currency(), posted);
+  }
+  std::variant<TransferId, Reject> id = AssignId(spec);
+  if (Reject* bad = std::get_if<Reject>(&id)) return std::move(*bad);
+  plan.transfer.id = std::get<TransferId>(id);
+  Commit(std::move(plan));
+  return std::nullopt;
+}
+
+void BatchApplier::SetTotals(Account& account, const Totals& totals) {
+  if (!saved_accounts_.contains(account.id)) saved_accounts_.emplace(account.id, account);
+  if (w_.touched_accounts.insert(account.id).second) newly_touched_accounts_.push_back(account.id);
+  account.debits_posted = totals.debits_posted;
+  account.credits_posted = totals.credits_posted;
+  account.debits_pending = totals.debits_pending;
+  account.credits_pending = totals.credits_pending;
+}
+
+void BatchApplier::SaveHold(const Hold& hold, bool is_new) {
+  const HoldId id = hold.transfer.id;
+  if (!saved_holds_.contains(id)) {
+    saved_holds_.emplace(id, is_new ? std::nullopt : std::optional<Hold>(w_.holds.at(id)));
+  }
+  if (w_.touched_holds.insert(id).second) newly_touched_holds_.push_back(id);
+  w_.holds.insert_or_assign(id, hold);
+}
+
+void BatchApplier::Commit(Plan plan) {
+  const Transfer& t = plan.transfer;
+  ML_CHECK(w_.taken_ids.insert(t.id).second,
+           absl::StrCat("transfer id ", t.id.value(), " assigned twice"));
+  added_ids_.push_back(t.id);
+  Account& debit = w_.accounts.at(t.debit_account_id);
+  Account& credit = w_.accounts.at(t.credit_account_id);
+  SetTotals(debit, plan.debit);
+  SetTotals(credit, plan.credit);
+  if (t.type == TransferType::kPending) {
+    SaveHold(Hold{t, HoldState::kPending, 0, std::nullopt}, /*is_new=*/true);
+  } else if (t.pending_id.has_value()) {
+    Hold hold = w_.holds.at(*t.pending_id);
+    hold.state = plan.hold_state;
+    hold.posted_amount = t.type == TransferType::kPostPending ? t.amount.minor_units() : 0;
+    hold.resolved_by = t.id;
+    SaveHold(hold, /*is_new=*/false);
+  }
+  w_.events.push_back(TransferEvent(t, debit, credit));
+  w_.transfers.push_back(std::move(plan.transfer));
+}
+
+void BatchApplier::Rollback() {
+  for (auto& [id, account] : saved_accounts_) w_.accounts.insert_or_assign(id, std::move(account));
+  for (auto& [id, hold] : saved_holds_) {
+    if (hold.has_value()) {
+      w_.holds.insert_or_assign(id, std::move(*hold));
+    } else {
+      w_.holds.erase(id);
+    }
+  }
+  for (TransferId id : added_ids_) w_.taken_ids.erase(id);
+  for (AccountId id : newly_touched_accounts_) w_.touched_accounts.erase(id);
+  for (HoldId id : newly_touched_holds_) w_.touched_holds.erase(id);
+  w_.transfers.resize(first_transfer_);
+  w_.events.resize(first_event_);
+  saved_accounts_.clear();
+  saved_holds_.clear();
+}
+
+nlohmann::json SideJson(const Account& account) {
+  return {{"owner_type", OwnerTypeName(account.owner_type)},
+          {"owner_id", account.owner_id},
+          {"kind", KindName(account.kind)},
+          {"balance", Money::FromMinor(account.currency, account.balance()).ToString()},
+          {"available", Money::FromMinor(account.currency, account.available()).ToString()}};
+}
+
+nlohmann::json ReferencesJson(const TransferReferences& r) {
+  nlohmann::json out = nlohmann::json::object();
+  if (r.loan_id) out["loan_id"] = r.loan_id->ToString();
+  if (r.order_id) out["order_id"] = r.order_id->ToString();
+  if (r.repayment_id) out["repayment_id"] = r.repayment_id->ToString();
+  if (r.withdrawal_id) out["withdrawal_id"] = r.withdrawal_id->ToString();
+  if (r.campaign_id) out["campaign_id"] = r.campaign_id->ToString();
+  if (!r.external_payment_id.empty()) out["external_payment_id"] = r.external_payment_id;
+  return out;
+}
+
+}  // namespace
+
+WorkingSet::WorkingSet(Loaded loaded) {
+  for (Account& account : loaded.accounts) {
+    const AccountId id = account.id;
+    accounts_.insert_or_assign(id, std::move(account));
+  }
+  for (Hold& hold : loaded.holds) {
+    // A store may answer a pending_id that names a posted transfer with that transfer: its id
+    // is taken, but it is not a hold (resolving it is kPendingTransferNotFound).
+    taken_ids_.insert(hold.transfer.id);
+    if (hold.resolved_by.has_value()) taken_ids_.insert(*hold.resolved_by);
+    if (hold.transfer.type != TransferType::kPending) continue;
+    const HoldId id = hold.transfer.id;
+    holds_.insert_or_assign(id, std::move(hold));
+  }
+  taken_ids_.insert(loaded.existing_ids.begin(), loaded.existing_ids.end());
+}
+
+const Account* WorkingSet::FindAccount(AccountId id) const {
+  auto it = accounts_.find(id);
+  return it == accounts_.end() ? nullptr : &it->second;
+}
+
+const Hold* WorkingSet::FindHold(HoldId id) const {
+  auto it = holds_.find(id);
+  return it == holds_.end() ? nullptr : &it->second;
+}
+
+bool WorkingSet::TransferIdTaken(TransferId id) const { return taken_ids_.contains(id); }
+
+CommitSet WorkingSet::TakeCommitSet() {
+  CommitSet out;
+  out.transfers = std::move(transfers_);
+  out.events = std::move(events_);
+  transfers_.clear();
+  events_.clear();
+  for (AccountId id : touched_accounts_) out.accounts.push_back(accounts_.at(id));
+  for (HoldId id : touched_holds_) out.holds.push_back(holds_.at(id));
+  touched_accounts_.clear();
+  touched_holds_.clear();
+  std::sort(out.accounts.begin(), out.accounts.end(),
+            [](const Account& a, const Account& b) { return a.id < b.id; });
+  std::sort(out.holds.begin(), out.holds.end(),
+            [](const Hold& a, const Hold& b) { return a.transfer.id < b.transfer.id; });
+  return out;
+}
+
+std::optional<Rejection> LedgerEngine::ValidateShape(const std::vector<TransferSpec>& specs) {
+  if (std::optional<Rejection> bad = CheckBatchSize(specs.size())) return bad;
+  absl::flat_hash_set<TransferId> batch_ids;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    if (ItemResult bad = CheckItem(specs[i], batch_ids)) return At(i, std::move(*bad));
+  }
+  return std::nullopt;
+}
+
+void LedgerEngine::CollectReferences(const std::vector<TransferSpec>& specs, LoadRequest* out) {
+  for (const TransferSpec& spec : specs) {
+    if (spec.debit_account_id) out->accounts.push_back(*spec.debit_account_id);
+    if (spec.credit_account_id) out->accounts.push_back(*spec.credit_account_id);
+    if (spec.pending_id) out->holds.push_back(*spec.pending_id);
+    if (spec.id) out->client_ids.push_back(*spec.id);
+  }
+  auto sort_unique = [](auto& ids) {
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  };
+  sort_unique(out->accounts);
+  sort_unique(out->holds);
+  sort_unique(out->client_ids);
+}
+
+size_t LedgerEngine::IdsNeeded(const std::vector<TransferSpec>& specs) {
+  return static_cast<size_t>(std::count_if(
+      specs.begin(), specs.end(), [](const TransferSpec& s) { return !s.id.has_value(); }));
+}
+
+std::variant<std::vector<Transfer>, Rejection> LedgerEngine::ApplyBatch(
+    const std::vector<TransferSpec>& specs, const BatchContext& context, WorkingSet& working) {
+  if (std::optional<Rejection> bad = CheckBatchSize(specs.size())) return *bad;
+  BatchApplier applier(
+      Parts{working.accounts_, working.holds_, working.taken_ids_, working.transfers_,
+            working.touched_accounts_, working.touched_holds_, working.events_},
+      context);
+  absl::flat_hash_set<TransferId> batch_ids;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    ItemResult bad = CheckItem(specs[i], batch_ids);
+    if (!bad) bad = applier.Apply(i, specs[i]);
+    if (bad) {
+      applier.Rollback();
+      return At(i, std::move(*bad));
+    }
+  }
+  return applier.Applied();
+}
+
+TransferSpec LedgerEngine::ExpirySpec(HoldId hold) {
+  TransferSpec spec;
+  spec.pending_id = hold;
+  spec.pending_action = PendingAction::kVoid;
+  spec.expiry = true;
+  return spec;
+}
+
+OutboxEvent TransferEvent(const Transfer& transfer, const Account& debit, const Account& credit) {
+  nlohmann::json payload = {{"id", transfer.id.ToString()},
+                            {"type", TypeName(transfer.type)},
+                            {"code", CodeName(transfer.code)},
+                            {"debit_account_id", transfer.debit_account_id.ToString()},
+                            {"credit_account_id", transfer.credit_account_id.ToString()},
+                            {"amount", transfer.amount.ToString()},
+                            {"currency", Code(transfer.amount.currency())},
+                            {"references", ReferencesJson(transfer.references)},
+                            {"created_at", Rfc3339(transfer.created_at)},
+                            {"batch_request_id", transfer.batch_request_id},
+                            {"batch_index", transfer.batch_index},
+                            {"debit_owner", SideJson(debit)},
+                            {"credit_owner", SideJson(credit)}};
+  if (transfer.pending_id) payload["pending_id"] = transfer.pending_id->ToString();
+  if (transfer.timeout_ms > 0) payload["timeout_ms"] = transfer.timeout_ms;
+  if (transfer.expires_at) payload["expires_at"] = Rfc3339(*transfer.expires_at);
+  if (!transfer.memo.empty()) payload["memo"] = transfer.memo;
+  OutboxEvent event;
+  event.event_id = absl::StrCat("transfer-", transfer.id.value());
+  event.kind = "transfer_committed";
+  event.account_id = debit.id;
+  event.payload = payload.dump();
+  event.created_at = transfer.created_at;
+  return event;
+}
+
+}  // namespace microlend::lending

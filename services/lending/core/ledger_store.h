@@ -1,0 +1,225 @@
+// The ledger's storage seam, owned by the core. PgLedgerStore (store/) implements it on
+// PostgreSQL; FakeLedgerStore (testing/) in memory for unit tests.
+//
+// Writes happen only inside Transact(): the core loads what a group of batches touches with
+// LoadForUpdate (row locks, taken in ascending id order so concurrent transactions cannot
+// deadlock), decides everything in memory (LedgerEngine), then hands one CommitSet to Write().
+// Transact commits when the function returns OK and rolls back otherwise; nothing of a
+// rolled-back transaction is visible. Status codes from the store:
+//   Unavailable  database unreachable or outcome unknown (the caller may retry the request id)
+//   Aborted      serialization failure / deadlock: retry the transaction
+//   AlreadyExists unique key taken (e.g. an account's owner key)
+//   NotFound     for Get* of a missing row
+// Implementations are thread-safe; each Transact runs on its own connection.
+#ifndef MICROLEND_SERVICES_LENDING_CORE_LEDGER_STORE_H_
+#define MICROLEND_SERVICES_LENDING_CORE_LEDGER_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "services/lending/core/ledger_types.h"
+
+namespace microlend::lending {
+
+// An idempotency record: the request's key and, once decided, its remembered outcome.
+// `payload` is opaque to the core (the adapter's encoded response or rejection).
+struct IdempotencyRecord {
+  std::string caller;      // principal subject; request ids are scoped per caller
+  std::string request_id;  // 1..128 chars
+  std::string method;      // e.g. "LedgerService.CreateTransfers"
+  std::string body_hash;   // SHA-256 of the request without its request_id (binary, 32 bytes)
+  absl::StatusCode code = absl::StatusCode::kOk;
+  std::string message;
+  std::string payload;
+  friend bool operator==(const IdempotencyRecord&, const IdempotencyRecord&) = default;
+};
+
+// An event for the outbox: written in the same transaction as the money movement, relayed to
+// Redis Streams at least once. `event_id` is unique ("transfer-<id>"); `payload` is JSON.
+struct OutboxEvent {
+  int64_t sequence = 0;  // assigned by the store at write; commit order per account
+  std::string event_id;
+  std::string kind;  // "transfer_committed", "hold_resolved", ...
+  std::optional<AccountId> account_id;  // ordering key (the debit account)
+  std::string payload;
+  absl::Time created_at;
+  friend bool operator==(const OutboxEvent&, const OutboxEvent&) = default;
+};
+
+// A lender's withdrawal: requested (with a hold on the wallet) -> approved -> paid (the hold is
+// posted), or rejected / cancelled (the hold is voided).
+enum class WithdrawalState { kRequested = 1, kApproved = 2, kPaid = 3, kRejected = 4, kCancelled = 5 };
+
+struct Withdrawal {
+  WithdrawalId id{0};
+  LenderId lender_id{0};
+  AccountId wallet_account_id{0};
+  Money amount = Money::Zero(Currency::Usd());
+  WithdrawalState state = WithdrawalState::kRequested;
+  HoldId hold_id{0};
+  std::string external_payment_id;  // set when paid
+  std::string reason;               // set when rejected / cancelled
+  absl::Time created_at;
+  absl::Time updated_at;
+  friend bool operator==(const Withdrawal&, const Withdrawal&) = default;
+};
+
+// LoadForUpdate locks the holds first, then the union of `accounts` and every loaded hold's
+// debit and credit accounts, in ascending id order (so a resolution naming only its hold can
+// be applied). Ids are deduplicated; missing rows are simply absent from Loaded.
+struct LoadRequest {
+  std::vector<AccountId> accounts;      // locked FOR UPDATE
+  std::vector<HoldId> holds;            // locked FOR UPDATE, with their accounts
+  std::vector<TransferId> client_ids;   // checked for existence only
+  std::vector<std::pair<std::string, std::string>> idempotency;  // (caller, request_id)
+  std::vector<WithdrawalId> withdrawals;  // locked FOR UPDATE
+};
+
+struct Loaded {
+  std::vector<Account> accounts;           // those found; missing ids are simply absent
+  std::vector<Hold> holds;
+  std::vector<TransferId> existing_ids;
+  std::vector<IdempotencyRecord> records;
+  std::vector<Withdrawal> withdrawals;
+};
+
+struct CommitSet {
+  std::vector<Transfer> transfers;            // new, in commit order
+  std::vector<Hold> holds;                    // new holds and resolved ones (upsert by id)
+  std::vector<Account> accounts;              // touched accounts with their new totals
+  std::vector<IdempotencyRecord> idempotency;  // new records (insert; a duplicate key fails)
+  std::vector<OutboxEvent> events;
+  std::vector<Withdrawal> withdrawals;        // upsert by id
+  bool empty() const {
+    return transfers.empty() && holds.empty() && accounts.empty() && idempotency.empty() &&
+           events.empty() && withdrawals.empty();
+  }
+};
+
+class LedgerTxn {
+ public:
+  virtual ~LedgerTxn() = default;
+  virtual absl::StatusOr<Loaded> LoadForUpdate(const LoadRequest& request) = 0;
+  // Fresh, unique, increasing ids for transfers the client did not name.
+  virtual absl::StatusOr<std::vector<TransferId>> AllocateTransferIds(size_t count) = 0;
+  virtual absl::StatusOr<WithdrawalId> AllocateWithdrawalId() = 0;
+  virtual absl::Status Write(const CommitSet& commit) = 0;
+};
+
+struct PageSpec {
+  int32_t limit = 100;       // already capped by the caller
+  int64_t after_id = 0;      // cursor: rows with id (or sequence) beyond this
+  bool newest_first = false;
+};
+
+struct AccountFilter {
+  std::optional<OwnerType> owner_type;
+  std::string owner_id;  // empty = any
+  std::optional<AccountKind> kind;
+  std::optional<Currency> currency;
+};
+
+struct TransferFilter {
+  std::optional<AccountId> account_id;  // debit or credit side
+  std::optional<absl::Time> from_time;  // inclusive
+  std::optional<absl::Time> to_time;    // exclusive
+  std::vector<TransferCode> codes;      // empty = any
+  std::vector<TransferType> types;      // empty = any
+  std::optional<LoanId> loan_id;
+};
+
+template <typename T>
+struct Page {
+  std::vector<T> items;
+  int64_t next_after_id = 0;  // 0 = no more
+  int64_t total_count = 0;
+};
+
+// One statement row: a posted transfer touching the account, with the account's balance after
+// it (running balance). Pending holds are not rows; they show in GetBalance.
+struct StatementRow {
+  Transfer transfer;
+  int64_t signed_amount = 0;    // + credit to the account, - debit
+  int64_t balance_after = 0;
+};
+
+struct ReconcileFinding {
+  enum class Kind { kCurrencySumNonzero = 1, kBalanceReplayMismatch, kConstrainedAccountNegative,
+                    kLoanOverfunded, kOutboxUnpublished };
+  Kind kind;
+  std::optional<AccountId> account_id;
+  std::string currency;
+  int64_t expected = 0;
+  int64_t actual = 0;
+  int64_t count = 0;
+  std::string detail;
+};
+
+struct CurrencyTotals {
+  Currency currency = Currency::Usd();
+  int64_t balance_sum = 0;
+  int64_t posted_volume = 0;
+  int64_t account_count = 0;
+};
+
+struct ReconcileData {
+  std::vector<CurrencyTotals> totals;
+  std::vector<ReconcileFinding> findings;
+  int64_t accounts_checked = 0;
+  int64_t transfers_checked = 0;
+};
+
+class LedgerStore {
+ public:
+  virtual ~LedgerStore() = default;
+
+  virtual absl::Status Transact(const std::function<absl::Status(LedgerTxn&)>& fn) = 0;
+
+  // Opens an account and remembers `record` (with the encoded response the caller put in its
+  // payload) in one transaction. AlreadyExists when the owner key or the id is taken.
+  virtual absl::StatusOr<Account> CreateAccount(const NewAccount& account, absl::Time now,
+                                                const IdempotencyRecord& record) = 0;
+  virtual absl::StatusOr<std::optional<IdempotencyRecord>> FindIdempotency(
+      const std::string& caller, const std::string& request_id) = 0;
+
+  virtual absl::StatusOr<Account> GetAccount(AccountId id) = 0;
+  virtual absl::StatusOr<std::optional<Account>> FindAccountByOwner(OwnerType owner_type,
+                                                                    const std::string& owner_id,
+                                                                    AccountKind kind,
+                                                                    Currency currency) = 0;
+  virtual absl::StatusOr<Page<Account>> ListAccounts(const AccountFilter& filter,
+                                                     const PageSpec& page) = 0;
+  // A transfer; for a hold also its state (Hold.transfer.type == kPending).
+  virtual absl::StatusOr<Hold> GetTransfer(TransferId id) = 0;
+  virtual absl::StatusOr<Page<Transfer>> ListTransfers(const TransferFilter& filter,
+                                                       const PageSpec& page) = 0;
+  virtual absl::StatusOr<Page<StatementRow>> Statement(AccountId account,
+                                                       const TransferFilter& filter,
+                                                       const PageSpec& page) = 0;
+  virtual absl::StatusOr<std::vector<HoldId>> ListExpiredHolds(absl::Time now, size_t limit) = 0;
+
+  virtual absl::StatusOr<Withdrawal> GetWithdrawal(WithdrawalId id) = 0;
+  virtual absl::StatusOr<Page<Withdrawal>> ListWithdrawals(std::optional<LenderId> lender,
+                                                           std::optional<WithdrawalState> state,
+                                                           const PageSpec& page) = 0;
+
+  // Outbox relay: oldest unpublished first (by sequence), then marks them published.
+  virtual absl::StatusOr<std::vector<OutboxEvent>> FetchUnpublished(size_t limit) = 0;
+  virtual absl::Status MarkPublished(const std::vector<int64_t>& sequences, absl::Time at) = 0;
+
+  // The invariant checks, on one consistent snapshot. `outbox_deadline`: events older than this
+  // and still unpublished are findings.
+  virtual absl::StatusOr<ReconcileData> Reconcile(const std::vector<Currency>& currencies,
+                                                  bool replay_balances,
+                                                  absl::Time outbox_deadline) = 0;
+};
+
+}  // namespace microlend::lending
+
+#endif  // MICROLEND_SERVICES_LENDING_CORE_LEDGER_STORE_H_

@@ -1,0 +1,302 @@
+// The Ledger facade (group committer, idempotency, withdrawals, expiry) and the outbox relay,
+// against the in-memory FakeLedgerStore.
+#include "services/lending/core/ledger.h"
+
+#include <atomic>
+#include <thread>
+
+#include "common/strings.h"
+#include "gtest/gtest.h"
+#include "services/lending/core/outbox_relay.h"
+#include "services/lending/core/wallets.h"
+#include "services/lending/testing/fake_ledger_store.h"
+
+namespace microlend::lending {
+namespace {
+
+const absl::Time kStart = absl::FromUnixSeconds(1'800'000'000);
+
+Money Usd(std::string_view amount) { return *Money::Parse(amount, "USD"); }
+
+RequestKey Key(std::string id, std::string body = "body", std::string caller = "svc") {
+  return RequestKey{.caller = std::move(caller), .request_id = std::move(id),
+                    .method = "Test.Batch", .body_hash = std::move(body)};
+}
+
+ResultEncoder Encoder() {
+  return {.success = [](const std::vector<Transfer>& t, absl::Time) {
+            return absl::StrCat("ok:", t.size(), ":", t.empty() ? 0 : t[0].id.value());
+          },
+          .rejection = [](const Rejection& r) {
+            return absl::StrCat("rejected:", r.item_index, ":", static_cast<int>(r.reason));
+          }};
+}
+
+class LedgerTest : public ::testing::Test {
+ protected:
+  LedgerTest() : clock_(kStart), ledger_(&store_, &clock_), wallets_(&ledger_) { ledger_.Start(); }
+  ~LedgerTest() override { ledger_.Stop(); }
+
+  Account Wallet(int64_t lender) { return *wallets_.OpenWallet(LenderId(lender), Currency::Usd()); }
+  int64_t Available(int64_t lender) {
+    return wallets_.FindWallet(LenderId(lender), Currency::Usd())->available();
+  }
+  LedgerReply Deposit(int64_t lender, std::string_view amount, std::string id) {
+    return wallets_.Deposit(Key(std::move(id), absl::StrCat("dep", lender, AsAbsl(amount))), LenderId(lender),
+                            Usd(amount), "ext-1", Encoder());
+  }
+  TransferSpec Move(const Account& from, const Account& to, std::string_view amount,
+                    bool pending = false) {
+    TransferSpec s;
+    s.debit_account_id = from.id;
+    s.credit_account_id = to.id;
+    s.amount = Usd(amount);
+    s.code = TransferCode::kCorrection;
+    s.pending = pending;
+    return s;
+  }
+  // `outbox_deadline`: events created before it must have been published (only the relay test
+  // runs a relay, so the others judge balances alone).
+  void ExpectReconciled(absl::Time outbox_deadline = absl::InfinitePast()) {
+    absl::StatusOr<ReconcileData> r = store_.Reconcile({}, true, outbox_deadline);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_TRUE(r->findings.empty()) << r->findings.size() << " findings, first: "
+                                     << (r->findings.empty() ? "" : r->findings[0].detail);
+  }
+
+  FakeLedgerStore store_;
+  FakeClock clock_;
+  Ledger ledger_;
+  Wallets wallets_;
+};
+
+TEST_F(LedgerTest, DepositCreditsWalletAndRetryIsReplayed) {
+  LedgerReply first = Deposit(1, "25.00", "d1");
+  ASSERT_TRUE(first.status.ok()) << first.status;
+  EXPECT_FALSE(first.replayed);
+  ASSERT_EQ(first.transfers.size(), 1u);
+  LedgerReply again = Deposit(1, "25.00", "d1");
+  ASSERT_TRUE(again.status.ok()) << again.status;
+  EXPECT_TRUE(again.replayed);
+  EXPECT_EQ(again.payload, first.payload);
+  EXPECT_EQ(Available(1), 2500);  // applied once
+  ExpectReconciled();
+}
+
+TEST_F(LedgerTest, SameRequestIdWithDifferentBodyIsAlreadyExistsAndChangesNothing) {
+  ASSERT_TRUE(Deposit(1, "25.00", "d1").status.ok());
+  LedgerReply other = Deposit(1, "50.00", "d1");
+  EXPECT_EQ(other.status.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(Available(1), 2500);
+}
+
+TEST_F(LedgerTest, RequestIdsAreScopedPerCaller) {
+  Account a = Wallet(1);
+  ASSERT_TRUE(Deposit(1, "10.00", "same").status.ok());
+  Account b = Wallet(2);
+  LedgerReply r = ledger_.SubmitBatch(Key("same", "dep110.00", "someone-else"),
+                                      {Move(a, b, "1.00")}, Encoder());
+  EXPECT_TRUE(r.status.ok()) << r.status;
+  EXPECT_FALSE(r.replayed);
+}
+
+TEST_F(LedgerTest, OverdraftIsRejectedRememberedAndMovesNothing) {
+  Account a = Wallet(1), b = Wallet(2);
+  ASSERT_TRUE(Deposit(1, "10.00", "d1").status.ok());
+  LedgerReply r = ledger_.SubmitBatch(Key("x1"), {Move(a, b, "10.01")}, Encoder());
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(r.rejection.has_value());
+  EXPECT_EQ(r.rejection->reason, RejectReason::kExceedsCredits);
+  EXPECT_EQ(Available(1), 1000);
+  EXPECT_EQ(Available(2), 0);
+  // A retry gets the remembered failure, even after the wallet could afford it.
+  ASSERT_TRUE(Deposit(1, "5.00", "d2").status.ok());
+  LedgerReply retry = ledger_.SubmitBatch(Key("x1"), {Move(a, b, "10.01")}, Encoder());
+  EXPECT_EQ(retry.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(retry.replayed);
+  EXPECT_EQ(retry.payload, r.payload);
+  EXPECT_EQ(Available(2), 0);
+  ExpectReconciled();
+}
+
+TEST_F(LedgerTest, LinkedBatchIsAllOrNothing) {
+  Account a = Wallet(1), b = Wallet(2), c = Wallet(3);
+  ASSERT_TRUE(Deposit(1, "30.00", "d1").status.ok());
+  LedgerReply r = ledger_.SubmitBatch(
+      Key("batch"), {Move(a, b, "10.00"), Move(a, c, "10.00"), Move(a, b, "10.01")}, Encoder());
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(r.rejection->item_index, 2);
+  EXPECT_EQ(Available(1), 3000);
+  EXPECT_EQ(Available(2), 0);
+  EXPECT_EQ(Available(3), 0);
+}
+
+TEST_F(LedgerTest, InvalidShapeIsRefusedBeforeQueueingAndNotRemembered) {
+  Account a = Wallet(1);
+  LedgerReply r = ledger_.SubmitBatch(Key("bad"), {Move(a, a, "1.00")}, Encoder());
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kInvalidArgument);
+  for (const IdempotencyRecord& rec : store_.AllIdempotency()) EXPECT_NE(rec.request_id, "bad");
+  LedgerReply empty = ledger_.SubmitBatch(Key("empty"), {}, Encoder());
+  EXPECT_EQ(empty.status.code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(LedgerTest, AbortedCommitIsRetriedTransparently) {
+  Wallet(1);
+  store_.FailNextTransact(absl::AbortedError("serialization failure"));
+  LedgerReply r = Deposit(1, "1.00", "d1");
+  EXPECT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(Available(1), 100);
+}
+
+TEST_F(LedgerTest, UnavailableCommitIsNotRememberedSoTheRetryApplies) {
+  Wallet(1);
+  store_.FailNextWrite(absl::UnavailableError("connection lost"));
+  LedgerReply r = Deposit(1, "1.00", "d1");
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Available(1), 0);
+  LedgerReply retry = Deposit(1, "1.00", "d1");
+  EXPECT_TRUE(retry.status.ok()) << retry.status;
+  EXPECT_FALSE(retry.replayed);
+  EXPECT_EQ(Available(1), 100);
+}
+
+TEST_F(LedgerTest, ConcurrentSubmittersShareTransactionsAndAllApplyExactlyOnce) {
+  constexpr int kThreads = 16, kPerThread = 200;
+  for (int t = 0; t < kThreads; ++t) Wallet(t + 1);
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        if (Deposit(t + 1, "0.01", absl::StrCat("t", t, "-", i)).status.ok()) ++ok;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), kThreads * kPerThread);
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(Available(t + 1), kPerThread);
+  EXPECT_EQ(store_.AllEvents().size(), static_cast<size_t>(kThreads * kPerThread));
+  ExpectReconciled();
+}
+
+TEST_F(LedgerTest, DuplicateRequestIdsInOneGroupApplyOnce) {
+  Wallet(1);
+  std::vector<std::thread> threads;
+  std::atomic<int> replays{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      LedgerReply r = Deposit(1, "3.00", "same-id");
+      ASSERT_TRUE(r.status.ok()) << r.status;
+      if (r.replayed) ++replays;
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(replays.load(), 7);
+  EXPECT_EQ(Available(1), 300);
+}
+
+std::string EncodeWithdrawal(const Withdrawal& w) {
+  return absl::StrCat("w:", w.id.value(), ":", static_cast<int>(w.state));
+}
+
+TEST_F(LedgerTest, WithdrawalHoldsThenPaysAfterApproval) {
+  ASSERT_TRUE(Deposit(1, "100.00", "d1").status.ok());
+  LedgerReply req = wallets_.RequestWithdrawal(Key("w1"), LenderId(1), Usd("60.00"), EncodeWithdrawal);
+  ASSERT_TRUE(req.status.ok()) << req.status;
+  ASSERT_TRUE(req.withdrawal.has_value());
+  EXPECT_EQ(Available(1), 4000);  // held, not yet gone
+  WithdrawalId id = req.withdrawal->id;
+  LedgerReply early = ledger_.AdvanceWithdrawal(Key("w2"), id, WithdrawalState::kPaid, "bank-1",
+                                                EncodeWithdrawal);
+  EXPECT_EQ(early.status.code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(ledger_.AdvanceWithdrawal(Key("w3"), id, WithdrawalState::kApproved, "",
+                                        EncodeWithdrawal).status.ok());
+  LedgerReply paid = ledger_.AdvanceWithdrawal(Key("w4"), id, WithdrawalState::kPaid, "bank-1",
+                                               EncodeWithdrawal);
+  ASSERT_TRUE(paid.status.ok()) << paid.status;
+  EXPECT_EQ(paid.withdrawal->state, WithdrawalState::kPaid);
+  Account w = *wallets_.FindWallet(LenderId(1), Currency::Usd());
+  EXPECT_EQ(w.balance(), 4000);
+  EXPECT_EQ(w.debits_pending, 0);
+  ExpectReconciled();
+}
+
+TEST_F(LedgerTest, RejectedWithdrawalReleasesTheHold) {
+  ASSERT_TRUE(Deposit(1, "100.00", "d1").status.ok());
+  LedgerReply req = wallets_.RequestWithdrawal(Key("w1"), LenderId(1), Usd("100.00"), EncodeWithdrawal);
+  ASSERT_TRUE(req.status.ok());
+  EXPECT_EQ(Available(1), 0);
+  LedgerReply more = wallets_.RequestWithdrawal(Key("w2"), LenderId(1), Usd("0.01"), EncodeWithdrawal);
+  EXPECT_EQ(more.status.code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(ledger_.AdvanceWithdrawal(Key("w3"), req.withdrawal->id, WithdrawalState::kRejected,
+                                        "kyc", EncodeWithdrawal).status.ok());
+  EXPECT_EQ(Available(1), 10000);
+  LedgerReply twice = ledger_.AdvanceWithdrawal(Key("w4"), req.withdrawal->id,
+                                                WithdrawalState::kPaid, "x", EncodeWithdrawal);
+  EXPECT_EQ(twice.status.code(), absl::StatusCode::kFailedPrecondition);
+  ExpectReconciled();
+}
+
+TEST_F(LedgerTest, ExpiredHoldsAreVoidedByTheSweepAndCannotBePosted) {
+  Account a = Wallet(1), b = Wallet(2);
+  ASSERT_TRUE(Deposit(1, "50.00", "d1").status.ok());
+  TransferSpec hold = Move(a, b, "50.00", /*pending=*/true);
+  hold.timeout_ms = 45 * 60 * 1000;
+  LedgerReply held = ledger_.SubmitBatch(Key("h1"), {hold}, Encoder());
+  ASSERT_TRUE(held.status.ok()) << held.status;
+  EXPECT_EQ(Available(1), 0);
+  EXPECT_EQ(*ledger_.ExpireHolds(100), 0u);  // not yet
+  clock_.Advance(absl::Minutes(46));
+  TransferSpec post;
+  post.pending_id = held.transfers[0].id;
+  post.pending_action = PendingAction::kPost;
+  LedgerReply late = ledger_.SubmitBatch(Key("p1"), {post}, Encoder());
+  EXPECT_EQ(late.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(*ledger_.ExpireHolds(100), 1u);
+  EXPECT_EQ(Available(1), 5000);
+  EXPECT_EQ(store_.GetTransfer(held.transfers[0].id)->state, HoldState::kExpired);
+  EXPECT_EQ(*ledger_.ExpireHolds(100), 0u);  // resolves at most once
+  ExpectReconciled();
+}
+
+TEST_F(LedgerTest, StoppedLedgerAnswersUnavailable) {
+  Wallet(1);
+  ledger_.Stop();
+  EXPECT_EQ(Deposit(1, "1.00", "d1").status.code(), absl::StatusCode::kUnavailable);
+}
+
+class FlakyPublisher final : public EventPublisher {
+ public:
+  absl::Status Publish(const std::vector<OutboxEvent>& events) override {
+    if (fail_next_) {
+      fail_next_ = false;
+      return absl::UnavailableError("redis down");
+    }
+    for (const OutboxEvent& e : events) published.push_back(e.event_id);
+    return absl::OkStatus();
+  }
+  bool fail_next_ = true;
+  std::vector<std::string> published;
+};
+
+TEST_F(LedgerTest, OutboxRelayPublishesEveryEventInOrderDespiteAFailure) {
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(Deposit(1, "1.00", absl::StrCat("d", i)).status.ok());
+  FlakyPublisher publisher;
+  OutboxRelay relay(&store_, &publisher, {.batch_size = 2});
+  EXPECT_EQ(relay.RelayOnce().status().code(), absl::StatusCode::kUnavailable);
+  size_t total = 0;
+  while (true) {
+    absl::StatusOr<size_t> n = relay.RelayOnce();
+    ASSERT_TRUE(n.ok()) << n.status();
+    if (*n == 0) break;
+    total += *n;
+  }
+  EXPECT_EQ(total, 5u);
+  std::vector<std::string> expected;
+  for (const OutboxEvent& e : store_.AllEvents()) expected.push_back(e.event_id);
+  EXPECT_EQ(publisher.published, expected);
+  ExpectReconciled(clock_.Now() + absl::Seconds(1));  // every event was published
+}
+
+}  // namespace
+}  // namespace microlend::lending

@@ -1,0 +1,1002 @@
+// PgLedgerStore against a real PostgreSQL (a private one on a free port, from the test harness).
+// Every test starts from a freshly migrated `lending` schema.
+#include "services/lending/store/pg_ledger_store.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "harness/local_stack.h"
+#include "pg/connect.h"
+#include "pg/migrator.h"
+
+#ifndef MICROLEND_SOURCE_DIR
+#error "define MICROLEND_SOURCE_DIR (the checkout): the tests read infra/migrations/lending from it"
+#endif
+
+// The tests build commit sets with designated initializers and leave the other members at
+// their defaults, which GCC 12's -Wextra reports for members without a default initializer.
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
+namespace microlend::lending {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using Kind = ReconcileFinding::Kind;
+
+const absl::Time kT0 = absl::FromUnixMicros(1'700'000'000'000'000);
+
+// The lending migrations, read from infra/migrations/lending (NNNN_name.sql).
+const std::vector<pg::Migration>& LendingMigrationsFromFiles() {
+  static const auto* texts = [] {
+    auto* out = new std::vector<std::pair<std::string, std::string>>();  // file stem, sql
+    std::filesystem::path dir =
+        std::filesystem::path(MICROLEND_SOURCE_DIR) / "infra/migrations/lending";
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+      if (entry.path().extension() != ".sql") continue;
+      std::ifstream in(entry.path());
+      std::stringstream sql;
+      sql << in.rdbuf();
+      out->emplace_back(entry.path().stem().string(), sql.str());
+    }
+    std::sort(out->begin(), out->end());
+    return out;
+  }();
+  static const auto* migrations = [] {
+    auto* out = new std::vector<pg::Migration>();
+    for (const auto& [stem, sql] : *texts) {
+      size_t underscore = stem.find('_');
+      out->push_back({std::stoll(stem.substr(0, underscore)),
+                      std::string_view(stem).substr(underscore + 1), sql});
+    }
+    return out;
+  }();
+  return *migrations;
+}
+
+IdempotencyRecord Record(const std::string& request_id) {
+  return {.caller = "svc:matching",
+          .request_id = request_id,
+          .method = "LedgerService.CreateTransfers",
+          .body_hash = std::string("\x00\x01\xfe\"\\{}", 7) + std::string(25, 'h'),
+          .code = absl::StatusCode::kOk,
+          .message = "",
+          .payload = std::string("\x00payload\xff", 9)};
+}
+
+NewAccount Wallet(const std::string& lender) {
+  return {.owner_type = OwnerType::kLender,
+          .owner_id = lender,
+          .kind = AccountKind::kLenderWallet,
+          .flags = {.debits_must_not_exceed_credits = true},
+          .memo = "wallet of " + lender};
+}
+
+NewAccount Platform(AccountKind kind) {
+  return {.owner_type = OwnerType::kPlatform, .owner_id = "", .kind = kind};
+}
+
+Transfer Posted(int64_t id, const Account& debit, const Account& credit, int64_t amount,
+                TransferCode code = TransferCode::kDeposit) {
+  Transfer t;
+  t.id = TransferId(id);
+  t.debit_account_id = debit.id;
+  t.credit_account_id = credit.id;
+  t.amount = Money::FromMinor(debit.currency, amount);
+  t.code = code;
+  t.type = TransferType::kPosted;
+  t.created_at = kT0 + absl::Microseconds(id);
+  t.batch_request_id = "batch-" + std::to_string(id);
+  return t;
+}
+
+OutboxEvent Event(const Transfer& t) {
+  return {
+      .event_id = absl::StrCat("transfer-", t.id.value()),
+      .kind = "transfer_committed",
+      .account_id = t.debit_account_id,
+      .payload = absl::StrCat(R"({"id":")", t.id.value(), R"(","memo":"a \"quoted\" \\ memo"})"),
+      .created_at = t.created_at};
+}
+
+class PgLedgerStoreTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto s = microlend::testing::LocalStack::Start({.start_servers = false});
+    ASSERT_TRUE(s.ok()) << s.status();
+    stack_ = s->release();
+  }
+  static void TearDownTestSuite() { delete stack_; }
+
+  void SetUp() override {
+    auto c = pg::Connect(stack_->pg_url());
+    ASSERT_TRUE(c.ok()) << c.status();
+    conn_ = std::move(*c);
+    pqxx::nontransaction(*conn_).exec("DROP SCHEMA IF EXISTS lending CASCADE");
+    auto applied = pg::ApplyMigrations(*conn_, "lending", LendingMigrationsFromFiles());
+    ASSERT_TRUE(applied.ok()) << applied.status();
+    auto store = PgLedgerStore::Create(stack_->pg_url(), 4);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+  }
+
+  Account Open(const NewAccount& account, const std::string& request_id = "") {
+    auto created = store_->CreateAccount(
+        account, kT0,
+        Record(request_id.empty()
+                   ? "open-" + account.owner_id + std::to_string(static_cast<int>(account.kind))
+                   : request_id));
+    EXPECT_TRUE(created.ok()) << created.status();
+    return created.ok() ? *created : Account{};
+  }
+
+  // Writes `commit` in its own transaction.
+  absl::Status Commit(const CommitSet& commit) {
+    return store_->Transact([&](LedgerTxn& txn) { return txn.Write(commit); });
+  }
+
+  // Posted transfers with the account totals they imply (accounts as loaded, updated in place).
+  absl::Status Move(std::vector<Transfer> transfers, std::vector<Account*> accounts) {
+    CommitSet commit;
+    for (const Transfer& t : transfers) {
+      for (Account* a : accounts) {
+        if (a->id == t.debit_account_id) a->debits_posted += t.amount.minor_units();
+        if (a->id == t.credit_account_id) a->credits_posted += t.amount.minor_units();
+      }
+      commit.events.push_back(Event(t));
+    }
+    commit.transfers = std::move(transfers);
+    for (Account* a : accounts) commit.accounts.push_back(*a);
+    return Commit(commit);
+  }
+
+  // Runs `sql` directly (not through the store) and translates its failure.
+  absl::Status Exec(const std::string& sql) {
+    try {
+      pqxx::work tx(*conn_);
+      tx.exec("SET LOCAL search_path TO lending");
+      tx.exec(sql);
+      tx.commit();
+      return absl::OkStatus();
+    } catch (const std::exception& e) {
+      return pg::TranslateError(e, "direct SQL");
+    }
+  }
+
+  int64_t Scalar(const std::string& sql) {
+    pqxx::nontransaction tx(*conn_);
+    return tx.exec("SELECT (" + sql + ")::bigint")[0][0].as<int64_t>();
+  }
+
+  static microlend::testing::LocalStack* stack_;
+  std::unique_ptr<pqxx::connection> conn_;
+  std::unique_ptr<PgLedgerStore> store_;
+};
+microlend::testing::LocalStack* PgLedgerStoreTest::stack_ = nullptr;
+
+TEST_F(PgLedgerStoreTest, CreateWithBadPoolSizeIsInvalidArgument) {
+  EXPECT_EQ(PgLedgerStore::Create(stack_->pg_url(), 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(PgLedgerStoreTest, CreateAgainstUnreachableServerIsUnavailable) {
+  int port = microlend::testing::PickFreePort();
+  auto store = PgLedgerStore::Create(
+      absl::StrCat("host=127.0.0.1 port=", port, " dbname=microlend user=microlend"), 2);
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(PgLedgerStoreTest, CreateAccountAssignsIdAndRemembersRequest) {
+  Account a = Open(Wallet("lender-1"), "req-1");
+  EXPECT_GT(a.id.value(), 0);
+  EXPECT_EQ(a.owner_id, "lender-1");
+  EXPECT_TRUE(a.flags.debits_must_not_exceed_credits);
+  EXPECT_EQ(a.created_at, kT0);
+  EXPECT_EQ(a.memo, "wallet of lender-1");
+
+  auto got = store_->GetAccount(a.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, a);
+  auto record = store_->FindIdempotency("svc:matching", "req-1");
+  ASSERT_TRUE(record.ok()) << record.status();
+  ASSERT_TRUE(record->has_value());
+  EXPECT_EQ(**record, Record("req-1"));
+  auto none = store_->FindIdempotency("svc:matching", "req-unknown");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  auto by_owner = store_->FindAccountByOwner(OwnerType::kLender, "lender-1",
+                                             AccountKind::kLenderWallet, Currency::Usd());
+  ASSERT_TRUE(by_owner.ok());
+  ASSERT_TRUE(by_owner->has_value());
+  EXPECT_EQ((*by_owner)->id, a.id);
+  auto other_currency = store_->FindAccountByOwner(
+      OwnerType::kLender, "lender-1", AccountKind::kLenderWallet, *Currency::FromCode("EUR"));
+  ASSERT_TRUE(other_currency.ok());
+  EXPECT_FALSE(other_currency->has_value());
+}
+
+TEST_F(PgLedgerStoreTest, CreateAccountOwnerKeyTakenIsAlreadyExistsNamingTheAccount) {
+  Account first = Open(Wallet("lender-1"), "req-1");
+  auto again = store_->CreateAccount(Wallet("lender-1"), kT0, Record("req-2"));
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(again.status().message(), HasSubstr(absl::StrCat("account ", first.id.value())));
+  // Nothing of the refused call stays, not even its idempotency record.
+  auto record = store_->FindIdempotency("svc:matching", "req-2");
+  ASSERT_TRUE(record.ok());
+  EXPECT_FALSE(record->has_value());
+  // Same owner in another currency is a different key.
+  NewAccount eur = Wallet("lender-1");
+  eur.currency = *Currency::FromCode("EUR");
+  EXPECT_TRUE(store_->CreateAccount(eur, kT0, Record("req-3")).ok());
+}
+
+TEST_F(PgLedgerStoreTest, CreateAccountTakenIdOrRequestIdIsAlreadyExists) {
+  NewAccount chosen = Wallet("lender-1");
+  chosen.id = AccountId(500);
+  Account a = Open(chosen, "req-1");
+  EXPECT_EQ(a.id, AccountId(500));
+  NewAccount same_id = Wallet("lender-2");
+  same_id.id = AccountId(500);
+  auto taken = store_->CreateAccount(same_id, kT0, Record("req-2"));
+  EXPECT_EQ(taken.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(taken.status().message(), HasSubstr("account id 500 is taken"));
+  auto replayed = store_->CreateAccount(Wallet("lender-3"), kT0, Record("req-1"));
+  EXPECT_EQ(replayed.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(replayed.status().message(), HasSubstr("req-1"));
+  // The server's own ids continue past the client's.
+  Account next = Open(Wallet("lender-4"), "req-4");
+  EXPECT_GT(next.id.value(), 500);
+}
+
+TEST_F(PgLedgerStoreTest, MissingRowsAreNotFound) {
+  EXPECT_EQ(store_->GetAccount(AccountId(42)).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(store_->GetAccount(AccountId(42)).status().message(), HasSubstr("42"));
+  EXPECT_EQ(store_->GetTransfer(TransferId(42)).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetWithdrawal(WithdrawalId(42)).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(PgLedgerStoreTest, TextWithNulByteIsInvalidArgument) {
+  NewAccount bad = Wallet("lender-1");
+  bad.memo = std::string("a\0b", 3);
+  EXPECT_EQ(store_->CreateAccount(bad, kT0, Record("req-1")).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account wallet = Open(Wallet("lender-1"));
+  Transfer t = Posted(1, cash, wallet, 10);
+  t.memo = std::string("x\0y", 3);
+  EXPECT_EQ(Commit({.transfers = {t}}).code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A deposit into the wallet and a hold on it for a withdrawal, with everything that goes with
+// them; updates the accounts' totals.
+CommitSet DepositAndWithdrawalHold(const std::vector<TransferId>& ids, WithdrawalId withdrawal,
+                                   Account& cash, Account& wallet, Account& escrow) {
+  Transfer deposit = Posted(ids[0].value(), cash, wallet, 100);
+  Transfer hold = Posted(ids[1].value(), wallet, escrow, 30, TransferCode::kWithdrawal);
+  hold.type = TransferType::kPending;
+  hold.timeout_ms = 60'000;
+  hold.expires_at = hold.created_at + absl::Minutes(1);
+  hold.references.withdrawal_id = withdrawal;
+  cash.debits_posted = 100;
+  wallet.credits_posted = 100;
+  wallet.debits_pending = 30;
+  escrow.credits_pending = 30;
+  return {.transfers = {deposit, hold},
+          .holds = {Hold{.transfer = hold}},
+          .accounts = {cash, wallet, escrow},
+          .idempotency = {Record("batch-1")},
+          .events = {Event(deposit), Event(hold)},
+          .withdrawals = {{.id = withdrawal,
+                           .lender_id = LenderId(1),
+                           .wallet_account_id = wallet.id,
+                           .amount = hold.amount,
+                           .hold_id = hold.id,
+                           .created_at = kT0,
+                           .updated_at = kT0}}};
+}
+
+TEST_F(PgLedgerStoreTest, TransactWritesCommitSetAndReadsItBack) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account wallet = Open(Wallet("lender-1"));
+  Account escrow = Open(Platform(AccountKind::kPlatformEscrow));
+  CommitSet commit;
+  std::vector<TransferId> ids;
+  absl::Status status = store_->Transact([&](LedgerTxn& txn) -> absl::Status {
+    auto loaded = txn.LoadForUpdate({.accounts = {cash.id, wallet.id, escrow.id, AccountId(999)}});
+    if (!loaded.ok()) return loaded.status();
+    EXPECT_EQ(loaded->accounts.size(), 3u);  // the missing one is simply absent
+    auto allocated = txn.AllocateTransferIds(2);
+    if (!allocated.ok()) return allocated.status();
+    ids = *allocated;
+    auto withdrawal = txn.AllocateWithdrawalId();
+    if (!withdrawal.ok()) return withdrawal.status();
+    commit = DepositAndWithdrawalHold(ids, *withdrawal, cash, wallet, escrow);
+    return txn.Write(commit);
+  });
+  ASSERT_TRUE(status.ok()) << status;
+  ASSERT_EQ(ids.size(), 2u);
+  EXPECT_LT(ids[0], ids[1]);
+
+  status = store_->Transact([&](LedgerTxn& txn) -> absl::Status {
+    auto loaded = txn.LoadForUpdate(
+        {.accounts = {wallet.id, escrow.id, cash.id},
+         .holds = {ids[1], ids[0]},
+         .client_ids = {ids[0], TransferId(777)},
+         .idempotency = {{"svc:matching", "batch-1"}, {"svc:matching", "batch-2"}},
+         .withdrawals = {commit.withdrawals[0].id}});
+    if (!loaded.ok()) return loaded.status();
+    EXPECT_THAT(loaded->accounts, ElementsAre(cash, wallet, escrow));  // id order
+    EXPECT_THAT(loaded->holds, ElementsAre(commit.holds[0]));  // a posted transfer is no hold
+    EXPECT_THAT(loaded->existing_ids, ElementsAre(ids[0]));
+    EXPECT_THAT(loaded->records, ElementsAre(commit.idempotency[0]));
+    EXPECT_THAT(loaded->withdrawals, ElementsAre(commit.withdrawals[0]));
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(status.ok()) << status;
+
+  auto hold = store_->GetTransfer(ids[1]);
+  ASSERT_TRUE(hold.ok()) << hold.status();
+  EXPECT_EQ(*hold, commit.holds[0]);
+  auto posted = store_->GetTransfer(ids[0]);
+  ASSERT_TRUE(posted.ok());
+  EXPECT_EQ(posted->transfer, commit.transfers[0]);
+  auto events = store_->FetchUnpublished(10);
+  ASSERT_TRUE(events.ok()) << events.status();
+  ASSERT_EQ(events->size(), 2u);
+  EXPECT_EQ((*events)[0].event_id, commit.events[0].event_id);
+  EXPECT_EQ((*events)[0].payload, commit.events[0].payload);
+  EXPECT_EQ((*events)[0].account_id, cash.id);
+  EXPECT_EQ((*events)[1].event_id, commit.events[1].event_id);
+  EXPECT_LT((*events)[0].sequence, (*events)[1].sequence);
+}
+
+TEST_F(PgLedgerStoreTest, TimesRoundTripToTheMicrosecond) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account escrow = Open(Platform(AccountKind::kPlatformEscrow));
+  Transfer before_epoch = Posted(1, cash, escrow, 5);
+  before_epoch.created_at = absl::FromUnixMicros(-1);  // 1969-12-31 23:59:59.999999
+  Transfer hold = Posted(2, cash, escrow, 5);
+  hold.type = TransferType::kPending;
+  hold.created_at = kT0 + absl::Nanoseconds(1'999);                 // stored as kT0 + 1 us
+  hold.expires_at = absl::FromUnixMicros(253'402'300'799'999'999);  // 9999-12-31 23:59:59.999999
+  ASSERT_TRUE(Commit({.transfers = {before_epoch, hold},
+                      .holds = {{.transfer = hold}},
+                      .events = {Event(before_epoch)}})
+                  .ok());
+  EXPECT_EQ(store_->GetTransfer(before_epoch.id)->transfer, before_epoch);
+  auto stored = store_->GetTransfer(hold.id);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->transfer.created_at, kT0 + absl::Microseconds(1));
+  EXPECT_EQ(stored->transfer.expires_at, hold.expires_at);
+  EXPECT_EQ((*store_->FetchUnpublished(1))[0].created_at, before_epoch.created_at);
+  Transfer too_late = Posted(3, cash, escrow, 5);
+  too_late.created_at = absl::FromUnixSeconds(253'402'300'800);  // year 10000
+  EXPECT_EQ(Commit({.transfers = {too_late}}).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(PgLedgerStoreTest, TransactWhoseFunctionFailsLeavesNothing) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account wallet = Open(Wallet("lender-1"));
+  absl::Status status = store_->Transact([&](LedgerTxn& txn) -> absl::Status {
+    cash.debits_posted = 100;
+    wallet.credits_posted = 100;
+    Transfer t = Posted(1, cash, wallet, 100);
+    absl::Status written = txn.Write({.transfers = {t},
+                                      .accounts = {cash, wallet},
+                                      .idempotency = {Record("batch-1")},
+                                      .events = {Event(t)}});
+    if (!written.ok()) return written;
+    return absl::AbortedError("changed my mind");
+  });
+  EXPECT_EQ(status.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(store_->GetTransfer(TransferId(1)).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetAccount(wallet.id)->credits_posted, 0);
+  EXPECT_FALSE(store_->FindIdempotency("svc:matching", "batch-1")->has_value());
+  EXPECT_THAT(*store_->FetchUnpublished(10), IsEmpty());
+}
+
+TEST_F(PgLedgerStoreTest, FailedCallIsStickyAndNeverCommitted) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account wallet = Open(Wallet("lender-1"));
+  ASSERT_TRUE(Commit({.idempotency = {Record("batch-1")}}).ok());
+  absl::Status status = store_->Transact([&](LedgerTxn& txn) -> absl::Status {
+    // A duplicate idempotency record fails the statement; the function ignores it.
+    Transfer t = Posted(1, cash, wallet, 100);
+    EXPECT_EQ(txn.Write({.transfers = {t}, .idempotency = {Record("batch-1")}}).code(),
+              absl::StatusCode::kAlreadyExists);
+    EXPECT_EQ(txn.AllocateTransferIds(1).status().code(), absl::StatusCode::kAlreadyExists);
+    return absl::OkStatus();
+  });
+  EXPECT_EQ(status.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->GetTransfer(TransferId(1)).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(PgLedgerStoreTest, DatabaseRefusesOverdraftOfConstrainedAccount) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account wallet = Open(Wallet("lender-1"));
+  ASSERT_TRUE(Move({Posted(1, cash, wallet, 100)}, {&cash, &wallet}).ok());
+  // Through the store: totals that break the wallet's flag are refused by the CHECK.
+  Account overdrawn = wallet;
+  overdrawn.debits_posted = 80;
+  overdrawn.debits_pending = 30;
+  absl::Status through_store = Commit({.accounts = {overdrawn}});
+  EXPECT_EQ(through_store.code(), absl::StatusCode::kFailedPrecondition) << through_store;
+  EXPECT_THAT(through_store.message(), HasSubstr("accounts_debits_within_credits"));
+  // Written directly.
+  absl::Status direct =
+      Exec(absl::StrCat("UPDATE accounts SET debits_posted = 101 WHERE id = ", wallet.id.value()));
+  EXPECT_EQ(direct.code(), absl::StatusCode::kFailedPrecondition) << direct;
+  // Exactly at the limit is fine.
+  EXPECT_TRUE(Exec(absl::StrCat("UPDATE accounts SET debits_posted = 70, debits_pending = 30"
+                                " WHERE id = ",
+                                wallet.id.value()))
+                  .ok());
+  EXPECT_EQ(
+      Exec(absl::StrCat("UPDATE accounts SET credits_posted = -1 WHERE id = ", cash.id.value()))
+          .code(),
+      absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(PgLedgerStoreTest, TransfersAreImmutable) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account wallet = Open(Wallet("lender-1"));
+  ASSERT_TRUE(Move({Posted(1, cash, wallet, 100)}, {&cash, &wallet}).ok());
+  absl::Status update = Exec("UPDATE transfers SET amount = 1 WHERE id = 1");
+  EXPECT_EQ(update.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(update.message(), HasSubstr("immutable"));
+  EXPECT_EQ(Exec("DELETE FROM transfers WHERE id = 1").code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Exec("TRUNCATE transfers CASCADE").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->GetTransfer(TransferId(1))->transfer.amount.minor_units(), 100);
+  // A second write of the same id is a duplicate.
+  EXPECT_EQ(Commit({.transfers = {Posted(1, cash, wallet, 5)}}).code(),
+            absl::StatusCode::kAlreadyExists);
+}
+
+TEST_F(PgLedgerStoreTest, DatabaseChecksWhatTransfersAndHoldsReference) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account escrow = Open(Platform(AccountKind::kPlatformEscrow));
+  NewAccount eur_account = Platform(AccountKind::kPlatformRevenue);
+  eur_account.currency = *Currency::FromCode("EUR");
+  Account eur = Open(eur_account);
+  Account missing = cash;
+  missing.id = AccountId(999);
+  absl::Status no_account = Commit({.transfers = {Posted(1, cash, missing, 5)}});
+  EXPECT_EQ(no_account.code(), absl::StatusCode::kFailedPrecondition) << no_account;
+  EXPECT_THAT(no_account.message(), HasSubstr("transfer 1"));
+  EXPECT_EQ(Commit({.transfers = {Posted(1, cash, eur, 5)}}).code(),
+            absl::StatusCode::kFailedPrecondition);
+  Transfer hold = Posted(2, cash, escrow, 50);
+  hold.type = TransferType::kPending;
+  ASSERT_TRUE(
+      Commit({.transfers = {hold, Posted(3, cash, escrow, 50)}, .holds = {{.transfer = hold}}})
+          .ok());
+  Transfer too_much = Posted(4, cash, escrow, 51);
+  too_much.type = TransferType::kPostPending;
+  too_much.pending_id = hold.id;
+  EXPECT_EQ(Commit({.transfers = {too_much}}).code(), absl::StatusCode::kFailedPrecondition);
+  Transfer swapped = Posted(4, escrow, cash, 10);
+  swapped.type = TransferType::kPostPending;
+  swapped.pending_id = hold.id;
+  EXPECT_EQ(Commit({.transfers = {swapped}}).code(), absl::StatusCode::kFailedPrecondition);
+  Transfer of_posted = Posted(4, cash, escrow, 10);
+  of_posted.type = TransferType::kVoidPending;
+  of_posted.pending_id = TransferId(3);
+  EXPECT_EQ(Commit({.transfers = {of_posted}}).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Commit({.holds = {{.transfer = Posted(3, cash, escrow, 50)}}}).code(),
+            absl::StatusCode::kFailedPrecondition);
+  Hold resolved_by_stranger{
+      .transfer = hold, .state = HoldState::kVoided, .resolved_by = TransferId(3)};
+  EXPECT_EQ(Commit({.holds = {resolved_by_stranger}}).code(),
+            absl::StatusCode::kFailedPrecondition);
+  // Accounts stay: never deleted, re-keyed or re-denominated; their totals do change.
+  std::string where = absl::StrCat(" WHERE id = ", cash.id.value());
+  EXPECT_EQ(Exec("DELETE FROM accounts" + where).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Exec("UPDATE accounts SET currency = 'EUR'" + where).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Exec("UPDATE accounts SET id = 4242" + where).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Exec("UPDATE accounts SET debits_posted = 50" + where).ok());
+}
+
+TEST_F(PgLedgerStoreTest, HoldResolvesAtMostOnce) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account escrow = Open(Platform(AccountKind::kPlatformEscrow));
+  Transfer hold = Posted(1, cash, escrow, 50);
+  hold.type = TransferType::kPending;
+  ASSERT_TRUE(Commit({.transfers = {hold}, .holds = {Hold{.transfer = hold}}}).ok());
+  Transfer post = Posted(2, cash, escrow, 40);
+  post.type = TransferType::kPostPending;
+  post.pending_id = hold.id;
+  Hold posted{
+      .transfer = hold, .state = HoldState::kPosted, .posted_amount = 40, .resolved_by = post.id};
+  ASSERT_TRUE(Commit({.transfers = {post}, .holds = {posted}}).ok());
+  EXPECT_EQ(*store_->GetTransfer(hold.id), posted);
+
+  // Another process voiding the same hold: the unique pending_id index refuses it.
+  Transfer void_it = Posted(3, cash, escrow, 50);
+  void_it.type = TransferType::kVoidPending;
+  void_it.pending_id = hold.id;
+  Hold voided{.transfer = hold, .state = HoldState::kVoided, .resolved_by = void_it.id};
+  EXPECT_EQ(Commit({.transfers = {void_it}, .holds = {voided}}).code(),
+            absl::StatusCode::kAlreadyExists);
+  // And a resolved hold's row is not overwritten.
+  EXPECT_EQ(Commit({.holds = {voided}}).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(*store_->GetTransfer(hold.id), posted);
+  // A resolution must name its hold, and only resolutions may.
+  Transfer orphan = Posted(4, cash, escrow, 5);
+  orphan.type = TransferType::kPostPending;
+  EXPECT_EQ(Commit({.transfers = {orphan}}).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(PgLedgerStoreTest, ListExpiredHoldsReturnsPendingHoldsPastExpiry) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account escrow = Open(Platform(AccountKind::kPlatformEscrow));
+  std::vector<Hold> holds;
+  std::vector<Transfer> transfers;
+  for (int64_t id : {3, 1, 2, 4}) {
+    Transfer t = Posted(id, cash, escrow, 10);
+    t.type = TransferType::kPending;
+    t.expires_at = kT0 + absl::Seconds(id);
+    transfers.push_back(t);
+    holds.push_back({.transfer = t});
+  }
+  holds[3].state = HoldState::kVoided;  // id 4: resolved, never expires
+  ASSERT_TRUE(Commit({.transfers = transfers, .holds = holds}).ok());
+  auto expired = store_->ListExpiredHolds(kT0 + absl::Seconds(2), 10);
+  ASSERT_TRUE(expired.ok()) << expired.status();
+  EXPECT_THAT(*expired, ElementsAre(HoldId(1), HoldId(2)));
+  EXPECT_THAT(*store_->ListExpiredHolds(kT0 + absl::Hours(1), 2),
+              ElementsAre(HoldId(1), HoldId(2)));
+  EXPECT_THAT(*store_->ListExpiredHolds(kT0, 10), IsEmpty());
+}
+
+TEST_F(PgLedgerStoreTest, StatementHasRunningBalanceAndPages) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account wallet = Open(Wallet("lender-1"));
+  Account loan =
+      Open({.owner_type = OwnerType::kLoan, .owner_id = "7", .kind = AccountKind::kLoanFunding});
+  Transfer hold = Posted(4, wallet, loan, 20, TransferCode::kLoanShare);
+  hold.type = TransferType::kPending;
+  Transfer post = Posted(5, wallet, loan, 15, TransferCode::kLoanShare);
+  post.type = TransferType::kPostPending;
+  post.pending_id = hold.id;
+  ASSERT_TRUE(Commit({.transfers = {Posted(1, cash, wallet, 100),
+                                    Posted(2, wallet, loan, 25, TransferCode::kLoanShare),
+                                    Posted(3, cash, wallet, 50), hold, post,
+                                    Posted(6, loan, wallet, 10, TransferCode::kRepayment)}})
+                  .ok());
+  // Entries: +100 (1), -25 (2), +50 (3), -15 (5); the hold (4) is not an entry.
+  auto first = store_->Statement(wallet.id, {}, {.limit = 2});
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->total_count, 5);
+  ASSERT_EQ(first->items.size(), 2u);
+  EXPECT_EQ(first->items[0].signed_amount, 100);
+  EXPECT_EQ(first->items[0].balance_after, 100);
+  EXPECT_EQ(first->items[1].signed_amount, -25);
+  EXPECT_EQ(first->items[1].balance_after, 75);
+  EXPECT_EQ(first->next_after_id, 2);
+  auto second = store_->Statement(wallet.id, {}, {.limit = 2, .after_id = first->next_after_id});
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(second->items.size(), 2u);
+  EXPECT_EQ(second->items[0].transfer.id, TransferId(3));
+  EXPECT_EQ(second->items[0].balance_after, 125);
+  EXPECT_EQ(second->items[1].transfer.id, TransferId(5));
+  EXPECT_EQ(second->items[1].balance_after, 110);
+  EXPECT_EQ(second->next_after_id, 5);
+  auto last = store_->Statement(wallet.id, {}, {.limit = 2, .after_id = 5});
+  ASSERT_EQ(last->items.size(), 1u);
+  EXPECT_EQ(last->items[0].balance_after, 120);
+  EXPECT_EQ(last->next_after_id, 0);
+  // Filters cut rows, not the balance: the repayment alone still shows the true balance after.
+  auto repayments =
+      store_->Statement(wallet.id, {.codes = {TransferCode::kRepayment}}, {.limit = 10});
+  ASSERT_EQ(repayments->items.size(), 1u);
+  EXPECT_EQ(repayments->items[0].balance_after, 120);
+  EXPECT_EQ(repayments->total_count, 1);
+  auto newest = store_->Statement(wallet.id, {}, {.limit = 2, .newest_first = true});
+  ASSERT_EQ(newest->items.size(), 2u);
+  EXPECT_EQ(newest->items[0].transfer.id, TransferId(6));
+  EXPECT_EQ(newest->items[1].balance_after, 110);
+  auto newest_next = store_->Statement(
+      wallet.id, {}, {.limit = 2, .after_id = newest->next_after_id, .newest_first = true});
+  EXPECT_EQ(newest_next->items[0].transfer.id, TransferId(3));
+  auto window = store_->Statement(
+      wallet.id, {.from_time = kT0 + absl::Microseconds(2), .to_time = kT0 + absl::Microseconds(5)},
+      {.limit = 10});
+  ASSERT_EQ(window->items.size(), 2u);  // 2 and 3; 5 is past the exclusive end
+  auto posted_only =
+      store_->Statement(wallet.id, {.types = {TransferType::kPosted}}, {.limit = 10});
+  ASSERT_TRUE(posted_only.ok());
+  EXPECT_EQ(posted_only->total_count, 4);  // the post of the hold (5) is left out
+  EXPECT_EQ(store_->Statement(wallet.id, {}, {.limit = 0}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->Statement(AccountId(999), {}, {.limit = 10}).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(PgLedgerStoreTest, ListTransfersFilters) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account wallet = Open(Wallet("lender-1"));
+  Account other = Open(Wallet("lender-2"));
+  Account loan =
+      Open({.owner_type = OwnerType::kLoan, .owner_id = "7", .kind = AccountKind::kLoanFunding});
+  Transfer share = Posted(3, wallet, loan, 25, TransferCode::kLoanShare);
+  share.references.loan_id = LoanId(7);
+  Transfer hold = Posted(5, other, loan, 25, TransferCode::kLoanShare);
+  hold.type = TransferType::kPending;
+  hold.references.loan_id = LoanId(7);
+  ASSERT_TRUE(
+      Commit({.transfers = {Posted(1, cash, wallet, 100), Posted(2, cash, other, 100), share,
+                            Posted(4, loan, wallet, 5, TransferCode::kRepayment), hold}})
+          .ok());
+  auto ids = [](const absl::StatusOr<Page<Transfer>>& page) {
+    std::vector<int64_t> out;
+    EXPECT_TRUE(page.ok()) << page.status();
+    if (page.ok()) {
+      for (const Transfer& t : page->items) out.push_back(t.id.value());
+    }
+    return out;
+  };
+  EXPECT_THAT(ids(store_->ListTransfers({}, {.limit = 10})), ElementsAre(1, 2, 3, 4, 5));
+  EXPECT_THAT(ids(store_->ListTransfers({.account_id = wallet.id}, {.limit = 10})),
+              ElementsAre(1, 3, 4));
+  EXPECT_THAT(
+      ids(store_->ListTransfers({.account_id = wallet.id}, {.limit = 10, .newest_first = true})),
+      ElementsAre(4, 3, 1));
+  EXPECT_THAT(ids(store_->ListTransfers({.loan_id = LoanId(7)}, {.limit = 10})), ElementsAre(3, 5));
+  EXPECT_THAT(ids(store_->ListTransfers({.types = {TransferType::kPending}}, {.limit = 10})),
+              ElementsAre(5));
+  EXPECT_THAT(ids(store_->ListTransfers(
+                  {.codes = {TransferCode::kRepayment, TransferCode::kDeposit}}, {.limit = 10})),
+              ElementsAre(1, 2, 4));
+  EXPECT_THAT(ids(store_->ListTransfers({.from_time = kT0 + absl::Microseconds(2),
+                                         .to_time = kT0 + absl::Microseconds(4)},
+                                        {.limit = 10})),
+              ElementsAre(2, 3));
+  EXPECT_THAT(ids(store_->ListTransfers(
+                  {.account_id = loan.id, .codes = {TransferCode::kLoanShare}}, {.limit = 10})),
+              ElementsAre(3, 5));
+  auto page = store_->ListTransfers({.account_id = wallet.id}, {.limit = 2});
+  EXPECT_EQ(page->total_count, 3);
+  EXPECT_EQ(page->next_after_id, 3);
+  auto rest = store_->ListTransfers({.account_id = wallet.id}, {.limit = 2, .after_id = 3});
+  EXPECT_THAT(ids(rest), ElementsAre(4));
+  EXPECT_EQ(rest->next_after_id, 0);
+  EXPECT_EQ(rest->total_count, 3);
+  auto back = store_->ListTransfers({}, {.limit = 2, .after_id = 4, .newest_first = true});
+  EXPECT_THAT(ids(back), ElementsAre(3, 2));
+  EXPECT_EQ(back->next_after_id, 2);
+}
+
+TEST_F(PgLedgerStoreTest, ListAccountsFiltersAndPages) {
+  Account w1 = Open(Wallet("lender-1"));
+  Account w2 = Open(Wallet("lender-2"));
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  NewAccount eur = Wallet("lender-1");
+  eur.currency = *Currency::FromCode("EUR");
+  Account w1_eur = Open(eur, "eur");
+  auto wallets = store_->ListAccounts({.kind = AccountKind::kLenderWallet}, {.limit = 2});
+  ASSERT_TRUE(wallets.ok()) << wallets.status();
+  EXPECT_THAT(wallets->items, ElementsAre(w1, w2));
+  EXPECT_EQ(wallets->total_count, 3);
+  EXPECT_EQ(wallets->next_after_id, w2.id.value());
+  auto more = store_->ListAccounts({.kind = AccountKind::kLenderWallet},
+                                   {.limit = 2, .after_id = wallets->next_after_id});
+  EXPECT_THAT(more->items, ElementsAre(w1_eur));
+  EXPECT_EQ(more->next_after_id, 0);
+  EXPECT_THAT(store_->ListAccounts({.owner_id = "lender-1"}, {.limit = 10})->items,
+              ElementsAre(w1, w1_eur));
+  EXPECT_THAT(store_->ListAccounts({.currency = *Currency::FromCode("EUR")}, {.limit = 10})->items,
+              ElementsAre(w1_eur));
+  EXPECT_THAT(store_->ListAccounts({.owner_type = OwnerType::kPlatform}, {.limit = 10})->items,
+              ElementsAre(cash));
+  EXPECT_THAT(store_->ListAccounts({.owner_id = "nobody"}, {.limit = 10})->items, IsEmpty());
+}
+
+TEST_F(PgLedgerStoreTest, WithdrawalsUpsertAndList) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account wallet = Open(Wallet("lender-1"));
+  Transfer hold = Posted(1, wallet, cash, 10, TransferCode::kWithdrawal);
+  hold.type = TransferType::kPending;
+  Withdrawal w{.id = WithdrawalId(1),
+               .lender_id = LenderId(9),
+               .wallet_account_id = wallet.id,
+               .amount = hold.amount,
+               .hold_id = hold.id,
+               .created_at = kT0,
+               .updated_at = kT0};
+  Withdrawal w2 = w;
+  w2.id = WithdrawalId(2);
+  w2.lender_id = LenderId(10);
+  ASSERT_TRUE(
+      Commit({.transfers = {hold}, .holds = {{.transfer = hold}}, .withdrawals = {w, w2}}).ok());
+  w.state = WithdrawalState::kRejected;
+  w.reason = "bank \"details\" wrong";
+  w.updated_at = kT0 + absl::Seconds(1);
+  ASSERT_TRUE(Commit({.withdrawals = {w}}).ok());
+  EXPECT_EQ(*store_->GetWithdrawal(w.id), w);
+  auto mine = store_->ListWithdrawals(LenderId(9), std::nullopt, {.limit = 10});
+  ASSERT_TRUE(mine.ok()) << mine.status();
+  EXPECT_THAT(mine->items, ElementsAre(w));
+  EXPECT_THAT(
+      store_->ListWithdrawals(std::nullopt, WithdrawalState::kRequested, {.limit = 10})->items,
+      ElementsAre(w2));
+  auto all =
+      store_->ListWithdrawals(std::nullopt, std::nullopt, {.limit = 1, .newest_first = true});
+  EXPECT_THAT(all->items, ElementsAre(w2));
+  EXPECT_EQ(all->total_count, 2);
+  EXPECT_EQ(all->next_after_id, 2);
+}
+
+TEST_F(PgLedgerStoreTest, FetchUnpublishedAndMarkPublished) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account wallet = Open(Wallet("lender-1"));
+  std::vector<Transfer> transfers;
+  for (int64_t id = 1; id <= 5; ++id) transfers.push_back(Posted(id, cash, wallet, id));
+  ASSERT_TRUE(Move(transfers, {&cash, &wallet}).ok());
+  auto first = store_->FetchUnpublished(3);
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_EQ(first->size(), 3u);
+  EXPECT_EQ((*first)[0].event_id, "transfer-1");
+  EXPECT_EQ((*first)[2].event_id, "transfer-3");
+  EXPECT_EQ((*first)[0].created_at, transfers[0].created_at);
+  ASSERT_TRUE(store_->MarkPublished({(*first)[0].sequence, (*first)[2].sequence}, kT0).ok());
+  auto rest = store_->FetchUnpublished(10);
+  ASSERT_TRUE(rest.ok());
+  std::vector<std::string> ids;
+  for (const OutboxEvent& e : *rest) ids.push_back(e.event_id);
+  EXPECT_THAT(ids, ElementsAre("transfer-2", "transfer-4", "transfer-5"));
+  EXPECT_TRUE(store_->MarkPublished({}, kT0).ok());
+  // A duplicate event id is refused.
+  EXPECT_EQ(Commit({.events = {Event(transfers[0])}}).code(), absl::StatusCode::kAlreadyExists);
+}
+
+TEST_F(PgLedgerStoreTest, AllocatedIdsStayAboveClientChosenIds) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account wallet = Open(Wallet("lender-1"));
+  std::vector<TransferId> before;
+  ASSERT_TRUE(store_
+                  ->Transact([&](LedgerTxn& txn) -> absl::Status {
+                    auto ids = txn.AllocateTransferIds(3);
+                    if (ids.ok()) before = *ids;
+                    return ids.status();
+                  })
+                  .ok());
+  EXPECT_THAT(before, ElementsAre(TransferId(1), TransferId(2), TransferId(3)));
+  ASSERT_TRUE(Move({Posted(1'000'000, cash, wallet, 1)}, {&cash, &wallet}).ok());
+  ASSERT_TRUE(store_
+                  ->Transact([&](LedgerTxn& txn) -> absl::Status {
+                    auto ids = txn.AllocateTransferIds(2);
+                    if (!ids.ok()) return ids.status();
+                    EXPECT_THAT(*ids, ElementsAre(TransferId(1'000'001), TransferId(1'000'002)));
+                    // A client id below the sequence changes nothing.
+                    return txn.Write({.transfers = {Posted(10, cash, wallet, 1)}});
+                  })
+                  .ok());
+  ASSERT_TRUE(store_
+                  ->Transact([&](LedgerTxn& txn) -> absl::Status {
+                    auto ids = txn.AllocateTransferIds(1);
+                    if (!ids.ok()) return ids.status();
+                    EXPECT_THAT(*ids, ElementsAre(TransferId(1'000'003)));
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  ASSERT_TRUE(store_
+                  ->Transact([&](LedgerTxn& txn) -> absl::Status {
+                    auto none = txn.AllocateTransferIds(0);
+                    EXPECT_TRUE(none.ok() && none->empty());
+                    return none.status();
+                  })
+                  .ok());
+}
+
+TEST_F(PgLedgerStoreTest, ReconcileIsCleanOnConsistentLedger) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account wallet = Open(Wallet("lender-1"));
+  Account loan =
+      Open({.owner_type = OwnerType::kLoan, .owner_id = "7", .kind = AccountKind::kLoanFunding});
+  Transfer hold = Posted(3, wallet, loan, 20, TransferCode::kLoanShare);
+  hold.type = TransferType::kPending;
+  Transfer post = Posted(4, wallet, loan, 15, TransferCode::kLoanShare);
+  post.type = TransferType::kPostPending;
+  post.pending_id = hold.id;
+  Transfer hold2 = Posted(5, wallet, loan, 10, TransferCode::kLoanShare);
+  hold2.type = TransferType::kPending;
+  ASSERT_TRUE(
+      Move({Posted(1, cash, wallet, 100), Posted(2, wallet, loan, 25)}, {&cash, &wallet, &loan})
+          .ok());
+  wallet.debits_posted += 15;
+  loan.credits_posted += 15;
+  wallet.debits_pending += 10;
+  loan.credits_pending += 10;
+  ASSERT_TRUE(Commit({.transfers = {hold, post, hold2},
+                      .holds = {{.transfer = hold,
+                                 .state = HoldState::kPosted,
+                                 .posted_amount = 15,
+                                 .resolved_by = post.id},
+                                {.transfer = hold2}},
+                      .accounts = {wallet, loan}})
+                  .ok());
+  auto report = store_->Reconcile({}, true, kT0 - absl::Hours(1));
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_THAT(report->findings, IsEmpty());
+  EXPECT_EQ(report->accounts_checked, 3);
+  EXPECT_EQ(report->transfers_checked, 5);
+  ASSERT_EQ(report->totals.size(), 1u);
+  EXPECT_EQ(report->totals[0].currency, Currency::Usd());
+  EXPECT_EQ(report->totals[0].balance_sum, 0);
+  EXPECT_EQ(report->totals[0].posted_volume, 140);
+  EXPECT_EQ(report->totals[0].account_count, 3);
+  auto eur_only = store_->Reconcile({*Currency::FromCode("EUR")}, true, kT0 - absl::Hours(1));
+  ASSERT_TRUE(eur_only.ok());
+  EXPECT_EQ(eur_only->accounts_checked, 0);
+  EXPECT_EQ(eur_only->transfers_checked, 0);
+  ASSERT_EQ(eur_only->totals.size(), 1u);  // requested, so reported even without accounts
+  EXPECT_EQ(eur_only->totals[0].currency, *Currency::FromCode("EUR"));
+  EXPECT_EQ(eur_only->totals[0].account_count, 0);
+}
+
+TEST_F(PgLedgerStoreTest, ReconcileReportsCorruptedBalanceAndLateEvents) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account wallet = Open(Wallet("lender-1"));
+  ASSERT_TRUE(Move({Posted(1, cash, wallet, 100)}, {&cash, &wallet}).ok());
+  ASSERT_TRUE(
+      Exec(absl::StrCat("UPDATE accounts SET credits_posted = 105 WHERE id = ", wallet.id.value()))
+          .ok());
+  auto report = store_->Reconcile({Currency::Usd()}, true, kT0 + absl::Seconds(1));
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_EQ(report->findings.size(), 3u);
+  const ReconcileFinding& replay = report->findings[0];
+  EXPECT_EQ(replay.kind, Kind::kBalanceReplayMismatch);
+  EXPECT_EQ(replay.account_id, wallet.id);
+  EXPECT_EQ(replay.expected, 100);
+  EXPECT_EQ(replay.actual, 105);
+  EXPECT_THAT(replay.detail, HasSubstr("credits_posted is 105 but its transfers give 100"));
+  const ReconcileFinding& sum = report->findings[1];
+  EXPECT_EQ(sum.kind, Kind::kCurrencySumNonzero);
+  EXPECT_EQ(sum.currency, "USD");
+  EXPECT_EQ(sum.expected, 0);
+  EXPECT_EQ(sum.actual, 5);
+  const ReconcileFinding& late = report->findings[2];
+  EXPECT_EQ(late.kind, Kind::kOutboxUnpublished);
+  EXPECT_EQ(late.count, 1);
+  // Without the replay only the sum shows it; pending totals are replayed too.
+  auto quick = store_->Reconcile({}, false, kT0);
+  ASSERT_TRUE(quick.ok());
+  ASSERT_EQ(quick->findings.size(), 1u);
+  EXPECT_EQ(quick->findings[0].kind, Kind::kCurrencySumNonzero);
+  ASSERT_TRUE(Exec(absl::StrCat("UPDATE accounts SET credits_posted = 100, credits_pending = 7"
+                                " WHERE id = ",
+                                wallet.id.value()))
+                  .ok());
+  auto pending = store_->Reconcile({}, true, kT0);
+  ASSERT_TRUE(pending.ok());
+  ASSERT_EQ(pending->findings.size(), 1u);
+  EXPECT_EQ(pending->findings[0].kind, Kind::kBalanceReplayMismatch);
+  EXPECT_THAT(pending->findings[0].detail,
+              HasSubstr("credits_pending is 7 but its transfers give 0"));
+}
+
+TEST_F(PgLedgerStoreTest, ReconcileReportsConstrainedAccountPastItsFlag) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account wallet = Open(Wallet("lender-1"));
+  ASSERT_TRUE(Exec("ALTER TABLE accounts DROP CONSTRAINT accounts_debits_within_credits").ok());
+  ASSERT_TRUE(Move({Posted(1, wallet, cash, 30)}, {&cash, &wallet}).ok());
+  auto report = store_->Reconcile({}, true, kT0);
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_EQ(report->findings.size(), 1u);
+  EXPECT_EQ(report->findings[0].kind, Kind::kConstrainedAccountNegative);
+  EXPECT_EQ(report->findings[0].account_id, wallet.id);
+  EXPECT_EQ(report->findings[0].actual, -30);
+}
+
+TEST_F(PgLedgerStoreTest, ConcurrentTransactionsOnOneAccountSerialise) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account wallet = Open(Wallet("lender-1"));
+  constexpr int kThreads = 3, kRounds = 30;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      for (int r = 0; r < kRounds; ++r) {
+        absl::Status s = store_->Transact([&](LedgerTxn& txn) -> absl::Status {
+          auto loaded = txn.LoadForUpdate({.accounts = {cash.id, wallet.id}});
+          if (!loaded.ok()) return loaded.status();
+          auto ids = txn.AllocateTransferIds(1);
+          if (!ids.ok()) return ids.status();
+          Account c = loaded->accounts[0], w = loaded->accounts[1];
+          c.debits_posted += 1;
+          w.credits_posted += 1;
+          return txn.Write({.transfers = {Posted((*ids)[0].value(), c, w, 1)}, .accounts = {c, w}});
+        });
+        if (!s.ok()) failures++;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(failures, 0);
+  EXPECT_EQ(store_->GetAccount(wallet.id)->credits_posted, kThreads * kRounds);
+  EXPECT_THAT(store_->Reconcile({}, true, kT0)->findings, IsEmpty());
+}
+
+TEST_F(PgLedgerStoreTest, BrokenConnectionsAreReplaced) {
+  Account wallet = Open(Wallet("lender-1"));
+  ASSERT_TRUE(Exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                   " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                  .ok());
+  absl::Status first = store_->GetAccount(wallet.id).status();
+  if (!first.ok()) {
+    EXPECT_EQ(first.code(), absl::StatusCode::kUnavailable) << first;
+  }
+  for (int i = 0; i < 4; ++i) {
+    absl::Status again = store_->GetAccount(wallet.id).status();
+    if (!again.ok()) {
+      EXPECT_EQ(again.code(), absl::StatusCode::kUnavailable) << again;
+    }
+  }
+  auto healed = store_->GetAccount(wallet.id);
+  ASSERT_TRUE(healed.ok()) << healed.status();
+  EXPECT_EQ(healed->id, wallet.id);
+  EXPECT_TRUE(Commit({.idempotency = {Record("after-break")}}).ok());
+}
+
+TEST_F(PgLedgerStoreTest, WritesTenThousandTransfersInOneCommit) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account escrow = Open(Platform(AccountKind::kPlatformEscrow));
+  constexpr int kCount = 10'000;
+  absl::Duration allocate, build, write, total;
+  absl::Time start = absl::Now();
+  absl::Status status = store_->Transact([&](LedgerTxn& txn) -> absl::Status {
+    absl::Time t0 = absl::Now();
+    auto ids = txn.AllocateTransferIds(kCount);
+    if (!ids.ok()) return ids.status();
+    absl::Time t1 = absl::Now();
+    CommitSet commit;
+    for (TransferId id : *ids) {
+      Transfer t = Posted(id.value(), cash, escrow, 7, TransferCode::kLoanShare);
+      t.references.loan_id = LoanId(id.value() % 100 + 1);
+      t.memo = "share";
+      cash.debits_posted += 7;
+      escrow.credits_posted += 7;
+      commit.events.push_back(Event(t));
+      commit.transfers.push_back(std::move(t));
+    }
+    commit.accounts = {cash, escrow};
+    commit.idempotency = {Record("big-batch")};
+    absl::Time t2 = absl::Now();
+    absl::Status written = txn.Write(commit);
+    absl::Time t3 = absl::Now();
+    allocate = t1 - t0;
+    build = t2 - t1;
+    write = t3 - t2;
+    return written;
+  });
+  total = absl::Now() - start;
+  ASSERT_TRUE(status.ok()) << status;
+  std::printf(
+      "[ timing ] 10,000 transfers + 10,000 events in one Transact: allocate ids %s, "
+      "build %s, Write %s, total with commit %s\n",
+      absl::FormatDuration(allocate).c_str(), absl::FormatDuration(build).c_str(),
+      absl::FormatDuration(write).c_str(), absl::FormatDuration(total).c_str());
+  auto listed = store_->ListTransfers({.account_id = escrow.id}, {.limit = 1});
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->total_count, kCount);
+  EXPECT_EQ(store_->GetAccount(escrow.id)->credits_posted, 7 * kCount);
+  auto report = store_->Reconcile({}, true, kT0 - absl::Hours(1));
+  ASSERT_TRUE(report.ok());
+  EXPECT_THAT(report->findings, IsEmpty());
+  EXPECT_EQ(report->transfers_checked, kCount);
+}
+
+}  // namespace
+}  // namespace microlend::lending

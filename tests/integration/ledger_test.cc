@@ -1,0 +1,353 @@
+// The ledger and lender wallets end to end: the real lending server on a real PostgreSQL and
+// Redis. Every scenario ends with a clean reconciliation.
+#include <grpcpp/support/status.h>
+
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "harness/local_stack.h"
+#include "harness/rpc.h"
+#include "microlend/lending/v1/lending.grpc.pb.h"
+#include "redis/redis_client.h"
+
+namespace microlend::testing {
+namespace {
+
+namespace lv1 = ::microlend::lending::v1;
+using ::testing::HasSubstr;
+
+class LedgerIntegrationTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto s = LocalStack::Start();
+    ASSERT_TRUE(s.ok()) << s.status();
+    stack_ = s->release();
+  }
+  static void TearDownTestSuite() { delete stack_; }
+
+  void SetUp() override {
+    auto ch = Channel(stack_->Address(Server::kLending));
+    ledger_ = lv1::LedgerService::NewStub(ch);
+    lenders_ = lv1::LenderService::NewStub(ch);
+    ops_ = stack_->Token(Role::kOps, "ops-1");
+    svc_ = stack_->Token(Role::kService, "payments");
+  }
+
+  std::string LenderToken(int64_t id) { return stack_->Token(Role::kLender, std::to_string(id)); }
+
+  grpc::Status Deposit(int64_t lender, const std::string& amount, const std::string& rid,
+                       lv1::DepositResponse* out = nullptr, const std::string& currency = "USD") {
+    lv1::DepositRequest req;
+    req.set_request_id(rid);
+    req.mutable_lender_id()->set_value(std::to_string(lender));
+    *req.mutable_amount() = M(amount, currency);
+    req.set_external_payment_id("card-" + rid);
+    lv1::DepositResponse local;
+    return lenders_->Deposit(Ctx(svc_).get(), req, out != nullptr ? out : &local);
+  }
+
+  lv1::Balance Balance(int64_t lender) {
+    lv1::GetBalanceRequest req;
+    req.mutable_lender_id()->set_value(std::to_string(lender));
+    lv1::GetBalanceResponse out;
+    grpc::Status s = lenders_->GetBalance(Ctx(LenderToken(lender)).get(), req, &out);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return out.balance();
+  }
+
+  std::string WalletAccountId(int64_t lender) {
+    lv1::ListAccountsRequest req;
+    req.set_owner_type(lv1::ACCOUNT_OWNER_TYPE_LENDER);
+    req.set_owner_id(std::to_string(lender));
+    req.set_kind(lv1::ACCOUNT_KIND_LENDER_WALLET);
+    lv1::ListAccountsResponse out;
+    EXPECT_TRUE(ledger_->ListAccounts(Ctx(ops_).get(), req, &out).ok());
+    return out.accounts_size() == 1 ? out.accounts(0).id().value() : "";
+  }
+
+  lv1::TransferSpec Spec(const std::string& from, const std::string& to, const std::string& amount,
+                         bool pending = false) {
+    lv1::TransferSpec s;
+    s.mutable_debit_account_id()->set_value(from);
+    s.mutable_credit_account_id()->set_value(to);
+    *s.mutable_amount() = M(amount);
+    s.set_code(lv1::TRANSFER_CODE_CORRECTION);
+    s.set_pending(pending);
+    return s;
+  }
+
+  grpc::Status Transfers(const std::string& rid, std::vector<lv1::TransferSpec> specs,
+                         lv1::CreateTransfersResponse* out) {
+    lv1::CreateTransfersRequest req;
+    req.set_request_id(rid);
+    for (auto& s : specs) *req.add_transfers() = s;
+    return ledger_->CreateTransfers(Ctx(svc_).get(), req, out);
+  }
+
+  void ExpectReconciled() {
+    // The relay publishes asynchronously; give it a moment before judging the outbox.
+    lv1::ReconcileResponse out;
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      grpc::Status s = ledger_->Reconcile(Ctx(ops_).get(), lv1::ReconcileRequest(), &out);
+      ASSERT_TRUE(s.ok()) << s.error_message();
+      if (out.report().clean()) return;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    ADD_FAILURE() << "reconciliation not clean: " << out.report().DebugString();
+  }
+
+  static LocalStack* stack_;
+  std::unique_ptr<lv1::LedgerService::Stub> ledger_;
+  std::unique_ptr<lv1::LenderService::Stub> lenders_;
+  std::string ops_, svc_;
+};
+LocalStack* LedgerIntegrationTest::stack_ = nullptr;
+
+TEST_F(LedgerIntegrationTest, DepositsShowInBalanceAndStatementWithRunningBalance) {
+  ASSERT_TRUE(Deposit(101, "25.00", "dep-101-a").ok());
+  ASSERT_TRUE(Deposit(101, "0.10", "dep-101-b").ok());
+  ASSERT_TRUE(Deposit(101, "0.20", "dep-101-c").ok());
+  lv1::Balance b = Balance(101);
+  EXPECT_EQ(b.posted().amount(), "25.30");
+  EXPECT_EQ(b.available().amount(), "25.30");
+  EXPECT_EQ(b.held().amount(), "0.00");
+
+  lv1::GetStatementRequest req;
+  req.mutable_filter()->mutable_lender_id()->set_value("101");
+  req.mutable_page()->set_page_size(2);
+  lv1::GetStatementResponse page1, page2;
+  ASSERT_TRUE(lenders_->GetStatement(Ctx(LenderToken(101)).get(), req, &page1).ok());
+  ASSERT_EQ(page1.rows_size(), 2);
+  EXPECT_EQ(page1.rows(0).balance_after().amount(), "25.00");
+  EXPECT_EQ(page1.rows(1).balance_after().amount(), "25.10");
+  EXPECT_EQ(page1.page().total_count(), 3);
+  ASSERT_FALSE(page1.page().next_page_token().empty());
+  req.mutable_page()->set_page_token(page1.page().next_page_token());
+  ASSERT_TRUE(lenders_->GetStatement(Ctx(LenderToken(101)).get(), req, &page2).ok());
+  ASSERT_EQ(page2.rows_size(), 1);
+  EXPECT_EQ(page2.rows(0).balance_after().amount(), "25.30");
+  EXPECT_TRUE(page2.page().next_page_token().empty());
+  ExpectReconciled();
+}
+
+TEST_F(LedgerIntegrationTest, StatementExportsAsCsv) {
+  ASSERT_TRUE(Deposit(102, "7.00", "dep-102-a").ok());
+  ASSERT_TRUE(Deposit(102, "3.50", "dep-102-b").ok());
+  lv1::ExportStatementCsvRequest req;
+  req.mutable_filter()->mutable_lender_id()->set_value("102");
+  auto ctx = Ctx(LenderToken(102));
+  auto reader = lenders_->ExportStatementCsv(ctx.get(), req);
+  lv1::ExportStatementCsvChunk chunk;
+  std::string csv;
+  while (reader->Read(&chunk)) csv += chunk.data();
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_THAT(csv, HasSubstr("transfer_id,"));
+  EXPECT_THAT(csv, HasSubstr("7.00"));
+  EXPECT_THAT(csv, HasSubstr("10.50"));  // running balance after the second row
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 3);  // header + 2 rows
+}
+
+TEST_F(LedgerIntegrationTest, RetryWithSameRequestIdIsReplayedAndDifferentBodyIsAlreadyExists) {
+  lv1::DepositResponse first, again;
+  ASSERT_TRUE(Deposit(103, "10.00", "dep-103", &first).ok());
+  ASSERT_TRUE(Deposit(103, "10.00", "dep-103", &again).ok());
+  EXPECT_FALSE(first.mutation().replayed());
+  EXPECT_TRUE(again.mutation().replayed());
+  EXPECT_EQ(again.transfer().id().value(), first.transfer().id().value());
+  grpc::Status other = Deposit(103, "11.00", "dep-103");
+  EXPECT_EQ(other.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(Balance(103).posted().amount(), "10.00");
+  ExpectReconciled();
+}
+
+TEST_F(LedgerIntegrationTest, BadAmountsAreInvalidArgumentAndWriteNothing) {
+  ASSERT_TRUE(Deposit(104, "5.00", "dep-104").ok());
+  struct Case { std::string amount, currency; };
+  for (const Case& c : std::vector<Case>{{"0.00", "USD"}, {"-1.00", "USD"}, {"1.234", "USD"},
+                                         {"1e3", "USD"}, {"", "USD"}, {"1.00", "XYZ"},
+                                         {"1.5", "JPY"}, {"+1", "USD"}}) {
+    grpc::Status s = Deposit(104, c.amount, "bad-" + c.amount + c.currency, nullptr, c.currency);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.amount << " " << c.currency;
+    EXPECT_FALSE(s.error_message().empty());
+  }
+  EXPECT_EQ(Balance(104).posted().amount(), "5.00");
+  lv1::DepositRequest no_id;
+  no_id.mutable_lender_id()->set_value("104");
+  *no_id.mutable_amount() = M("1.00");
+  lv1::DepositResponse out;
+  EXPECT_EQ(lenders_->Deposit(Ctx(svc_).get(), no_id, &out).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  ExpectReconciled();
+}
+
+TEST_F(LedgerIntegrationTest, OverdraftAndCurrencyMismatchAreRejectedNamingTheItem) {
+  ASSERT_TRUE(Deposit(105, "20.00", "dep-105").ok());
+  ASSERT_TRUE(Deposit(106, "1.00", "dep-106").ok());
+  ASSERT_TRUE(Deposit(107, "100", "dep-107-jpy", nullptr, "JPY").ok());
+  std::string a = WalletAccountId(105), b = WalletAccountId(106);
+  lv1::CreateTransfersResponse out;
+  grpc::Status s = Transfers("ovr-1", {Spec(a, b, "5.00"), Spec(a, b, "15.01")}, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("transfers[1]"));
+  EXPECT_FALSE(s.error_details().empty());  // TransferBatchRejection in RpcStatus details
+  EXPECT_EQ(Balance(105).posted().amount(), "20.00");
+  EXPECT_EQ(Balance(106).posted().amount(), "1.00");
+
+  lv1::ListAccountsRequest jreq;
+  jreq.set_owner_id("107");
+  jreq.set_currency("JPY");
+  lv1::ListAccountsResponse jout;
+  ASSERT_TRUE(ledger_->ListAccounts(Ctx(ops_).get(), jreq, &jout).ok());
+  ASSERT_EQ(jout.accounts_size(), 1);
+  lv1::TransferSpec mixed = Spec(jout.accounts(0).id().value(), b, "1.00");
+  s = Transfers("mix-1", {mixed}, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  s = Transfers("unknown-1", {Spec("999999", b, "1.00")}, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  ExpectReconciled();
+}
+
+TEST_F(LedgerIntegrationTest, HoldResolvesAtMostOnce) {
+  ASSERT_TRUE(Deposit(108, "50.00", "dep-108").ok());
+  ASSERT_TRUE(Deposit(109, "1.00", "dep-109").ok());
+  std::string a = WalletAccountId(108), b = WalletAccountId(109);
+  lv1::CreateTransfersResponse held;
+  ASSERT_TRUE(Transfers("hold-108", {Spec(a, b, "30.00", true)}, &held).ok());
+  EXPECT_EQ(Balance(108).available().amount(), "20.00");
+  EXPECT_EQ(Balance(108).held().amount(), "30.00");
+  std::string hold_id = held.transfers(0).id().value();
+
+  lv1::PostPendingTransferRequest post;
+  post.set_request_id("post-108");
+  post.mutable_hold_id()->set_value(hold_id);
+  *post.mutable_amount() = M("25.00");
+  lv1::PostPendingTransferResponse posted;
+  ASSERT_TRUE(ledger_->PostPendingTransfer(Ctx(svc_).get(), post, &posted).ok());
+  EXPECT_EQ(Balance(108).posted().amount(), "25.00");
+  EXPECT_EQ(Balance(108).available().amount(), "25.00");  // the other 5.00 released
+
+  post.set_request_id("post-108-again");
+  EXPECT_EQ(ledger_->PostPendingTransfer(Ctx(svc_).get(), post, &posted).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  lv1::VoidPendingTransferRequest void_req;
+  void_req.set_request_id("void-108");
+  void_req.mutable_hold_id()->set_value(hold_id);
+  lv1::VoidPendingTransferResponse voided;
+  EXPECT_EQ(ledger_->VoidPendingTransfer(Ctx(svc_).get(), void_req, &voided).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Balance(109).posted().amount(), "26.00");
+  ExpectReconciled();
+}
+
+TEST_F(LedgerIntegrationTest, WithdrawalIsHeldApprovedAndPaidOrRejected) {
+  ASSERT_TRUE(Deposit(110, "100.00", "dep-110").ok());
+  lv1::RequestWithdrawalRequest req;
+  req.set_request_id("wd-110-1");
+  req.mutable_lender_id()->set_value("110");
+  *req.mutable_amount() = M("60.00");
+  req.set_destination("bank account ending 0110");
+  lv1::RequestWithdrawalResponse wd;
+  grpc::Status requested = lenders_->RequestWithdrawal(Ctx(LenderToken(110)).get(), req, &wd);
+  ASSERT_TRUE(requested.ok()) << requested.error_message();
+  EXPECT_EQ(Balance(110).available().amount(), "40.00");
+
+  lv1::MarkWithdrawalPaidRequest paid;
+  paid.set_request_id("wd-110-paid-early");
+  *paid.mutable_withdrawal_id() = wd.withdrawal().id();
+  paid.set_external_payment_id("bank-77");
+  lv1::MarkWithdrawalPaidResponse paid_out;
+  EXPECT_EQ(lenders_->MarkWithdrawalPaid(Ctx(ops_).get(), paid, &paid_out).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+
+  lv1::ApproveWithdrawalRequest approve;
+  approve.set_request_id("wd-110-approve");
+  *approve.mutable_withdrawal_id() = wd.withdrawal().id();
+  lv1::ApproveWithdrawalResponse approved;
+  EXPECT_EQ(lenders_->ApproveWithdrawal(Ctx(LenderToken(110)).get(), approve, &approved).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(lenders_->ApproveWithdrawal(Ctx(ops_).get(), approve, &approved).ok());
+  paid.set_request_id("wd-110-paid");
+  ASSERT_TRUE(lenders_->MarkWithdrawalPaid(Ctx(ops_).get(), paid, &paid_out).ok());
+  EXPECT_EQ(paid_out.withdrawal().status(), lv1::WITHDRAWAL_STATUS_PAID);
+  EXPECT_EQ(Balance(110).posted().amount(), "40.00");
+
+  req.set_request_id("wd-110-2");
+  *req.mutable_amount() = M("40.00");
+  ASSERT_TRUE(lenders_->RequestWithdrawal(Ctx(LenderToken(110)).get(), req, &wd).ok());
+  lv1::RejectWithdrawalRequest reject;
+  reject.set_request_id("wd-110-reject");
+  *reject.mutable_withdrawal_id() = wd.withdrawal().id();
+  reject.set_reason("account name mismatch");
+  lv1::RejectWithdrawalResponse rejected;
+  ASSERT_TRUE(lenders_->RejectWithdrawal(Ctx(ops_).get(), reject, &rejected).ok());
+  EXPECT_EQ(Balance(110).available().amount(), "40.00");
+  ExpectReconciled();
+}
+
+TEST_F(LedgerIntegrationTest, LenderCannotTouchAnotherLendersWallet) {
+  ASSERT_TRUE(Deposit(111, "10.00", "dep-111").ok());
+  lv1::GetBalanceRequest bal;
+  bal.mutable_lender_id()->set_value("111");
+  lv1::GetBalanceResponse out;
+  EXPECT_EQ(lenders_->GetBalance(Ctx(LenderToken(112)).get(), bal, &out).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  lv1::RequestWithdrawalRequest req;
+  req.set_request_id("steal-111");
+  req.mutable_lender_id()->set_value("111");
+  *req.mutable_amount() = M("10.00");
+  req.set_destination("bank account ending 0112");
+  lv1::RequestWithdrawalResponse wd;
+  EXPECT_EQ(lenders_->RequestWithdrawal(Ctx(LenderToken(112)).get(), req, &wd).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  lv1::DepositRequest dep;  // lenders cannot mint money
+  dep.set_request_id("mint");
+  dep.mutable_lender_id()->set_value("112");
+  *dep.mutable_amount() = M("1000.00");
+  lv1::DepositResponse dout;
+  EXPECT_EQ(lenders_->Deposit(Ctx(LenderToken(112)).get(), dep, &dout).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Balance(111).posted().amount(), "10.00");
+  lv1::ReconcileResponse rec;
+  EXPECT_EQ(ledger_->Reconcile(Ctx(LenderToken(111)).get(), {}, &rec).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(LedgerIntegrationTest, DonationMovesMoneyToPlatformRevenue) {
+  ASSERT_TRUE(Deposit(113, "10.00", "dep-113").ok());
+  lv1::DonateRequest req;
+  req.set_request_id("don-113");
+  req.mutable_lender_id()->set_value("113");
+  *req.mutable_amount() = M("2.50");
+  lv1::DonateResponse out;
+  ASSERT_TRUE(lenders_->Donate(Ctx(LenderToken(113)).get(), req, &out).ok());
+  EXPECT_EQ(Balance(113).posted().amount(), "7.50");
+  *req.mutable_amount() = M("7.51");
+  req.set_request_id("don-113-too-much");
+  EXPECT_EQ(lenders_->Donate(Ctx(LenderToken(113)).get(), req, &out).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  ExpectReconciled();
+}
+
+TEST_F(LedgerIntegrationTest, EveryTransferIsPublishedToTheRedisStreamOnce) {
+  ASSERT_TRUE(Deposit(114, "1.00", "dep-114").ok());
+  auto redis = redis::RedisClient::Connect(stack_->redis_endpoint(), absl::Seconds(2));
+  ASSERT_TRUE(redis.ok());
+  lv1::ListTransfersRequest req;
+  lv1::ListTransfersResponse out;
+  ASSERT_TRUE(ledger_->ListTransfers(Ctx(ops_).get(), req, &out).ok());
+  ASSERT_GT(out.page().total_count(), 0);
+  // The relay publishes asynchronously (it polls every 20 ms): wait for it to catch up.
+  int64_t published = 0;
+  for (int attempt = 0; attempt < 100 && published < out.page().total_count(); ++attempt) {
+    auto len = (*redis)->Command({"XLEN", "microlend.lending.events"});
+    ASSERT_TRUE(len.ok());
+    published = len->integer;
+    if (published < out.page().total_count()) absl::SleepFor(absl::Milliseconds(50));
+  }
+  // At least once; with no crash in between, exactly once.
+  EXPECT_EQ(published, out.page().total_count());
+}
+
+}  // namespace
+}  // namespace microlend::testing
