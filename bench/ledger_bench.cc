@@ -59,6 +59,7 @@ std::vector<std::string> OpenFundedWallets(LocalStack& stack, int n) {
     dep.set_request_id(absl::StrCat("bench-fund-", i));
     dep.mutable_lender_id()->set_value(std::to_string(1 + i));
     *dep.mutable_amount() = M("1000000.00");
+    dep.set_external_payment_id(absl::StrCat("bench-card-", i));
     lv1::DepositResponse out;
     grpc::Status s = lenders->Deposit(Ctx(svc).get(), dep, &out);
     if (!s.ok()) Die("deposit: " + s.error_message());

@@ -88,13 +88,18 @@ class Soak {
   }
   lv1::LenderService::Stub* Lenders() {
     thread_local std::unique_ptr<lv1::LenderService::Stub> stub;
-    if (!stub) stub = lv1::LenderService::NewStub(Channel(stack_->Address(Server::kLending)));
+    thread_local std::string target;
+    if (!stub || target != stack_->Address(Server::kLending)) {
+      target = stack_->Address(Server::kLending);
+      stub = lv1::LenderService::NewStub(Channel(target));
+    }
     return stub.get();
   }
 
   void OpenWallets() {
     for (int i = 0; i < kLenders; ++i) {
-      ASSERT_TRUE(Deposit(i, 10'000, absl::StrCat("soak-open-", i)).ok());
+      grpc::Status s = Deposit(i, 10'000, absl::StrCat("soak-open-", i));
+      ASSERT_TRUE(s.ok()) << s.error_message();
     }
     for (int i = 0; i < kLenders; ++i) {
       lv1::ListAccountsRequest req;
@@ -112,6 +117,7 @@ class Soak {
     req.set_request_id(rid);
     req.mutable_lender_id()->set_value(std::to_string(kFirstLender + lender));
     *req.mutable_amount() = M(Cents(cents));
+    req.set_external_payment_id("card-" + rid);
     lv1::DepositResponse out;
     grpc::Status s = Definitive([&] { return Lenders()->Deposit(Ctx(svc_).get(), req, &out); });
     if (s.ok()) posted_[lender] += cents;
@@ -325,6 +331,7 @@ TEST(LedgerSoakTest, SixteenClientsAgreeWithTheModelToTheCent) {
   ASSERT_TRUE(stack.ok()) << stack.status();
   Soak soak(stack->get());
   soak.OpenWallets();
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
   soak.Run(absl::Seconds(SoakSeconds()));
   soak.Verify();
   std::printf("soak: %lld operations\n", static_cast<long long>(soak.ops_done_.load()));
@@ -335,6 +342,7 @@ TEST(LedgerSoakTest, KilledAndRestartedServerLosesAndDoublesNothing) {
   ASSERT_TRUE(stack.ok()) << stack.status();
   Soak soak(stack->get());
   soak.OpenWallets();
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
   std::atomic<bool> done{false};
   int kills = 0;
   std::thread killer([&] {
