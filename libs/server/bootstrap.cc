@@ -17,7 +17,7 @@ std::vector<FlagSpec> CommonServerFlags(std::string_view server, int default_por
        absl::StrCat("127.0.0.1:", default_port), "address to serve gRPC on"},
       {"auth_secret", "MICROLEND_AUTH_SECRET", std::string(kDevAuthSecret),
        "HMAC secret for bearer tokens (>= 16 bytes)"},
-      {"max_threads", absl::StrCat("MICROLEND_", upper, "_MAX_THREADS"), "64",
+      {"max_threads", absl::StrCat("MICROLEND_", upper, "_MAX_THREADS"), "256",
        "cap on request worker threads"},
   };
 }

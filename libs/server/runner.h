@@ -22,7 +22,7 @@ namespace microlend {
 struct ServerOptions {
   std::string server_name;     // "lending", for logs
   std::string listen_address;  // "127.0.0.1:50051"
-  int max_threads = 64;        // sync-server worker cap; calls beyond it get RESOURCE_EXHAUSTED
+  int max_threads = 256;       // sync-server worker cap; calls beyond it get RESOURCE_EXHAUSTED
   int max_receive_message_bytes = 8 << 20;
   absl::Duration shutdown_grace = absl::Seconds(5);
 };

@@ -191,13 +191,24 @@ CREATE TABLE withdrawals (
 CREATE INDEX withdrawals_lender_idx ON withdrawals (lender_id, id);
 
 -- Written in the same transaction as the money movement; relayed to Redis Streams at least once.
+-- event_id is "transfer-<transfer id>", unique by the transfers primary key, so it carries no
+-- index of its own (one fewer index write per event on the commit path).
 CREATE TABLE outbox_events (
   sequence     BIGINT      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  event_id     TEXT        NOT NULL UNIQUE,
+  event_id     TEXT        NOT NULL,
   kind         TEXT        NOT NULL,
   account_id   BIGINT,
   payload      TEXT        NOT NULL,  -- JSON
-  created_at   TIMESTAMPTZ NOT NULL,
-  published_at TIMESTAMPTZ
+  created_at   TIMESTAMPTZ NOT NULL
 );
-CREATE INDEX outbox_events_unpublished_idx ON outbox_events (sequence) WHERE published_at IS NULL;
+
+-- The relay's position: every event with sequence <= last_sequence has been published. One row,
+-- updated once per relayed batch, instead of an UPDATE per event. Sound because a single
+-- committer per lending process writes outbox rows, so sequences commit in order (running
+-- several lending processes needs a per-process outbox or a commit-horizon; see ARCHITECTURE.md).
+CREATE TABLE outbox_relay_cursor (
+  id            SMALLINT    PRIMARY KEY CHECK (id = 1),
+  last_sequence BIGINT      NOT NULL,
+  updated_at    TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+INSERT INTO outbox_relay_cursor (id, last_sequence) VALUES (1, 0);

@@ -11,7 +11,7 @@
 #include "absl/time/time.h"
 #include "common/check.h"
 #include "common/strings.h"
-#include "nlohmann/json.hpp"
+#include "absl/strings/str_format.h"
 
 namespace microlend::lending {
 namespace {
@@ -587,25 +587,6 @@ void BatchApplier::Rollback() {
   saved_holds_.clear();
 }
 
-nlohmann::json SideJson(const Account& account) {
-  return {{"owner_type", OwnerTypeName(account.owner_type)},
-          {"owner_id", account.owner_id},
-          {"kind", KindName(account.kind)},
-          {"balance", Money::FromMinor(account.currency, account.balance()).ToString()},
-          {"available", Money::FromMinor(account.currency, account.available()).ToString()}};
-}
-
-nlohmann::json ReferencesJson(const TransferReferences& r) {
-  nlohmann::json out = nlohmann::json::object();
-  if (r.loan_id) out["loan_id"] = r.loan_id->ToString();
-  if (r.order_id) out["order_id"] = r.order_id->ToString();
-  if (r.repayment_id) out["repayment_id"] = r.repayment_id->ToString();
-  if (r.withdrawal_id) out["withdrawal_id"] = r.withdrawal_id->ToString();
-  if (r.campaign_id) out["campaign_id"] = r.campaign_id->ToString();
-  if (!r.external_payment_id.empty()) out["external_payment_id"] = r.external_payment_id;
-  return out;
-}
-
 }  // namespace
 
 WorkingSet::WorkingSet(Loaded loaded) {
@@ -711,29 +692,114 @@ TransferSpec LedgerEngine::ExpirySpec(HoldId hold) {
   return spec;
 }
 
+namespace {
+
+// A small JSON writer: events are built once per transfer on the commit path, where a generic
+// JSON library's tree of maps costs more than the rest of applying the transfer.
+class JsonObject {
+ public:
+  JsonObject() { out_.push_back('{'); }
+  JsonObject& Str(std::string_view key, std::string_view value) {
+    Key(key);
+    Quote(value);
+    return *this;
+  }
+  JsonObject& Int(std::string_view key, int64_t value) {
+    Key(key);
+    absl::StrAppend(&out_, value);
+    return *this;
+  }
+  JsonObject& Raw(std::string_view key, std::string_view json) {
+    Key(key);
+    out_.append(json);
+    return *this;
+  }
+  std::string Close() && {
+    out_.push_back('}');
+    return std::move(out_);
+  }
+
+ private:
+  void Key(std::string_view key) {
+    if (out_.size() > 1) out_.push_back(',');
+    Quote(key);
+    out_.push_back(':');
+  }
+  void Quote(std::string_view text) {
+    out_.push_back('"');
+    for (char c : text) {
+      if (c == '"' || c == '\\') {
+        out_.push_back('\\');
+        out_.push_back(c);
+      } else if (static_cast<unsigned char>(c) < 0x20) {
+        absl::StrAppend(&out_, absl::StrFormat("\\u%04x", c));
+      } else {
+        out_.push_back(c);
+      }
+    }
+    out_.push_back('"');
+  }
+  std::string out_;
+};
+
+std::string SideObject(const Account& account) {
+  JsonObject out;
+  out.Str("owner_type", OwnerTypeName(account.owner_type))
+      .Str("owner_id", account.owner_id)
+      .Str("kind", KindName(account.kind))
+      .Str("balance", Money::FromMinor(account.currency, account.balance()).ToString())
+      .Str("available", Money::FromMinor(account.currency, account.available()).ToString());
+  return std::move(out).Close();
+}
+
+std::string ReferencesObject(const TransferReferences& r) {
+  JsonObject out;
+  if (r.loan_id) out.Str("loan_id", r.loan_id->ToString());
+  if (r.order_id) out.Str("order_id", r.order_id->ToString());
+  if (r.repayment_id) out.Str("repayment_id", r.repayment_id->ToString());
+  if (r.withdrawal_id) out.Str("withdrawal_id", r.withdrawal_id->ToString());
+  if (r.campaign_id) out.Str("campaign_id", r.campaign_id->ToString());
+  if (!r.external_payment_id.empty()) out.Str("external_payment_id", r.external_payment_id);
+  return std::move(out).Close();
+}
+
+// Every transfer of a group shares its commit time: format it once.
+const std::string& CachedRfc3339(absl::Time t) {
+  thread_local absl::Time last = absl::InfinitePast();
+  thread_local std::string text;
+  if (t != last) {
+    last = t;
+    text = Rfc3339(t);
+  }
+  return text;
+}
+
+}  // namespace
+
 OutboxEvent TransferEvent(const Transfer& transfer, const Account& debit, const Account& credit) {
-  nlohmann::json payload = {{"id", transfer.id.ToString()},
-                            {"type", TypeName(transfer.type)},
-                            {"code", CodeName(transfer.code)},
-                            {"debit_account_id", transfer.debit_account_id.ToString()},
-                            {"credit_account_id", transfer.credit_account_id.ToString()},
-                            {"amount", transfer.amount.ToString()},
-                            {"currency", Code(transfer.amount.currency())},
-                            {"references", ReferencesJson(transfer.references)},
-                            {"created_at", Rfc3339(transfer.created_at)},
-                            {"batch_request_id", transfer.batch_request_id},
-                            {"batch_index", transfer.batch_index},
-                            {"debit_owner", SideJson(debit)},
-                            {"credit_owner", SideJson(credit)}};
-  if (transfer.pending_id) payload["pending_id"] = transfer.pending_id->ToString();
-  if (transfer.timeout_ms > 0) payload["timeout_ms"] = transfer.timeout_ms;
-  if (transfer.expires_at) payload["expires_at"] = Rfc3339(*transfer.expires_at);
-  if (!transfer.memo.empty()) payload["memo"] = transfer.memo;
+  JsonObject payload;
+  payload.Str("id", transfer.id.ToString())
+      .Str("type", TypeName(transfer.type))
+      .Str("code", CodeName(transfer.code))
+      .Str("debit_account_id", transfer.debit_account_id.ToString())
+      .Str("credit_account_id", transfer.credit_account_id.ToString())
+      .Str("amount", transfer.amount.ToString())
+      .Str("currency", transfer.amount.currency().code())
+      .Raw("references", ReferencesObject(transfer.references))
+      .Str("created_at", CachedRfc3339(transfer.created_at))
+      .Str("batch_request_id", transfer.batch_request_id)
+      .Int("batch_index", transfer.batch_index)
+      .Raw("debit_owner", SideObject(debit))
+      .Raw("credit_owner", SideObject(credit));
+  if (transfer.pending_id) payload.Str("pending_id", transfer.pending_id->ToString());
+  if (transfer.timeout_ms > 0) payload.Int("timeout_ms", transfer.timeout_ms);
+  if (transfer.expires_at) payload.Str("expires_at", Rfc3339(*transfer.expires_at));
+  if (!transfer.memo.empty()) payload.Str("memo", transfer.memo);
   OutboxEvent event;
   event.event_id = absl::StrCat("transfer-", transfer.id.value());
   event.kind = "transfer_committed";
   event.account_id = debit.id;
-  event.payload = payload.dump();
+  event.payload = std::move(payload).Close();
   event.created_at = transfer.created_at;
   return event;
 }

@@ -209,7 +209,9 @@ class LedgerStore {
                                                            std::optional<WithdrawalState> state,
                                                            const PageSpec& page) = 0;
 
-  // Outbox relay: oldest unpublished first (by sequence), then marks them published.
+  // Outbox relay: oldest unpublished first (by sequence). MarkPublished records that every
+  // event up to the largest of `sequences` is published: the relay passes the whole prefix it
+  // fetched and published, in order (the store may keep just a cursor).
   virtual absl::StatusOr<std::vector<OutboxEvent>> FetchUnpublished(size_t limit) = 0;
   virtual absl::Status MarkPublished(const std::vector<int64_t>& sequences, absl::Time at) = 0;
 

@@ -1239,8 +1239,9 @@ absl::StatusOr<std::vector<OutboxEvent>> PgLedgerStore::FetchUnpublished(size_t 
       [&](pqxx::read_transaction& tx) -> absl::StatusOr<std::vector<OutboxEvent>> {
         return ReadAll<OutboxEvent>(
             tx.exec_params(
-                absl::StrCat("SELECT ", kEventColumns, " FROM outbox_events",
-                             " WHERE published_at IS NULL", " ORDER BY sequence LIMIT $1::bigint"),
+                absl::StrCat("SELECT ", kEventColumns, " FROM outbox_events WHERE sequence >"
+                             " (SELECT last_sequence FROM outbox_relay_cursor WHERE id = 1)",
+                             " ORDER BY sequence LIMIT $1::bigint"),
                 static_cast<int64_t>(limit)),
             ReadEvent);
       });
@@ -1248,14 +1249,12 @@ absl::StatusOr<std::vector<OutboxEvent>> PgLedgerStore::FetchUnpublished(size_t 
 
 absl::Status PgLedgerStore::MarkPublished(const std::vector<int64_t>& sequences, absl::Time at) {
   if (sequences.empty()) return absl::OkStatus();
-  ArrayLiteral array;
-  for (int64_t s : sequences) array.Int(s);
-  std::string literal = std::move(array).Take();
+  const int64_t last = *std::max_element(sequences.begin(), sequences.end());
   return RunIn<pqxx::work>(*pool_, "marking events published", [&](pqxx::work& tx) {
     tx.exec_params(
-        "UPDATE outbox_events SET published_at = from_micros($2::bigint)"
-        " WHERE sequence = ANY($1::bigint[]) AND published_at IS NULL",
-        literal, absl::ToUnixMicros(at));
+        "UPDATE outbox_relay_cursor SET last_sequence = GREATEST(last_sequence, $1::bigint),"
+        " updated_at = from_micros($2::bigint) WHERE id = 1",
+        last, absl::ToUnixMicros(at));
     return absl::OkStatus();
   });
 }
@@ -1400,7 +1399,8 @@ void ReconcileConstrained(ReadTxn& tx, const std::string& scope, ReconcileData& 
 
 void ReconcileOutbox(ReadTxn& tx, absl::Time deadline, ReconcileData& data) {
   int64_t late = tx.exec_params(
-                       "SELECT count(*) FROM outbox_events WHERE published_at IS NULL"
+                       "SELECT count(*) FROM outbox_events WHERE sequence >"
+                       " (SELECT last_sequence FROM outbox_relay_cursor WHERE id = 1)"
                        " AND created_at < from_micros($1::bigint)",
                        absl::ToUnixMicros(deadline))[0][0]
                      .as<int64_t>();
