@@ -19,6 +19,8 @@
 #include "common/auth.h"
 #include "common/config.h"
 #include "microlend/common/v1/common.grpc.pb.h"
+#include "microlend/lending/v1/lending.grpc.pb.h"
+#include "common/strings.h"
 #include "server/bootstrap.h"
 #include "server/grpc_status.h"
 #include "server/health_client.h"
@@ -27,6 +29,7 @@ namespace microlend {
 namespace {
 
 namespace cv1 = ::microlend::common::v1;
+namespace lv1 = ::microlend::lending::v1;
 
 FlagSet MakeFlags() {
   return FlagSet(
@@ -87,12 +90,97 @@ absl::Status WhoAmI(const std::string& target, const std::string& token) {
   cv1::WhoAmIResponse response;
   grpc::Status s = AdminStub(target)->WhoAmI(&ctx, {}, &response);
   if (!s.ok()) return FromGrpcStatus(s);
+  std::fflush(stdout);
   std::printf("subject=%s role=%s\n", response.principal().subject().c_str(),
               cv1::Role_Name(response.principal().role()).c_str());
   return absl::OkStatus();
 }
 
-// Calls each service once with minted tokens: WhoAmI as a lender, GetServerStatus as ops.
+absl::Status Check(const grpc::Status& s, std::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  absl::Status status = FromGrpcStatus(s);
+  return absl::Status(status.code(), absl::StrCat(AsAbsl(what), ": ", status.message()));
+}
+
+// A short walk through the ledger as a payment processor, a lender and ops would use it.
+absl::Status LedgerWalk(const FlagSet& flags, const std::string& ops) {
+  const std::string lender_id = "1";
+  absl::StatusOr<std::string> svc = MintToken(flags, Role::kService, "payments-demo");
+  absl::StatusOr<std::string> lender = MintToken(flags, Role::kLender, lender_id);
+  if (!svc.ok()) return svc.status();
+  if (!lender.ok()) return lender.status();
+  auto channel = grpc::CreateChannel(flags.GetString("lending"), grpc::InsecureChannelCredentials());
+  auto wallets = lv1::LenderService::NewStub(channel);
+  auto ledger = lv1::LedgerService::NewStub(channel);
+  const std::string run = absl::StrCat(absl::ToUnixMicros(absl::Now()));
+
+  lv1::DepositRequest dep;
+  dep.set_request_id(absl::StrCat("demo-deposit-", run));
+  dep.mutable_lender_id()->set_value(lender_id);
+  dep.mutable_amount()->set_amount("100.00");
+  dep.mutable_amount()->set_currency("USD");
+  dep.set_external_payment_id(absl::StrCat("demo-card-", run));
+  lv1::DepositResponse deposited;
+  grpc::ClientContext c1;
+  Authorize(&c1, *svc);
+  if (absl::Status s = Check(wallets->Deposit(&c1, dep, &deposited), "deposit"); !s.ok()) return s;
+  grpc::ClientContext c1b;  // the processor retries: the same request is a replay, not a credit
+  Authorize(&c1b, *svc);
+  lv1::DepositResponse again;
+  if (absl::Status s = Check(wallets->Deposit(&c1b, dep, &again), "deposit retry"); !s.ok()) return s;
+  std::printf("lender %s deposited 100.00 USD (transfer %s); retry replayed=%s\n",
+              lender_id.c_str(), deposited.transfer().id().value().c_str(),
+              again.mutation().replayed() ? "true" : "false");
+
+  lv1::DonateRequest donate;
+  donate.set_request_id(absl::StrCat("demo-donate-", run));
+  donate.mutable_lender_id()->set_value(lender_id);
+  donate.mutable_amount()->set_amount("5.00");
+  donate.mutable_amount()->set_currency("USD");
+  lv1::DonateResponse donated;
+  grpc::ClientContext c2;
+  Authorize(&c2, *lender);
+  if (absl::Status s = Check(wallets->Donate(&c2, donate, &donated), "donate"); !s.ok()) return s;
+
+  lv1::RequestWithdrawalRequest wd;
+  wd.set_request_id(absl::StrCat("demo-withdraw-", run));
+  wd.mutable_lender_id()->set_value(lender_id);
+  wd.mutable_amount()->set_amount("20.00");
+  wd.mutable_amount()->set_currency("USD");
+  wd.set_destination("demo bank account");
+  lv1::RequestWithdrawalResponse requested;
+  grpc::ClientContext c3;
+  Authorize(&c3, *lender);
+  if (absl::Status s = Check(wallets->RequestWithdrawal(&c3, wd, &requested), "withdrawal");
+      !s.ok()) {
+    return s;
+  }
+
+  lv1::GetBalanceRequest bal;
+  bal.mutable_lender_id()->set_value(lender_id);
+  lv1::GetBalanceResponse balance;
+  grpc::ClientContext c4;
+  Authorize(&c4, *lender);
+  if (absl::Status s = Check(wallets->GetBalance(&c4, bal, &balance), "balance"); !s.ok()) return s;
+  std::printf("lender %s donated 5.00 and asked to withdraw 20.00: posted %s, held %s, available %s\n",
+              lender_id.c_str(), balance.balance().posted().amount().c_str(),
+              balance.balance().held().amount().c_str(),
+              balance.balance().available().amount().c_str());
+
+  lv1::ReconcileResponse rec;
+  grpc::ClientContext c5;
+  Authorize(&c5, ops);
+  if (absl::Status s = Check(ledger->Reconcile(&c5, {}, &rec), "reconcile"); !s.ok()) return s;
+  std::printf("reconciliation: %s (%lld accounts, %lld transfers checked)\n",
+              rec.report().clean() ? "clean" : "DISCREPANCIES", 
+              static_cast<long long>(rec.report().accounts_checked()),
+              static_cast<long long>(rec.report().transfers_checked()));
+  if (!rec.report().clean()) return absl::DataLossError(rec.report().DebugString());
+  return absl::OkStatus();
+}
+
+// Calls each service with minted tokens (WhoAmI as a lender, GetServerStatus as ops), then walks
+// the ledger; fails if anything fails or reconciliation is not clean.
 absl::Status Demo(const FlagSet& flags) {
   absl::StatusOr<std::string> ops = MintToken(flags, Role::kOps, "ops-demo");
   absl::StatusOr<std::string> lender = MintToken(flags, Role::kLender, "1");
@@ -106,7 +194,8 @@ absl::Status Demo(const FlagSet& flags) {
     if (!st.ok()) return st.status();
     PrintStatus(target, *st);
   }
-  std::printf("demo: all three services answered\n");
+  if (absl::Status s = LedgerWalk(flags, *ops); !s.ok()) return s;
+  std::printf("demo: done\n");
   return absl::OkStatus();
 }
 
