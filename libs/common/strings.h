@@ -4,6 +4,7 @@
 #ifndef MICROLEND_COMMON_STRINGS_H_
 #define MICROLEND_COMMON_STRINGS_H_
 
+#include <cstdint>
 #include <string_view>
 
 #include "absl/strings/string_view.h"
@@ -12,6 +13,44 @@ namespace microlend {
 
 inline absl::string_view AsAbsl(std::string_view text) { return {text.data(), text.size()}; }
 inline std::string_view AsStd(absl::string_view text) { return {text.data(), text.size()}; }
+
+// True when `text` is well-formed UTF-8 (no overlong forms, no surrogates) with no NUL byte:
+// what PostgreSQL's UTF8 text columns accept. Client text is checked with this before it can
+// reach a commit, where one bad row would fail everyone's transaction.
+inline bool IsStorableText(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c == 0) return false;
+    size_t extra = 0;
+    uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      extra = 1;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      extra = 2;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      extra = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + extra >= text.size()) return false;  // truncated sequence
+    for (size_t k = 1; k <= extra; ++k) {
+      const unsigned char cc = static_cast<unsigned char>(text[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += extra + 1;
+  }
+  return true;
+}
 
 }  // namespace microlend
 

@@ -71,6 +71,7 @@ absl::Status ParseOwner(const v1::CreateAccountRequest& request, NewAccount& out
 absl::StatusOr<NewAccount> ParseNewAccount(const v1::CreateAccountRequest& request) {
   NewAccount out;
   ML_ASSIGN_OR_RETURN(out.id, ParseOptionalId<AccountId>(request.id(), "id"));
+  ML_RETURN_IF_ERROR(CheckClientChosenId(out.id, "id"));
   ML_RETURN_IF_ERROR(ParseOwner(request, out));
   ML_ASSIGN_OR_RETURN(std::optional<AccountKind> kind, ParseAccountKind(request.kind(), "kind"));
   if (!kind.has_value()) return FieldError("kind", "is required");

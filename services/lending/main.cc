@@ -61,6 +61,10 @@ int Main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<redis::RedisClient>> redis =
       redis::RedisClient::Connect(redis_endpoint, absl::Seconds(2));
   if (!redis.ok()) ExitFatal(kServer, redis.status());
+  // Those two connections only proved the dependencies reachable (fail fast, naming which);
+  // the store's pool and the relay's publisher own their own.
+  db->reset();
+  redis->reset();
 
   absl::StatusOr<std::unique_ptr<lending::PgLedgerStore>> store =
       lending::PgLedgerStore::Create(pg_url, static_cast<int>(*pool_size));

@@ -96,6 +96,7 @@ absl::Status ParseSpecShape(const v1::TransferSpec& in, std::string_view prefix,
                             TransferSpec& out) {
   auto field = [prefix](std::string_view name) { return FieldPath(prefix, name); };
   ML_ASSIGN_OR_RETURN(out.id, ParseOptionalId<TransferId>(in.id(), field("id")));
+  ML_RETURN_IF_ERROR(CheckClientChosenId(out.id, field("id")));
   ML_ASSIGN_OR_RETURN(out.debit_account_id,
                       ParseOptionalId<AccountId>(in.debit_account_id(), field("debit_account_id")));
   ML_ASSIGN_OR_RETURN(
@@ -408,6 +409,7 @@ void ToProto(const Withdrawal& withdrawal, v1::Withdrawal* out) {
   IdToProto(withdrawal.hold_id, out->mutable_hold_id());
   out->set_external_payment_id(withdrawal.external_payment_id);
   out->set_reason(withdrawal.reason);
+  out->set_destination(withdrawal.destination);
   ToProto(withdrawal.created_at, out->mutable_requested_at());
   switch (withdrawal.state) {
     case WithdrawalState::kRequested:

@@ -161,6 +161,17 @@ void ToPageResponse(int64_t next_after_id, int64_t total_count, common::v1::Page
 // `request_id` field cleared: a retry with the same body hashes the same whatever its id.
 std::string BodyHash(const google::protobuf::Message& request);
 
+// Ids a client chooses must stay below 2^62: the server's own ids count up from 1, and a chosen
+// id near INT64_MAX would push the id sequence to its end and stop every later allocation.
+inline constexpr int64_t kMaxClientChosenId = int64_t{1} << 62;
+template <typename IdT>
+absl::Status CheckClientChosenId(const std::optional<IdT>& id, std::string_view field) {
+  if (id.has_value() && id->value() >= kMaxClientChosenId) {
+    return FieldError(field, absl::StrCat("must be below ", kMaxClientChosenId));
+  }
+  return absl::OkStatus();
+}
+
 // The idempotency key of a mutation: request_id validated (InvalidArgument naming the field),
 // scoped to the caller's subject, bound to the method and the body hash.
 inline absl::StatusOr<RequestKey> MakeRequestKey(const Principal& caller,

@@ -1,13 +1,17 @@
 #include "services/lending/wallet_grpc.h"
 
+#include <openssl/evp.h>
+
 #include <deque>
 #include <utility>
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "common/check.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "services/lending/proto_convert.h"
@@ -68,7 +72,25 @@ absl::StatusOr<LenderId> WalletLender(const Principal& caller,
 
 absl::Status RequireText(const std::string& text, std::string_view field) {
   if (text.empty()) return FieldError(field, "is required");
+  if (text.size() > kMaxMemoBytes) {
+    return FieldError(field, absl::StrCat("has ", text.size(), " bytes; at most ", kMaxMemoBytes));
+  }
+  if (!IsStorableText(text)) return FieldError(field, "must be UTF-8 text without NUL bytes");
   return absl::OkStatus();
+}
+
+// A deposit happens once per external payment, whoever reports it and under whatever
+// request_id: its idempotency key is the payment. The same payment reported again with the same
+// body is a replay of the first credit; with another lender or amount it is ALREADY_EXISTS.
+void KeyByPayment(const std::string& external_payment_id, RequestKey* key) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  const int ok = EVP_Digest(external_payment_id.data(), external_payment_id.size(), digest, &length,
+                            EVP_sha256(), nullptr);
+  ML_CHECK(ok == 1, "EVP_Digest(SHA-256) failed");
+  key->caller = "deposit-payment";
+  key->request_id = absl::StrCat(
+      "pay-", absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(digest), length)));
 }
 
 // Remembers a wallet transfer as its response (without the balance, read afterwards).
@@ -149,6 +171,7 @@ grpc::Status WalletGrpc::Deposit(grpc::ServerContext* context, const v1::Deposit
     ML_RETURN_IF_ERROR(RequireText(request->external_payment_id(), "external_payment_id"));
     ML_ASSIGN_OR_RETURN(RequestKey key,
                         MakeRequestKey(caller, request->request_id(), kDeposit, *request));
+    KeyByPayment(request->external_payment_id(), &key);
     LedgerReply reply =
         wallets_->Deposit(std::move(key), lender, amount, request->external_payment_id(),
                           TransferEncoder<v1::DepositResponse>(request->request_id()));
@@ -184,15 +207,14 @@ grpc::Status WalletGrpc::RequestWithdrawal(grpc::ServerContext* context,
     ML_RETURN_IF_ERROR(RequireText(request->destination(), "destination"));
     ML_ASSIGN_OR_RETURN(RequestKey key, MakeRequestKey(caller, request->request_id(),
                                                        kRequestWithdrawal, *request));
-    auto encode = [request_id = request->request_id(),
-                   destination = request->destination()](const Withdrawal& withdrawal) {
+    auto encode = [request_id = request->request_id()](const Withdrawal& withdrawal) {
       v1::RequestWithdrawalResponse out;
       ToProto(withdrawal, out.mutable_withdrawal());
-      out.mutable_withdrawal()->set_destination(destination);
       out.mutable_mutation()->set_request_id(request_id);
       return out.SerializeAsString();
     };
-    LedgerReply reply = wallets_->RequestWithdrawal(std::move(key), lender, amount, encode);
+    LedgerReply reply = wallets_->RequestWithdrawal(std::move(key), lender, amount,
+                                                    request->destination(), encode);
     ML_RETURN_IF_ERROR(DecodeReply(reply, response));
     return FillBalance(lender, amount.currency(), response->mutable_balance());
   }());

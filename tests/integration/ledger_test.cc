@@ -267,6 +267,7 @@ TEST_F(LedgerIntegrationTest, WithdrawalIsHeldApprovedAndPaidOrRejected) {
   EXPECT_EQ(lenders_->ApproveWithdrawal(Ctx(LenderToken(110)).get(), approve, &approved).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   ASSERT_TRUE(lenders_->ApproveWithdrawal(Ctx(ops_).get(), approve, &approved).ok());
+  EXPECT_EQ(approved.withdrawal().destination(), "bank account ending 0110");  // ops see where
   paid.set_request_id("wd-110-paid");
   ASSERT_TRUE(lenders_->MarkWithdrawalPaid(Ctx(ops_).get(), paid, &paid_out).ok());
   EXPECT_EQ(paid_out.withdrawal().status(), lv1::WITHDRAWAL_STATUS_PAID);
@@ -347,6 +348,109 @@ TEST_F(LedgerIntegrationTest, EveryTransferIsPublishedToTheRedisStreamOnce) {
   }
   // At least once; with no crash in between, exactly once.
   EXPECT_EQ(published, out.page().total_count());
+}
+
+
+TEST_F(LedgerIntegrationTest, DepositIsCreditedOncePerExternalPaymentWhateverTheRequestId) {
+  lv1::DepositRequest req;
+  req.set_request_id("proc-a-1");
+  req.mutable_lender_id()->set_value("115");
+  *req.mutable_amount() = M("40.00");
+  req.set_external_payment_id("card-payment-7781");
+  lv1::DepositResponse first, again;
+  ASSERT_TRUE(lenders_->Deposit(Ctx(svc_).get(), req, &first).ok());
+  req.set_request_id("proc-b-9");  // another gateway instance reports the same payment
+  ASSERT_TRUE(lenders_->Deposit(Ctx(ops_).get(), req, &again).ok());
+  EXPECT_TRUE(again.mutation().replayed());
+  EXPECT_EQ(again.transfer().id().value(), first.transfer().id().value());
+  *req.mutable_amount() = M("41.00");
+  req.set_request_id("proc-c-3");
+  EXPECT_EQ(lenders_->Deposit(Ctx(svc_).get(), req, &again).error_code(),
+            grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(Balance(115).posted().amount(), "40.00");
+  ExpectReconciled();
+}
+
+TEST_F(LedgerIntegrationTest, WalletAccountsMustBeProtectedAgainstOverdraft) {
+  lv1::CreateAccountRequest req;
+  req.set_request_id("acct-unprotected");
+  req.set_owner_type(lv1::ACCOUNT_OWNER_TYPE_LENDER);
+  req.set_owner_id("116");
+  req.set_kind(lv1::ACCOUNT_KIND_LENDER_WALLET);
+  req.set_currency("EUR");
+  lv1::CreateAccountResponse out;
+  grpc::Status s = ledger_->CreateAccount(Ctx(ops_).get(), req, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("debits_must_not_exceed_credits"));
+  req.set_owner_type(lv1::ACCOUNT_OWNER_TYPE_PARTNER);
+  req.mutable_flags()->set_debits_must_not_exceed_credits(true);
+  req.set_request_id("acct-partner-wallet");
+  EXPECT_EQ(ledger_->CreateAccount(Ctx(ops_).get(), req, &out).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  req.set_owner_type(lv1::ACCOUNT_OWNER_TYPE_LENDER);
+  req.set_request_id("acct-ok");
+  ASSERT_TRUE(ledger_->CreateAccount(Ctx(ops_).get(), req, &out).ok());
+  EXPECT_TRUE(out.account().flags().debits_must_not_exceed_credits());
+}
+
+TEST_F(LedgerIntegrationTest, ClientChosenIdsStayInTheirRange) {
+  ASSERT_TRUE(Deposit(117, "5.00", "dep-117").ok());
+  ASSERT_TRUE(Deposit(118, "5.00", "dep-118").ok());
+  lv1::TransferSpec spec = Spec(WalletAccountId(117), WalletAccountId(118), "1.00");
+  spec.mutable_id()->set_value("9223372036854775807");
+  lv1::CreateTransfersResponse out;
+  grpc::Status s = Transfers("big-id", {spec}, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  spec.mutable_id()->set_value("4000000000000000000");
+  ASSERT_TRUE(Transfers("chosen-id", {spec}, &out).ok());
+  EXPECT_EQ(out.transfers(0).id().value(), "4000000000000000000");
+  // Server-chosen ids keep working after a large chosen one.
+  ASSERT_TRUE(Transfers("after-chosen", {Spec(WalletAccountId(117), WalletAccountId(118), "1.00")},
+                        &out).ok());
+  ExpectReconciled();
+}
+
+TEST_F(LedgerIntegrationTest, AWithdrawalsHoldIsResolvedOnlyByTheWithdrawal) {
+  ASSERT_TRUE(Deposit(119, "30.00", "dep-119").ok());
+  lv1::RequestWithdrawalRequest req;
+  req.set_request_id("wd-119");
+  req.mutable_lender_id()->set_value("119");
+  *req.mutable_amount() = M("30.00");
+  req.set_destination("bank account ending 0119");
+  lv1::RequestWithdrawalResponse wd;
+  ASSERT_TRUE(lenders_->RequestWithdrawal(Ctx(LenderToken(119)).get(), req, &wd).ok());
+  lv1::VoidPendingTransferRequest void_req;
+  void_req.set_request_id("void-wd-119");
+  *void_req.mutable_hold_id() = wd.withdrawal().hold_id();
+  lv1::VoidPendingTransferResponse voided;
+  grpc::Status s = ledger_->VoidPendingTransfer(Ctx(ops_).get(), void_req, &voided);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("withdrawal"));
+  EXPECT_EQ(Balance(119).held().amount(), "30.00");
+  ExpectReconciled();
+}
+
+TEST_F(LedgerIntegrationTest, TextThatTheDatabaseCannotStoreIsRefusedUpFront) {
+  ASSERT_TRUE(Deposit(120, "5.00", "dep-120").ok());
+  ASSERT_TRUE(Deposit(121, "5.00", "dep-121").ok());
+  lv1::TransferSpec spec = Spec(WalletAccountId(120), WalletAccountId(121), "1.00");
+  spec.set_memo(std::string("nul\0byte", 8));
+  lv1::CreateTransfersResponse out;
+  EXPECT_EQ(Transfers("nul-memo", {spec}, &out).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // Invalid UTF-8 in a proto3 string never reaches the handler: protobuf refuses to parse it.
+  spec.set_memo("\xff\xfe not utf-8");
+  EXPECT_FALSE(Transfers("bad-utf8", {spec}, &out).ok());
+  lv1::RejectWithdrawalRequest reject;
+  reject.set_request_id("long-reason");
+  reject.mutable_withdrawal_id()->set_value("1");
+  std::string long_reason;
+  for (int i = 0; i < 100; ++i) long_reason += "\u3042";  // 300 bytes of hiragana
+  reject.set_reason(long_reason);
+  lv1::RejectWithdrawalResponse rejected;
+  EXPECT_EQ(lenders_->RejectWithdrawal(Ctx(ops_).get(), reject, &rejected).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Balance(120).posted().amount(), "5.00");
+  ExpectReconciled();
 }
 
 }  // namespace

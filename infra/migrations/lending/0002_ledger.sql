@@ -185,6 +185,7 @@ CREATE TABLE withdrawals (
   hold_id             BIGINT      NOT NULL REFERENCES transfers (id),
   external_payment_id TEXT        NOT NULL DEFAULT '',
   reason              TEXT        NOT NULL DEFAULT '',
+  destination         TEXT        NOT NULL DEFAULT '',  -- where ops pay it (lender's words)
   created_at          TIMESTAMPTZ NOT NULL,
   updated_at          TIMESTAMPTZ NOT NULL
 );

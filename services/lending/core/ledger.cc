@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
 #include "common/status_macros.h"
@@ -80,9 +81,9 @@ class BatchMutation final : public Mutation {
 class WithdrawalRequestMutation final : public Mutation {
  public:
   WithdrawalRequestMutation(LenderId lender, AccountId wallet, AccountId settlement, Money amount,
-                            Ledger::WithdrawalEncoder encode)
+                            std::string destination, Ledger::WithdrawalEncoder encode)
       : lender_(lender), wallet_(wallet), settlement_(settlement), amount_(amount),
-        encode_(std::move(encode)) {}
+        destination_(std::move(destination)), encode_(std::move(encode)) {}
   void Collect(LoadRequest* out) const override {
     out->accounts.push_back(wallet_);
     out->accounts.push_back(settlement_);
@@ -106,7 +107,8 @@ class WithdrawalRequestMutation final : public Mutation {
     if (!reply.status.ok()) return reply;
     Withdrawal w{.id = id, .lender_id = lender_, .wallet_account_id = wallet_, .amount = amount_,
                  .state = WithdrawalState::kRequested, .hold_id = reply.transfers[0].id,
-                 .created_at = context.now, .updated_at = context.now};
+                 .destination = destination_, .created_at = context.now,
+                 .updated_at = context.now};
     group.withdrawals.insert_or_assign(id, w);
     group.changed_withdrawals.push_back(w);
     reply.withdrawal = w;
@@ -119,6 +121,7 @@ class WithdrawalRequestMutation final : public Mutation {
   AccountId wallet_;
   AccountId settlement_;
   Money amount_;
+  std::string destination_;
   Ledger::WithdrawalEncoder encode_;
 };
 
@@ -182,7 +185,8 @@ class AdvanceWithdrawalMutation final : public Mutation {
       resolve.pending_id = w.hold_id;
       resolve.pending_action =
           to_ == WithdrawalState::kPaid ? PendingAction::kPost : PendingAction::kVoid;
-      resolve.memo = note_.substr(0, kMaxMemoBytes);
+      resolve.withdrawal_step = true;
+      resolve.memo = note_;  // the adapter bounds and validates the note
       reply = ApplySpecs({resolve}, group, context, {});
       if (!reply.status.ok()) return reply;
     }
@@ -239,17 +243,21 @@ Ledger::~Ledger() { Stop(); }
 
 void Ledger::Start() {
   absl::MutexLock lock(&mu_);
-  ML_CHECK(!committer_.joinable(), "Ledger started twice");
+  ML_CHECK(!running_ && !committer_.joinable(), "Ledger started twice");
   stopping_ = false;
+  running_ = true;
   committer_ = std::thread([this] { CommitterLoop(); });
 }
 
 void Ledger::Stop() {
+  std::thread committer;
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
+    running_ = false;
+    committer.swap(committer_);
   }
-  if (committer_.joinable()) committer_.join();
+  if (committer.joinable()) committer.join();
   std::deque<std::unique_ptr<Mutation>> left;
   {
     absl::MutexLock lock(&mu_);
@@ -266,7 +274,7 @@ void Ledger::Enqueue(std::unique_ptr<Mutation> mutation) {
   absl::Status refused;
   {
     absl::MutexLock lock(&mu_);
-    if (stopping_ || !committer_.joinable()) {
+    if (stopping_ || !running_) {
       refused = absl::UnavailableError("ledger is not running");
     } else if (queue_.size() >= options_.max_queued_mutations) {
       refused = absl::ResourceExhaustedError("ledger queue is full; retry later");
@@ -324,7 +332,7 @@ LedgerReply Ledger::SubmitBatch(RequestKey key, std::vector<TransferSpec> specs,
 }
 
 LedgerReply Ledger::RequestWithdrawal(RequestKey key, LenderId lender, AccountId wallet,
-                                      AccountId settlement, Money amount,
+                                      AccountId settlement, Money amount, std::string destination,
                                       WithdrawalEncoder encode) {
   LedgerReply reply;
   if (!amount.is_positive()) {
@@ -332,7 +340,7 @@ LedgerReply Ledger::RequestWithdrawal(RequestKey key, LenderId lender, AccountId
     return reply;
   }
   auto m = std::make_unique<WithdrawalRequestMutation>(lender, wallet, settlement, amount,
-                                                       std::move(encode));
+                                                       std::move(destination), std::move(encode));
   m->key = std::move(key);
   return SubmitAndWait(std::move(m));
 }
@@ -356,10 +364,30 @@ LedgerReply Ledger::AdvanceWithdrawal(RequestKey key, WithdrawalId id, Withdrawa
   return SubmitAndWait(std::move(m));
 }
 
+absl::Status ValidateNewAccount(const NewAccount& account) {
+  const bool must_not_go_negative = account.kind == AccountKind::kLenderWallet ||
+                                    account.kind == AccountKind::kSponsorBudget;
+  if (must_not_go_negative && !account.flags.debits_must_not_exceed_credits) {
+    return absl::InvalidArgumentError(
+        "lender wallets and sponsor budgets must set debits_must_not_exceed_credits");
+  }
+  if (account.kind == AccountKind::kLenderWallet && account.owner_type != OwnerType::kLender) {
+    return absl::InvalidArgumentError("a lender wallet must be owned by a lender");
+  }
+  if (account.flags.debits_must_not_exceed_credits && account.flags.credits_must_not_exceed_debits) {
+    return absl::InvalidArgumentError("an account takes at most one balance constraint");
+  }
+  return absl::OkStatus();
+}
+
 LedgerReply Ledger::CreateAccount(const RequestKey& key, const NewAccount& account,
                                   const std::function<std::string(const Account&)>& encode,
                                   Account* created) {
   LedgerReply reply;
+  if (absl::Status valid = ValidateNewAccount(account); !valid.ok()) {
+    reply.status = valid;
+    return reply;
+  }
   absl::StatusOr<std::optional<IdempotencyRecord>> stored =
       store_->FindIdempotency(key.caller, key.request_id);
   if (!stored.ok()) {
@@ -439,6 +467,19 @@ void Ledger::CommitGroup(std::vector<std::unique_ptr<Mutation>>& group) {
       break;
     }
   }
+  if (status.code() == absl::StatusCode::kAlreadyExists) {
+    status = absl::AbortedError(absl::StrCat("commit kept conflicting: ", status.message()));
+  }
+  // A failure that is neither a conflict nor an outage came from one mutation's data: commit
+  // each alone, so that one bad request cannot fail the others it happened to share a group with.
+  if (!status.ok() && !IsTransient(status) && group.size() > 1) {
+    for (auto& m : group) {
+      std::vector<std::unique_ptr<Mutation>> alone;
+      alone.push_back(std::move(m));
+      CommitGroup(alone);
+    }
+    return;
+  }
   for (auto& m : group) {
     if (!status.ok()) {
       m->reply = LedgerReply{};
@@ -462,7 +503,12 @@ absl::Status Ledger::TryCommit(std::vector<std::unique_ptr<Mutation>>& group) {
     ML_ASSIGN_OR_RETURN(Loaded loaded, txn.LoadForUpdate(request));
     std::vector<TransferId> ids;
     if (ids_needed > 0) {
-      ML_ASSIGN_OR_RETURN(ids, txn.AllocateTransferIds(ids_needed));
+      // Allocate spares so that ids a client chose in this same group can be skipped.
+      ML_ASSIGN_OR_RETURN(ids, txn.AllocateTransferIds(ids_needed + request.client_ids.size()));
+      absl::flat_hash_set<TransferId> chosen(request.client_ids.begin(), request.client_ids.end());
+      ids.erase(std::remove_if(ids.begin(), ids.end(),
+                               [&](TransferId id) { return chosen.contains(id); }),
+                ids.end());
     }
     Mutation::Group g{.working = WorkingSet(Loaded{})};
     for (size_t i = 0; i < withdrawal_ids; ++i) {
@@ -506,7 +552,16 @@ absl::Status Ledger::TryCommit(std::vector<std::unique_ptr<Mutation>>& group) {
     }
     CommitSet commit = g.working.TakeCommitSet();
     commit.idempotency = std::move(fresh_records);
-    commit.withdrawals = std::move(g.changed_withdrawals);
+    // Two steps of one withdrawal in a group: the row is written once, in its final state.
+    absl::flat_hash_map<WithdrawalId, size_t> last_change;
+    for (size_t i = 0; i < g.changed_withdrawals.size(); ++i) {
+      last_change.insert_or_assign(g.changed_withdrawals[i].id, i);
+    }
+    for (size_t i = 0; i < g.changed_withdrawals.size(); ++i) {
+      if (last_change.at(g.changed_withdrawals[i].id) == i) {
+        commit.withdrawals.push_back(std::move(g.changed_withdrawals[i]));
+      }
+    }
     if (commit.empty()) return absl::OkStatus();
     return txn.Write(commit);
   });

@@ -44,6 +44,11 @@ struct RequestKey {
 // Validates a client request id: 1..128 chars of [A-Za-z0-9._:-]. InvalidArgument otherwise.
 absl::Status ValidateRequestId(const std::string& request_id);
 
+// The rules an account must meet to be opened: lender wallets and sponsor budgets can never go
+// negative (debits_must_not_exceed_credits), a lender wallet is owned by a lender, and an account
+// takes at most one balance constraint. InvalidArgument naming the rule otherwise.
+absl::Status ValidateNewAccount(const NewAccount& account);
+
 // Turns an outcome into the bytes remembered for replays. Supplied by the adapter (it knows the
 // wire format); called inside the commit, so it must be cheap and must not block.
 struct ResultEncoder {
@@ -98,7 +103,8 @@ class Ledger {
   // together. `encode` makes the remembered payload from the withdrawal after the step.
   using WithdrawalEncoder = std::function<std::string(const Withdrawal&)>;
   LedgerReply RequestWithdrawal(RequestKey key, LenderId lender, AccountId wallet,
-                                AccountId settlement, Money amount, WithdrawalEncoder encode);
+                                AccountId settlement, Money amount, std::string destination,
+                                WithdrawalEncoder encode);
   // kApproved, kPaid (posts the hold), kRejected / kCancelled (void the hold).
   LedgerReply AdvanceWithdrawal(RequestKey key, WithdrawalId id, WithdrawalState to,
                                 std::string note, WithdrawalEncoder encode);
@@ -119,7 +125,8 @@ class Ledger {
   absl::Mutex mu_;
   std::deque<std::unique_ptr<Mutation>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread committer_;
+  bool running_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread committer_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace microlend::lending

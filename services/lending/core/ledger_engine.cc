@@ -174,6 +174,15 @@ ItemResult CheckItemShape(const TransferSpec& spec) {
     return Reject{RejectReason::kShapeInvalid,
                   absl::StrCat("memo has ", spec.memo.size(), " bytes; at most ", kMaxMemoBytes)};
   }
+  if (spec.references.external_payment_id.size() > kMaxMemoBytes) {
+    return Reject{RejectReason::kShapeInvalid,
+                  absl::StrCat("external_payment_id has ", spec.references.external_payment_id.size(),
+                               " bytes; at most ", kMaxMemoBytes)};
+  }
+  if (!IsStorableText(spec.memo) || !IsStorableText(spec.references.external_payment_id)) {
+    return Reject{RejectReason::kShapeInvalid,
+                  "memo and external_payment_id must be UTF-8 text without NUL bytes"};
+  }
   const bool resolution =
       spec.pending_id.has_value() || spec.pending_action != PendingAction::kNone;
   return resolution ? CheckResolutionShape(spec) : CheckNewTransferShape(spec);
@@ -497,6 +506,13 @@ ItemResult BatchApplier::ApplyResolution(size_t index, const TransferSpec& spec)
   }
   const Hold& hold = found->second;
   if (ItemResult bad = CheckHoldState(hold, spec)) return bad;
+  if (hold.transfer.references.withdrawal_id.has_value() && !spec.withdrawal_step &&
+      !spec.expiry) {
+    return Reject{RejectReason::kShapeInvalid,
+                  absl::StrCat("hold ", hold.transfer.id.value(), " belongs to withdrawal ",
+                               hold.transfer.references.withdrawal_id->value(),
+                               "; resolve it with the withdrawal RPCs")};
+  }
   std::variant<int64_t, Reject> amount = ResolvedAmount(hold, spec);
   if (Reject* bad = std::get_if<Reject>(&amount)) return std::move(*bad);
   Plan plan{NewTransfer(index, spec, &hold), {}, {}};

@@ -249,6 +249,33 @@ TEST_F(LedgerEngineTest, MemoOver256BytesRejected) {
       RejectReason::kShapeInvalid);
 }
 
+TEST_F(LedgerEngineTest, TextTheDatabaseCannotStoreRejected) {
+  TransferSpec nul = Posted(kCash, kLoan, Usd(1));
+  nul.memo = std::string("a\0b", 3);
+  ExpectShapeRejected(nul, RejectReason::kShapeInvalid);
+  TransferSpec broken = Posted(kCash, kLoan, Usd(1));
+  broken.references.external_payment_id = "\xe3\x81";  // truncated 3-byte sequence
+  ExpectShapeRejected(broken, RejectReason::kShapeInvalid);
+  TransferSpec fine = Posted(kCash, kLoan, Usd(1));
+  fine.memo = "\xe3\x81\x82 ok";  // hiragana A
+  EXPECT_EQ(LedgerEngine::ValidateShape({fine}), std::nullopt);
+}
+
+TEST_F(LedgerEngineTest, WithdrawalHoldResolvesOnlyThroughTheWithdrawalWorkflow) {
+  std::vector<Transfer> held = [&] {
+    TransferSpec hold = NewHold(kWallet, kCash, Usd(1000));
+    hold.code = TransferCode::kWithdrawal;
+    hold.references.withdrawal_id = WithdrawalId(55);
+    return ApplyOk({hold});
+  }();
+  ASSERT_EQ(held.size(), 1u);
+  TransferSpec direct = Resolve(held[0].id, PendingAction::kVoid);
+  EXPECT_THAT(ApplyRejected({direct}), IsRejection(0, RejectReason::kShapeInvalid));
+  direct.withdrawal_step = true;
+  EXPECT_EQ(ApplyOk({direct}).size(), 1u);
+  EXPECT_EQ(HoldOf(held[0].id).state, HoldState::kVoided);
+}
+
 TEST_F(LedgerEngineTest, TimeoutOnlyOnHoldsAndWithinThirtyDays) {
   TransferSpec posted = Posted(kCash, kLoan, Usd(1));
   posted.timeout_ms = 1;

@@ -65,6 +65,7 @@ struct Withdrawal {
   HoldId hold_id{0};
   std::string external_payment_id;  // set when paid
   std::string reason;               // set when rejected / cancelled
+  std::string destination;          // where to pay it, as the lender gave it
   absl::Time created_at;
   absl::Time updated_at;
   friend bool operator==(const Withdrawal&, const Withdrawal&) = default;

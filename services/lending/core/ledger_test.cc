@@ -201,7 +201,8 @@ std::string EncodeWithdrawal(const Withdrawal& w) {
 
 TEST_F(LedgerTest, WithdrawalHoldsThenPaysAfterApproval) {
   ASSERT_TRUE(Deposit(1, "100.00", "d1").status.ok());
-  LedgerReply req = wallets_.RequestWithdrawal(Key("w1"), LenderId(1), Usd("60.00"), EncodeWithdrawal);
+  LedgerReply req = wallets_.RequestWithdrawal(Key("w1"), LenderId(1), Usd("60.00"), "iban-1",
+                                                EncodeWithdrawal);
   ASSERT_TRUE(req.status.ok()) << req.status;
   ASSERT_TRUE(req.withdrawal.has_value());
   EXPECT_EQ(Available(1), 4000);  // held, not yet gone
@@ -215,6 +216,7 @@ TEST_F(LedgerTest, WithdrawalHoldsThenPaysAfterApproval) {
                                                EncodeWithdrawal);
   ASSERT_TRUE(paid.status.ok()) << paid.status;
   EXPECT_EQ(paid.withdrawal->state, WithdrawalState::kPaid);
+  EXPECT_EQ(store_.GetWithdrawal(id)->destination, "iban-1");
   Account w = *wallets_.FindWallet(LenderId(1), Currency::Usd());
   EXPECT_EQ(w.balance(), 4000);
   EXPECT_EQ(w.debits_pending, 0);
@@ -223,10 +225,12 @@ TEST_F(LedgerTest, WithdrawalHoldsThenPaysAfterApproval) {
 
 TEST_F(LedgerTest, RejectedWithdrawalReleasesTheHold) {
   ASSERT_TRUE(Deposit(1, "100.00", "d1").status.ok());
-  LedgerReply req = wallets_.RequestWithdrawal(Key("w1"), LenderId(1), Usd("100.00"), EncodeWithdrawal);
+  LedgerReply req = wallets_.RequestWithdrawal(Key("w1"), LenderId(1), Usd("100.00"), "iban-1",
+                                                EncodeWithdrawal);
   ASSERT_TRUE(req.status.ok());
   EXPECT_EQ(Available(1), 0);
-  LedgerReply more = wallets_.RequestWithdrawal(Key("w2"), LenderId(1), Usd("0.01"), EncodeWithdrawal);
+  LedgerReply more = wallets_.RequestWithdrawal(Key("w2"), LenderId(1), Usd("0.01"), "iban-1",
+                                                 EncodeWithdrawal);
   EXPECT_EQ(more.status.code(), absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE(ledger_.AdvanceWithdrawal(Key("w3"), req.withdrawal->id, WithdrawalState::kRejected,
                                         "kyc", EncodeWithdrawal).status.ok());

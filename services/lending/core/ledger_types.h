@@ -136,6 +136,9 @@ struct TransferSpec {
   // Internal, never from the wire: set by the expiry sweep on a void of a hold past its
   // expires_at, which then ends kExpired instead of being rejected.
   bool expiry = false;
+  // Internal, never from the wire: set by the withdrawal workflow, the only path allowed to
+  // resolve a hold that belongs to a withdrawal (so a withdrawal and its hold never disagree).
+  bool withdrawal_step = false;
 };
 
 // A committed transfer. Immutable once written.

@@ -125,6 +125,7 @@ LedgerReply Wallets::Donate(RequestKey key, LenderId lender, Money amount, Resul
 }
 
 LedgerReply Wallets::RequestWithdrawal(RequestKey key, LenderId lender, Money amount,
+                                       std::string destination,
                                        Ledger::WithdrawalEncoder encoder) {
   if (absl::Status s = RequirePositive(amount); !s.ok()) return Fail(s);
   absl::StatusOr<Account> wallet = FindWallet(lender, amount.currency());
@@ -132,7 +133,7 @@ LedgerReply Wallets::RequestWithdrawal(RequestKey key, LenderId lender, Money am
   absl::StatusOr<AccountId> settlement = SettlementAccount(amount.currency());
   if (!settlement.ok()) return Fail(settlement.status());
   return ledger_->RequestWithdrawal(std::move(key), lender, wallet->id, *settlement, amount,
-                                    std::move(encoder));
+                                    std::move(destination), std::move(encoder));
 }
 
 }  // namespace microlend::lending

@@ -32,7 +32,7 @@ class Wallets {
                       std::string external_payment_id, ResultEncoder encoder);
   LedgerReply Donate(RequestKey key, LenderId lender, Money amount, ResultEncoder encoder);
   LedgerReply RequestWithdrawal(RequestKey key, LenderId lender, Money amount,
-                                Ledger::WithdrawalEncoder encoder);
+                                std::string destination, Ledger::WithdrawalEncoder encoder);
 
  private:
   absl::StatusOr<AccountId> SystemAccount(OwnerType owner_type, const std::string& owner_id,

@@ -262,7 +262,7 @@ constexpr int kTransferColumnCount = 20;
 
 constexpr char kWithdrawalColumns[] =
     "id, lender_id, wallet_account_id, amount, currency, state, hold_id, external_payment_id, "
-    "reason, to_micros(created_at), to_micros(updated_at)";
+    "reason, to_micros(created_at), to_micros(updated_at), destination";
 
 constexpr char kRecordColumns[] =
     "r.caller, r.request_id, r.method, encode(r.body_sha256, 'hex'), r.status_code, "
@@ -354,6 +354,7 @@ Withdrawal ReadWithdrawal(const pqxx::row& r) {
   w.reason = r[8].as<std::string>();
   w.created_at = TimeOf(r[9]);
   w.updated_at = TimeOf(r[10]);
+  w.destination = r[11].as<std::string>();
   return w;
 }
 
@@ -427,12 +428,13 @@ constexpr char kUpdateAccountsSql[] =
 
 constexpr char kUpsertWithdrawalsSql[] =
     "INSERT INTO withdrawals (id, lender_id, wallet_account_id, amount, currency, state,"
-    " hold_id, external_payment_id, reason, created_at, updated_at)"
+    " hold_id, external_payment_id, reason, created_at, updated_at, destination)"
     " SELECT id, lender, wallet, amount, cur, state, hold, ext, reason, from_micros(created),"
-    " from_micros(updated)"
+    " from_micros(updated), dest"
     " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[],"
-    " $6::smallint[], $7::bigint[], $8::text[], $9::text[], $10::bigint[], $11::bigint[])"
-    " AS u(id, lender, wallet, amount, cur, state, hold, ext, reason, created, updated)"
+    " $6::smallint[], $7::bigint[], $8::text[], $9::text[], $10::bigint[], $11::bigint[],"
+    " $12::text[])"
+    " AS u(id, lender, wallet, amount, cur, state, hold, ext, reason, created, updated, dest)"
     " ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state,"
     " external_payment_id = EXCLUDED.external_payment_id, reason = EXCLUDED.reason,"
     " updated_at = EXCLUDED.updated_at";
@@ -616,7 +618,7 @@ absl::Status UpdateAccounts(pqxx::work& tx, const std::vector<Account>& accounts
 }
 
 void UpsertWithdrawals(pqxx::work& tx, const std::vector<Withdrawal>& withdrawals) {
-  ArrayLiteral id, lender, wallet, amount, cur, state, hold, ext, reason, created, updated;
+  ArrayLiteral id, lender, wallet, amount, cur, state, hold, ext, reason, created, updated, dest;
   for (const Withdrawal& w : withdrawals) {
     id.Int(w.id.value());
     lender.Int(w.lender_id.value());
@@ -629,11 +631,13 @@ void UpsertWithdrawals(pqxx::work& tx, const std::vector<Withdrawal>& withdrawal
     reason.Text(w.reason);
     created.Int(absl::ToUnixMicros(w.created_at));
     updated.Int(absl::ToUnixMicros(w.updated_at));
+    dest.Text(w.destination);
   }
   tx.exec_prepared(kUpsertWithdrawals, std::move(id).Take(), std::move(lender).Take(),
                    std::move(wallet).Take(), std::move(amount).Take(), std::move(cur).Take(),
                    std::move(state).Take(), std::move(hold).Take(), std::move(ext).Take(),
-                   std::move(reason).Take(), std::move(created).Take(), std::move(updated).Take());
+                   std::move(reason).Take(), std::move(created).Take(), std::move(updated).Take(),
+                   std::move(dest).Take());
 }
 
 void InsertRecords(pqxx::work& tx, const std::vector<IdempotencyRecord>& records) {
