@@ -72,7 +72,7 @@ int Main(int argc, char** argv) {
   lending::Ledger ledger(store->get(), &clock);
   lending::Wallets wallets(&ledger);
   lending::RedisEventPublisher publisher(redis_endpoint);
-  lending::OutboxRelay relay(store->get(), &publisher);
+  lending::OutboxRelay relay(store->get(), &publisher, &clock);
   PeriodicTask hold_sweep(absl::Milliseconds(*sweep_ms), [&ledger] {
     absl::StatusOr<size_t> expired = ledger.ExpireHolds(10'000);
     if (!expired.ok()) LogWarning("hold_sweep_failed", {{"error", AsStd(expired.status().message())}});

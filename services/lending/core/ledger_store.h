@@ -176,7 +176,21 @@ struct ReconcileData {
   int64_t transfers_checked = 0;
 };
 
-class LedgerStore {
+// What the outbox relay needs of the store. Sequences are assigned at commit and increase;
+// they may have gaps (a rolled-back transaction's unused numbers).
+class OutboxSource {
+ public:
+  virtual ~OutboxSource() = default;
+  // Events after the published cursor, oldest first, at most `limit`.
+  virtual absl::StatusOr<std::vector<OutboxEvent>> FetchUnpublished(size_t limit) = 0;
+  // Records that every event up to the largest of `sequences` is published: the relay passes
+  // the whole prefix it fetched and published, in order (the store may keep just a cursor).
+  virtual absl::Status MarkPublished(const std::vector<int64_t>& sequences, absl::Time at) = 0;
+  // The cursor: every event with a sequence up to this one is published (0 at the start).
+  virtual absl::StatusOr<int64_t> PublishedThrough() = 0;
+};
+
+class LedgerStore : public OutboxSource {
  public:
   virtual ~LedgerStore() = default;
 
@@ -209,12 +223,6 @@ class LedgerStore {
   virtual absl::StatusOr<Page<Withdrawal>> ListWithdrawals(std::optional<LenderId> lender,
                                                            std::optional<WithdrawalState> state,
                                                            const PageSpec& page) = 0;
-
-  // Outbox relay: oldest unpublished first (by sequence). MarkPublished records that every
-  // event up to the largest of `sequences` is published: the relay passes the whole prefix it
-  // fetched and published, in order (the store may keep just a cursor).
-  virtual absl::StatusOr<std::vector<OutboxEvent>> FetchUnpublished(size_t limit) = 0;
-  virtual absl::Status MarkPublished(const std::vector<int64_t>& sequences, absl::Time at) = 0;
 
   // The invariant checks, on one consistent snapshot. `outbox_deadline`: events older than this
   // and still unpublished are findings.

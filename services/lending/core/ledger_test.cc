@@ -286,7 +286,7 @@ class FlakyPublisher final : public EventPublisher {
 TEST_F(LedgerTest, OutboxRelayPublishesEveryEventInOrderDespiteAFailure) {
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(Deposit(1, "1.00", absl::StrCat("d", i)).status.ok());
   FlakyPublisher publisher;
-  OutboxRelay relay(&store_, &publisher, {.batch_size = 2});
+  OutboxRelay relay(&store_, &publisher, &clock_, {.batch_size = 2});
   EXPECT_EQ(relay.RelayOnce().status().code(), absl::StatusCode::kUnavailable);
   size_t total = 0;
   while (true) {
@@ -300,6 +300,68 @@ TEST_F(LedgerTest, OutboxRelayPublishesEveryEventInOrderDespiteAFailure) {
   for (const OutboxEvent& e : store_.AllEvents()) expected.push_back(e.event_id);
   EXPECT_EQ(publisher.published, expected);
   ExpectReconciled(clock_.Now() + absl::Seconds(1));  // every event was published
+}
+
+
+// An outbox with sequence gaps, as PostgreSQL produces them (rolled-back or late commits).
+class GappyOutbox final : public OutboxSource {
+ public:
+  void Add(int64_t sequence, absl::Time created_at) {
+    events_.push_back({.sequence = sequence, .event_id = absl::StrCat("e", sequence),
+                       .kind = "test", .payload = "{}", .created_at = created_at});
+    std::sort(events_.begin(), events_.end(),
+              [](const OutboxEvent& a, const OutboxEvent& b) { return a.sequence < b.sequence; });
+  }
+  absl::StatusOr<std::vector<OutboxEvent>> FetchUnpublished(size_t limit) override {
+    std::vector<OutboxEvent> out;
+    for (const OutboxEvent& e : events_) {
+      if (e.sequence > cursor_ && out.size() < limit) out.push_back(e);
+    }
+    return out;
+  }
+  absl::Status MarkPublished(const std::vector<int64_t>& sequences, absl::Time) override {
+    for (int64_t s : sequences) cursor_ = std::max(cursor_, s);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<int64_t> PublishedThrough() override { return cursor_; }
+
+ private:
+  std::vector<OutboxEvent> events_;
+  int64_t cursor_ = 0;
+};
+
+class RecordingPublisher final : public EventPublisher {
+ public:
+  absl::Status Publish(const std::vector<OutboxEvent>& events) override {
+    for (const OutboxEvent& e : events) published.push_back(e.sequence);
+    return absl::OkStatus();
+  }
+  std::vector<int64_t> published;
+};
+
+TEST(OutboxRelayTest, WaitsAtAFreshGapAndStepsOverItOnceSettled) {
+  FakeClock clock(kStart);
+  GappyOutbox outbox;
+  for (int64_t s : {1, 2, 4}) outbox.Add(s, kStart);  // 3 may still be committing
+  RecordingPublisher publisher;
+  OutboxRelay relay(&outbox, &publisher, &clock, {.gap_settle = absl::Seconds(5)});
+  EXPECT_EQ(*relay.RelayOnce(), 2u);
+  EXPECT_EQ(*relay.RelayOnce(), 0u);  // 4 waits behind the gap
+  clock.Advance(absl::Seconds(6));    // 3 never came: it rolled back
+  EXPECT_EQ(*relay.RelayOnce(), 1u);
+  EXPECT_EQ(publisher.published, (std::vector<int64_t>{1, 2, 4}));
+}
+
+TEST(OutboxRelayTest, ALateCommitFillingTheGapIsPublishedInOrder) {
+  FakeClock clock(kStart);
+  GappyOutbox outbox;
+  for (int64_t s : {1, 2, 4}) outbox.Add(s, kStart);
+  RecordingPublisher publisher;
+  OutboxRelay relay(&outbox, &publisher, &clock);
+  EXPECT_EQ(*relay.RelayOnce(), 2u);
+  outbox.Add(3, kStart);  // the in-doubt commit becomes visible
+  EXPECT_EQ(*relay.RelayOnce(), 2u);
+  EXPECT_EQ(publisher.published, (std::vector<int64_t>{1, 2, 3, 4}));
 }
 
 }  // namespace

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "absl/time/clock.h"
+#include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/strings.h"
 #include "common/status_macros.h"
@@ -11,13 +11,29 @@ namespace microlend::lending {
 
 absl::StatusOr<size_t> OutboxRelay::RelayOnce() {
   absl::MutexLock lock(&run_mu_);
-  ML_ASSIGN_OR_RETURN(std::vector<OutboxEvent> events, store_->FetchUnpublished(options_.batch_size));
+  ML_ASSIGN_OR_RETURN(int64_t cursor, source_->PublishedThrough());
+  ML_ASSIGN_OR_RETURN(std::vector<OutboxEvent> events,
+                      source_->FetchUnpublished(options_.batch_size));
+  // Keep the contiguous run after the cursor; step over a gap only once it has settled.
+  const absl::Time settled = clock_->Now() - options_.gap_settle;
+  int64_t expected = cursor + 1;
+  size_t keep = 0;
+  for (; keep < events.size(); ++keep) {
+    const OutboxEvent& e = events[keep];
+    if (e.sequence != expected && e.created_at > settled) break;
+    if (e.sequence != expected) {
+      LogWarning("outbox_gap_skipped", {{"from", absl::StrCat(expected)},
+                                        {"to", absl::StrCat(e.sequence - 1)}});
+    }
+    expected = e.sequence + 1;
+  }
+  events.resize(keep);
   if (events.empty()) return 0;
   ML_RETURN_IF_ERROR(publisher_->Publish(events));
   std::vector<int64_t> sequences;
   sequences.reserve(events.size());
   for (const OutboxEvent& e : events) sequences.push_back(e.sequence);
-  ML_RETURN_IF_ERROR(store_->MarkPublished(sequences, absl::Now()));
+  ML_RETURN_IF_ERROR(source_->MarkPublished(sequences, clock_->Now()));
   return events.size();
 }
 

@@ -1,8 +1,14 @@
 // OutboxRelay: moves committed outbox events to the event stream, at least once, in sequence
-// order. A background thread fetches the oldest unpublished events, publishes them, and only
-// then marks them published; a crash between the two republishes them, which consumers absorb
+// order. A background thread fetches the events after the published cursor, publishes them, and
+// only then moves the cursor; a crash between the two republishes them, which consumers absorb
 // by deduplicating on event_id. Publishing failures are retried with a capped backoff; nothing
-// is dropped. Start/Stop/RelayOnce are thread-safe.
+// is dropped.
+//
+// Gaps: a sequence number missing after the cursor is either a transaction that rolled back
+// (the number is never used) or one whose commit is not visible yet (an in-doubt commit can
+// land late). The relay publishes only the contiguous run after the cursor, and steps over a
+// gap only when the event after it is older than `gap_settle`, by when a late commit would have
+// become visible. Start/Stop/RelayOnce are thread-safe.
 #ifndef MICROLEND_SERVICES_LENDING_CORE_OUTBOX_RELAY_H_
 #define MICROLEND_SERVICES_LENDING_CORE_OUTBOX_RELAY_H_
 
@@ -25,15 +31,17 @@ class EventPublisher {
 
 struct OutboxRelayOptions {
   size_t batch_size = 2000;
+  absl::Duration gap_settle = absl::Seconds(5);
   absl::Duration idle_poll = absl::Milliseconds(20);
   absl::Duration max_backoff = absl::Seconds(2);
 };
 
 class OutboxRelay {
  public:
-  // `store`, `publisher` outlive the relay.
-  OutboxRelay(LedgerStore* store, EventPublisher* publisher, OutboxRelayOptions options = {})
-      : store_(store), publisher_(publisher), options_(options) {}
+  // `source`, `publisher` and `clock` outlive the relay.
+  OutboxRelay(OutboxSource* source, EventPublisher* publisher, const Clock* clock,
+              OutboxRelayOptions options = {})
+      : source_(source), publisher_(publisher), clock_(clock), options_(options) {}
   ~OutboxRelay() { Stop(); }
 
   void Start();
@@ -44,8 +52,9 @@ class OutboxRelay {
  private:
   void Loop();
 
-  LedgerStore* store_;
+  OutboxSource* source_;
   EventPublisher* publisher_;
+  const Clock* clock_;
   OutboxRelayOptions options_;
   absl::Mutex run_mu_;   // one round at a time
   absl::Mutex stop_mu_;

@@ -1251,6 +1251,14 @@ absl::StatusOr<std::vector<OutboxEvent>> PgLedgerStore::FetchUnpublished(size_t 
       });
 }
 
+absl::StatusOr<int64_t> PgLedgerStore::PublishedThrough() {
+  return RunIn<pqxx::read_transaction>(
+      *pool_, "reading the relay cursor", [&](pqxx::read_transaction& tx) -> absl::StatusOr<int64_t> {
+        return tx.exec("SELECT last_sequence FROM outbox_relay_cursor WHERE id = 1")[0][0]
+            .as<int64_t>();
+      });
+}
+
 absl::Status PgLedgerStore::MarkPublished(const std::vector<int64_t>& sequences, absl::Time at) {
   if (sequences.empty()) return absl::OkStatus();
   const int64_t last = *std::max_element(sequences.begin(), sequences.end());

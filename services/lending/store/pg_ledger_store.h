@@ -86,6 +86,7 @@ class PgLedgerStore final : public LedgerStore {
 
   absl::StatusOr<std::vector<OutboxEvent>> FetchUnpublished(size_t limit) override;
   absl::Status MarkPublished(const std::vector<int64_t>& sequences, absl::Time at) override;
+  absl::StatusOr<int64_t> PublishedThrough() override;
 
   // `currencies` empty = all; a requested currency without accounts still gets (zero) totals,
   // ordered by code. Findings: balance replay and constrained-account ones by account id, then

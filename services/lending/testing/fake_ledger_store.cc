@@ -578,6 +578,16 @@ absl::StatusOr<std::vector<OutboxEvent>> FakeLedgerStore::FetchUnpublished(size_
   return out;
 }
 
+absl::StatusOr<int64_t> FakeLedgerStore::PublishedThrough() {
+  std::shared_ptr<const State> state = Snapshot();
+  int64_t through = 0;
+  while (through < static_cast<int64_t>(state->published.size()) &&
+         state->published[static_cast<size_t>(through)]) {
+    ++through;
+  }
+  return through;
+}
+
 absl::Status FakeLedgerStore::MarkPublished(const std::vector<int64_t>& sequences, absl::Time) {
   absl::MutexLock txn_lock(&txn_mu_);
   absl::MutexLock lock(&mu_);

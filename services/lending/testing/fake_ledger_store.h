@@ -70,6 +70,7 @@ class FakeLedgerStore final : public LedgerStore {
                                                    const PageSpec& page) override;
   absl::StatusOr<std::vector<OutboxEvent>> FetchUnpublished(size_t limit) override;
   absl::Status MarkPublished(const std::vector<int64_t>& sequences, absl::Time at) override;
+  absl::StatusOr<int64_t> PublishedThrough() override;
   absl::StatusOr<ReconcileData> Reconcile(const std::vector<Currency>& currencies,
                                           bool replay_balances,
                                           absl::Time outbox_deadline) override;
