@@ -16,9 +16,12 @@
 #include "server/runner.h"
 #include "services/lending/core/ledger.h"
 #include "services/lending/core/outbox_relay.h"
+#include "services/lending/core/partners.h"
 #include "services/lending/core/wallets.h"
 #include "services/lending/ledger_grpc.h"
+#include "services/lending/partner_grpc.h"
 #include "services/lending/store/pg_ledger_store.h"
+#include "services/lending/store/pg_partner_store.h"
 #include "services/lending/store/redis_event_publisher.h"
 #include "services/lending/wallet_grpc.h"
 
@@ -71,6 +74,10 @@ int Main(int argc, char** argv) {
   if (!store.ok()) ExitFatal(kServer, store.status());
   lending::Ledger ledger(store->get(), &clock);
   lending::Wallets wallets(&ledger);
+  absl::StatusOr<std::unique_ptr<lending::PgPartnerStore>> partner_store =
+      lending::PgPartnerStore::Create(pg_url, static_cast<int>(*pool_size));
+  if (!partner_store.ok()) ExitFatal(kServer, partner_store.status());
+  lending::PartnerDirectory partner_directory(partner_store->get(), &clock);
   lending::RedisEventPublisher publisher(redis_endpoint);
   lending::OutboxRelay relay(store->get(), &publisher, &clock);
   PeriodicTask hold_sweep(absl::Milliseconds(*sweep_ms), [&ledger] {
@@ -86,9 +93,9 @@ int Main(int argc, char** argv) {
       kServer, &auth, &clock, [pg_url] { return pg::ListAppliedMigrations(pg_url, kServer); },
       {{"postgresql", pg::DescribeEndpoint(pg_url), [pg_url] { return pg::Ping(pg_url); }},
        {"redis", redis_endpoint, [redis_endpoint] { return redis::Ping(redis_endpoint); }}});
-  // Partners, loans and baskets answer UNIMPLEMENTED until the loan issue lands (never a fake
-  // success); so do the lender-profile RPCs of LenderService.
-  lv1::PartnerService::Service partners;
+  // Loans and baskets answer UNIMPLEMENTED until the loan issue lands (never a fake success);
+  // so do GetPartnerStats and the lender-profile RPCs of LenderService.
+  lending::PartnerGrpc partners(&partner_directory, partner_store->get(), &auth, &clock);
   lv1::LoanService::Service loans;
   lv1::BasketService::Service baskets;
   lending::WalletGrpc lenders(&ledger, &wallets, store->get(), &auth, &clock);

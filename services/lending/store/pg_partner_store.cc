@@ -1,0 +1,400 @@
+#include "services/lending/store/pg_partner_store.h"
+
+#include <pqxx/pqxx>
+#include <stdexcept>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "common/status_macros.h"
+#include "common/strings.h"
+#include "pg/connect.h"
+
+namespace microlend::lending {
+namespace {
+
+constexpr char kSchema[] = "lending";
+
+// Thrown while building parameters for text PostgreSQL cannot hold; caught in this file.
+class InvalidText : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+absl::Status Translate(const std::exception& e, std::string_view what) {
+  if (dynamic_cast<const InvalidText*>(&e) != nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(AsAbsl(what), ": ", e.what()));
+  }
+  return pg::TranslateError(e, what);
+}
+
+}  // namespace
+
+// The connection pool of PgLedgerStore (same slots, borrowing and breakage rules), kept private
+// to this store: a fixed number of slots, each idle, lent out, or unopened.
+class PgPartnerPool {
+ public:
+  class Lease {
+   public:
+    Lease(PgPartnerPool* pool, std::unique_ptr<pqxx::connection> conn)
+        : pool_(pool), conn_(std::move(conn)) {}
+    Lease(Lease&& other) noexcept
+        : pool_(std::exchange(other.pool_, nullptr)),
+          conn_(std::move(other.conn_)),
+          broken_(other.broken_) {}
+    Lease& operator=(Lease&&) = delete;
+    ~Lease() {
+      if (pool_ == nullptr) return;
+      if (broken_ || !conn_->is_open()) conn_.reset();
+      pool_->Release(std::move(conn_));
+    }
+
+    pqxx::connection& conn() { return *conn_; }
+    // Translates `e`; a lost connection is not given back to the pool.
+    absl::Status Fail(const std::exception& e, std::string_view what) {
+      absl::Status status = Translate(e, what);
+      if (absl::IsUnavailable(status)) broken_ = true;
+      return status;
+    }
+
+   private:
+    PgPartnerPool* pool_;
+    std::unique_ptr<pqxx::connection> conn_;
+    bool broken_ = false;
+  };
+
+  PgPartnerPool(std::string url, int size) : url_(std::move(url)), unopened_(size), size_(size) {}
+
+  absl::StatusOr<Lease> Borrow() {
+    {
+      absl::MutexLock lock(&mu_);
+      const absl::Time deadline = absl::Now() + PgPartnerStore::kBorrowTimeout;
+      while (idle_.empty() && unopened_ == 0) {
+        if (available_.WaitWithDeadline(&mu_, deadline) && idle_.empty() && unopened_ == 0) {
+          return absl::UnavailableError(absl::StrCat(
+              "all ", size_, " partner-store connections to PostgreSQL at ",
+              pg::DescribeEndpoint(url_), " stayed busy for ",
+              absl::FormatDuration(PgPartnerStore::kBorrowTimeout)));
+        }
+      }
+      if (!idle_.empty()) {
+        std::unique_ptr<pqxx::connection> conn = std::move(idle_.back());
+        idle_.pop_back();
+        return Lease(this, std::move(conn));
+      }
+      --unopened_;
+    }
+    absl::StatusOr<std::unique_ptr<pqxx::connection>> opened = Open();
+    if (!opened.ok()) {
+      Release(nullptr);
+      return opened.status();
+    }
+    return Lease(this, *std::move(opened));
+  }
+
+ private:
+  absl::StatusOr<std::unique_ptr<pqxx::connection>> Open() const {
+    ML_ASSIGN_OR_RETURN(std::unique_ptr<pqxx::connection> conn, pg::Connect(url_));
+    try {
+      conn->set_variable("search_path", kSchema);
+    } catch (const std::exception& e) {
+      return pg::TranslateError(e, "setting up a partner-store connection");
+    }
+    return conn;
+  }
+
+  void Release(std::unique_ptr<pqxx::connection> conn) {
+    absl::MutexLock lock(&mu_);
+    if (conn != nullptr) {
+      idle_.push_back(std::move(conn));
+    } else {
+      ++unopened_;
+    }
+    available_.Signal();
+  }
+
+  const std::string url_;
+  absl::Mutex mu_;
+  absl::CondVar available_;
+  std::vector<std::unique_ptr<pqxx::connection>> idle_ ABSL_GUARDED_BY(mu_);
+  int unopened_ ABSL_GUARDED_BY(mu_);
+  const int size_;
+};
+
+namespace {
+
+using Lease = PgPartnerPool::Lease;
+using ReadTxn = pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>;
+
+// Runs `fn` in a transaction of type Txn on a borrowed connection; commits when it returns OK.
+template <typename Txn, typename Fn>
+auto RunIn(PgPartnerPool& pool, std::string_view what, Fn&& fn)
+    -> std::invoke_result_t<Fn, Txn&> {
+  absl::StatusOr<Lease> lease = pool.Borrow();
+  if (!lease.ok()) return lease.status();
+  try {
+    Txn tx(lease->conn());
+    auto result = fn(tx);
+    if (result.ok()) tx.commit();
+    return result;
+  } catch (const std::exception& e) {
+    return lease->Fail(e, what);
+  }
+}
+
+// A text parameter passed on its own (libpq parameters end at a NUL byte).
+std::string TextParam(std::string_view text) {
+  if (text.find('\0') != std::string_view::npos) throw InvalidText("text contains a NUL byte");
+  return std::string(text);
+}
+
+// PostgreSQL's array literal of `items`: each double-quoted, '"' and '\' escaped.
+std::string TextArray(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (const std::string& item : items) {
+    if (out.size() > 1) out += ',';
+    out += '"';
+    for (char c : TextParam(item)) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
+// Countries come back as one text joined by ',' (codes are two letters, so never hold one).
+constexpr char kPartnerColumns[] =
+    "id, name, array_to_string(countries, ','), risk_rating_half_stars, "
+    "currency_loss_coverage_bps, credit_limit_minor, credit_limit_currency, status, "
+    "status_reason, description, website_url, settlement_account_id, to_micros(created_at), "
+    "to_micros(updated_at), version";
+
+Partner ReadPartner(const pqxx::row& r) {
+  Partner p;
+  p.id = PartnerId(r[0].as<int64_t>());
+  p.name = r[1].as<std::string>();
+  const std::string countries = r[2].as<std::string>();
+  if (!countries.empty()) p.countries = absl::StrSplit(countries, ',');
+  p.risk_rating_half_stars = r[3].as<int32_t>();
+  p.currency_loss_coverage_bps = r[4].as<int32_t>();
+  absl::StatusOr<Currency> currency = Currency::FromCode(r[6].as<std::string>());
+  // The table's CHECK allows only USD.
+  p.credit_limit = Money::FromMinor(currency.ok() ? *currency : Currency::Usd(), r[5].as<int64_t>());
+  p.status = static_cast<PartnerStatus>(r[7].as<int>());
+  p.status_reason = r[8].as<std::string>();
+  p.description = r[9].as<std::string>();
+  p.website_url = r[10].as<std::string>();
+  if (!r[11].is_null()) p.settlement_account_id = AccountId(r[11].as<int64_t>());
+  p.created_at = absl::FromUnixMicros(r[12].as<int64_t>());
+  p.updated_at = absl::FromUnixMicros(r[13].as<int64_t>());
+  p.version = r[14].as<int64_t>();
+  return p;
+}
+
+absl::Status NotFound(PartnerId id) {
+  return absl::NotFoundError(absl::StrCat("partner ", id.value(), " not found"));
+}
+
+// AlreadyExists naming the partner (other than `self`) that holds `name`, if any.
+absl::Status CheckNameFree(pqxx::transaction_base& tx, const std::string& name, int64_t self) {
+  pqxx::result r = tx.exec_params(
+      "SELECT id, name FROM partners WHERE lower(name) = lower($1) AND id <> $2::bigint",
+      TextParam(name), self);
+  if (r.empty()) return absl::OkStatus();
+  return absl::AlreadyExistsError(absl::StrCat("a partner named \"", r[0][1].as<std::string>(),
+                                               "\" exists (id ", r[0][0].as<int64_t>(), ")"));
+}
+
+// Inserts `record` with `payload`; AlreadyExists when its (caller, request_id) is taken.
+absl::Status InsertRecord(pqxx::transaction_base& tx, const IdempotencyRecord& r,
+                          const std::string& payload) {
+  pqxx::result inserted = tx.exec_params(
+      "INSERT INTO idempotency_records (caller, request_id, method, body_sha256, status_code,"
+      " status_text, response) VALUES ($1, $2, $3, decode($4, 'hex'), $5::int, $6,"
+      " decode($7, 'hex')) ON CONFLICT DO NOTHING",
+      TextParam(r.caller), TextParam(r.request_id), TextParam(r.method),
+      absl::BytesToHexString(r.body_hash), static_cast<int>(r.code), TextParam(r.message),
+      absl::BytesToHexString(payload));
+  if (inserted.affected_rows() == 0) {
+    return absl::AlreadyExistsError(absl::StrCat("request id \"", r.request_id, "\" of caller \"",
+                                                 r.caller, "\" is already recorded"));
+  }
+  return absl::OkStatus();
+}
+
+std::string StatusList(const std::vector<PartnerStatus>& statuses) {
+  std::string out = "{";
+  for (PartnerStatus s : statuses) {
+    if (out.size() > 1) out += ',';
+    absl::StrAppend(&out, static_cast<int>(s));
+  }
+  out += '}';
+  return out;
+}
+
+}  // namespace
+
+PgPartnerStore::PgPartnerStore(std::unique_ptr<PgPartnerPool> pool) : pool_(std::move(pool)) {}
+PgPartnerStore::~PgPartnerStore() = default;
+
+absl::StatusOr<std::unique_ptr<PgPartnerStore>> PgPartnerStore::Create(std::string url,
+                                                                       int pool_size) {
+  if (pool_size < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("pool size ", pool_size, " is below 1"));
+  }
+  auto pool = std::make_unique<PgPartnerPool>(std::move(url), pool_size);
+  absl::Status ready = RunIn<pqxx::read_transaction>(
+      *pool, "checking the partners schema", [](pqxx::read_transaction& tx) -> absl::Status {
+        if (tx.exec("SELECT to_regclass('partners') IS NOT NULL")[0][0].as<bool>()) {
+          return absl::OkStatus();
+        }
+        return absl::FailedPreconditionError(absl::StrCat(
+            "schema ", kSchema, " has no partners table: apply the lending migrations first"));
+      });
+  if (!ready.ok()) return ready;
+  return std::unique_ptr<PgPartnerStore>(new PgPartnerStore(std::move(pool)));
+}
+
+absl::StatusOr<std::optional<IdempotencyRecord>> PgPartnerStore::FindIdempotency(
+    const std::string& caller, const std::string& request_id) {
+  return RunIn<pqxx::read_transaction>(
+      *pool_, "reading an idempotency record",
+      [&](pqxx::read_transaction& tx) -> absl::StatusOr<std::optional<IdempotencyRecord>> {
+        pqxx::result r = tx.exec_params(
+            "SELECT caller, request_id, method, encode(body_sha256, 'hex'), status_code,"
+            " status_text, encode(coalesce(response, ''::bytea), 'hex')"
+            " FROM idempotency_records WHERE caller = $1 AND request_id = $2",
+            TextParam(caller), TextParam(request_id));
+        if (r.empty()) return std::optional<IdempotencyRecord>();
+        IdempotencyRecord rec{.caller = r[0][0].as<std::string>(),
+                              .request_id = r[0][1].as<std::string>(),
+                              .method = r[0][2].as<std::string>(),
+                              .body_hash = absl::HexStringToBytes(r[0][3].as<std::string>()),
+                              .code = static_cast<absl::StatusCode>(r[0][4].as<int>()),
+                              .message = r[0][5].as<std::string>(),
+                              .payload = absl::HexStringToBytes(r[0][6].as<std::string>())};
+        return std::optional<IdempotencyRecord>(std::move(rec));
+      });
+}
+
+absl::StatusOr<Partner> PgPartnerStore::Create(const NewPartner& partner, absl::Time now,
+                                               const IdempotencyRecord& record,
+                                               const PartnerEncoder& encode) {
+  return RunIn<pqxx::work>(
+      *pool_, "creating a partner", [&](pqxx::work& tx) -> absl::StatusOr<Partner> {
+        // ON CONFLICT DO NOTHING waits for a concurrent insert of the same name to finish, so
+        // the look-up below sees the partner that holds it.
+        pqxx::result inserted = tx.exec_params(
+            absl::StrCat(
+                "INSERT INTO partners (name, countries, risk_rating_half_stars,"
+                " currency_loss_coverage_bps, credit_limit_minor, credit_limit_currency,"
+                " description, website_url, created_at, updated_at) VALUES ($1, $2::text[],"
+                " $3::smallint, $4::int, $5::bigint, $6::bpchar, $7, $8, from_micros($9::bigint),"
+                " from_micros($9::bigint)) ON CONFLICT DO NOTHING RETURNING ",
+                kPartnerColumns),
+            TextParam(partner.name), TextArray(partner.countries), partner.risk_rating_half_stars,
+            partner.currency_loss_coverage_bps, partner.credit_limit.minor_units(),
+            std::string(partner.credit_limit.currency().code()), TextParam(partner.description),
+            TextParam(partner.website_url), absl::ToUnixMicros(now));
+        if (inserted.empty()) {
+          ML_RETURN_IF_ERROR(CheckNameFree(tx, partner.name, 0));
+          return absl::AbortedError("a partner with that name was created and removed meanwhile");
+        }
+        Partner created = ReadPartner(inserted[0]);
+        ML_RETURN_IF_ERROR(InsertRecord(tx, record, encode(created)));
+        return created;
+      });
+}
+
+absl::StatusOr<Partner> PgPartnerStore::Get(PartnerId id) {
+  return RunIn<pqxx::read_transaction>(
+      *pool_, "reading a partner", [&](pqxx::read_transaction& tx) -> absl::StatusOr<Partner> {
+        pqxx::result r = tx.exec_params(
+            absl::StrCat("SELECT ", kPartnerColumns, " FROM partners WHERE id = $1::bigint"),
+            id.value());
+        if (r.empty()) return NotFound(id);
+        return ReadPartner(r[0]);
+      });
+}
+
+absl::StatusOr<Page<Partner>> PgPartnerStore::List(const PartnerFilter& filter,
+                                                   const PageSpec& page) {
+  if (page.limit < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("page limit ", page.limit, " is below 1"));
+  }
+  return RunIn<ReadTxn>(
+      *pool_, "listing partners", [&](ReadTxn& tx) -> absl::StatusOr<Page<Partner>> {
+        // $1 statuses (empty = any), $2 country ('' = any).
+        constexpr char kWhere[] =
+            " WHERE (cardinality($1::smallint[]) = 0 OR status = ANY($1::smallint[]))"
+            " AND ($2 = '' OR countries @> ARRAY[$2::text])";
+        const std::string statuses = StatusList(filter.statuses);
+        const std::string country = TextParam(filter.country);
+        Page<Partner> out;
+        pqxx::result rows = tx.exec_params(
+            absl::StrCat("SELECT ", kPartnerColumns, " FROM partners", kWhere,
+                         " AND id > $3::bigint ORDER BY id LIMIT $4::int"),
+            statuses, country, page.after_id, page.limit + 1);
+        for (const pqxx::row& row : rows) {
+          if (out.items.size() == static_cast<size_t>(page.limit)) {
+            out.next_after_id = out.items.back().id.value();
+            break;
+          }
+          out.items.push_back(ReadPartner(row));
+        }
+        out.total_count = tx.exec_params(absl::StrCat("SELECT count(*) FROM partners", kWhere),
+                                         statuses, country)[0][0]
+                              .as<int64_t>();
+        return out;
+      });
+}
+
+absl::StatusOr<Partner> PgPartnerStore::Update(PartnerId id, int64_t expected_version,
+                                               absl::Time now, const PartnerMutator& mutate,
+                                               const IdempotencyRecord& record,
+                                               const PartnerEncoder& encode) {
+  return RunIn<pqxx::work>(
+      *pool_, "updating a partner", [&](pqxx::work& tx) -> absl::StatusOr<Partner> {
+        pqxx::result r = tx.exec_params(
+            absl::StrCat("SELECT ", kPartnerColumns,
+                         " FROM partners WHERE id = $1::bigint FOR UPDATE"),
+            id.value());
+        if (r.empty()) return NotFound(id);
+        Partner partner = ReadPartner(r[0]);
+        if (expected_version != 0 && expected_version != partner.version) {
+          return absl::AbortedError(absl::StrCat("partner ", id.value(), " is at version ",
+                                                 partner.version, ", not ", expected_version,
+                                                 ": re-read it and retry"));
+        }
+        const std::string old_name = partner.name;
+        ML_RETURN_IF_ERROR(mutate(partner));
+        if (partner.name != old_name) ML_RETURN_IF_ERROR(CheckNameFree(tx, partner.name, id.value()));
+        pqxx::result updated = tx.exec_params(
+            absl::StrCat("UPDATE partners SET name = $2, countries = $3::text[],"
+                         " risk_rating_half_stars = $4::smallint,"
+                         " currency_loss_coverage_bps = $5::int, credit_limit_minor = $6::bigint,"
+                         " credit_limit_currency = $7::bpchar, status = $8::smallint,"
+                         " status_reason = $9, description = $10, website_url = $11,"
+                         " updated_at = from_micros($12::bigint), version = version + 1"
+                         " WHERE id = $1::bigint RETURNING ",
+                         kPartnerColumns),
+            id.value(), TextParam(partner.name), TextArray(partner.countries),
+            partner.risk_rating_half_stars, partner.currency_loss_coverage_bps,
+            partner.credit_limit.minor_units(),
+            std::string(partner.credit_limit.currency().code()), static_cast<int>(partner.status),
+            TextParam(partner.status_reason), TextParam(partner.description),
+            TextParam(partner.website_url), absl::ToUnixMicros(now));
+        Partner result = ReadPartner(updated[0]);
+        ML_RETURN_IF_ERROR(InsertRecord(tx, record, encode(result)));
+        return result;
+      });
+}
+
+}  // namespace microlend::lending

@@ -1,0 +1,68 @@
+// PgPartnerStore: the PartnerStore of core/partners.h on PostgreSQL, schema `lending` (the
+// partners table of infra/migrations/lending/0003_partners.sql and the idempotency_records table
+// of 0001; the schema must be migrated before Create()).
+//
+// Thread-safe. Like PgLedgerStore it owns a small pool of `pool_size` connections (opened on
+// demand; a call waits up to kBorrowTimeout for a free one, then Unavailable; a broken connection
+// is dropped and reopened on the next borrow). The pool is its own, separate from the ledger's.
+//
+// Transactions: Create and Update run at READ COMMITTED; Update locks the partner row
+// (SELECT ... FOR UPDATE) before it checks expected_version and applies the mutator, so
+// concurrent updates of one partner serialise and a stale version is Aborted. The partner row
+// and its idempotency record commit together. A List page and its total_count are read in one
+// REPEATABLE READ read-only transaction.
+//
+// Statuses, beyond the PartnerStore contract: every libpqxx exception is caught and translated
+// by pg::TranslateError (lost connection or unknown commit outcome -> Unavailable, serialization
+// failure / deadlock -> Aborted, unique violation -> AlreadyExists, check violation ->
+// FailedPrecondition, anything else -> Internal). A name taken by another partner is
+// AlreadyExists "a partner named \"X\" exists (id N)"; names compare by PostgreSQL's lower().
+// InvalidArgument for text with a NUL byte. Times are stored with microsecond precision.
+#ifndef MICROLEND_SERVICES_LENDING_STORE_PG_PARTNER_STORE_H_
+#define MICROLEND_SERVICES_LENDING_STORE_PG_PARTNER_STORE_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "services/lending/core/partners.h"
+
+namespace microlend::lending {
+
+class PgPartnerPool;  // defined in the .cc
+
+class PgPartnerStore final : public PartnerStore {
+ public:
+  static constexpr absl::Duration kBorrowTimeout = absl::Seconds(30);
+
+  // Opens one connection to check that the database is reachable (Unavailable otherwise) and
+  // migrated (FailedPrecondition otherwise). `pool_size` must be at least 1 (InvalidArgument).
+  static absl::StatusOr<std::unique_ptr<PgPartnerStore>> Create(std::string url, int pool_size);
+  ~PgPartnerStore() override;
+
+  PgPartnerStore(const PgPartnerStore&) = delete;
+  PgPartnerStore& operator=(const PgPartnerStore&) = delete;
+
+  absl::StatusOr<std::optional<IdempotencyRecord>> FindIdempotency(
+      const std::string& caller, const std::string& request_id) override;
+  absl::StatusOr<Partner> Create(const NewPartner& partner, absl::Time now,
+                                 const IdempotencyRecord& record,
+                                 const PartnerEncoder& encode) override;
+  absl::StatusOr<Partner> Get(PartnerId id) override;
+  absl::StatusOr<Page<Partner>> List(const PartnerFilter& filter, const PageSpec& page) override;
+  absl::StatusOr<Partner> Update(PartnerId id, int64_t expected_version, absl::Time now,
+                                 const PartnerMutator& mutate, const IdempotencyRecord& record,
+                                 const PartnerEncoder& encode) override;
+
+ private:
+  explicit PgPartnerStore(std::unique_ptr<PgPartnerPool> pool);
+
+  std::unique_ptr<PgPartnerPool> pool_;
+};
+
+}  // namespace microlend::lending
+
+#endif  // MICROLEND_SERVICES_LENDING_STORE_PG_PARTNER_STORE_H_
