@@ -16,6 +16,7 @@
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "pg/connect.h"
+#include "pg/pool.h"
 
 namespace microlend::lending {
 namespace {
@@ -40,115 +41,14 @@ void PrepareAll(pqxx::connection& conn);
 
 }  // namespace
 
-// A fixed number of slots; a slot holds an idle connection, lends it out, or is unopened (never
-// connected, or its connection broke). Borrow opens unopened slots on demand, outside the lock.
-class PgConnectionPool {
- public:
-  class Lease {
-   public:
-    Lease(PgConnectionPool* pool, std::unique_ptr<pqxx::connection> conn)
-        : pool_(pool), conn_(std::move(conn)) {}
-    Lease(Lease&& other) noexcept
-        : pool_(std::exchange(other.pool_, nullptr)),
-          conn_(std::move(other.conn_)),
-          broken_(other.broken_) {}
-    Lease& operator=(Lease&&) = delete;
-    ~Lease() {
-      if (pool_ == nullptr) return;
-      if (broken_ || !conn_->is_open()) conn_.reset();
-      pool_->Release(std::move(conn_));
-    }
-
-    pqxx::connection& conn() { return *conn_; }
-    // Translates `e`; a lost connection is not given back to the pool.
-    absl::Status Fail(const std::exception& e, std::string_view what) {
-      absl::Status status = Translate(e, what);
-      Note(status);
-      return status;
-    }
-    void Note(const absl::Status& status) {
-      if (absl::IsUnavailable(status)) broken_ = true;
-    }
-
-   private:
-    PgConnectionPool* pool_;
-    std::unique_ptr<pqxx::connection> conn_;
-    bool broken_ = false;
-  };
-
-  PgConnectionPool(std::string url, int size)
-      : url_(std::move(url)), unopened_(size), size_(size) {}
-
-  absl::StatusOr<Lease> Borrow();
-
- private:
-  absl::StatusOr<std::unique_ptr<pqxx::connection>> Open() const;
-  void Release(std::unique_ptr<pqxx::connection> conn);
-
-  const std::string url_;
-  absl::Mutex mu_;
-  absl::CondVar available_;
-  std::vector<std::unique_ptr<pqxx::connection>> idle_ ABSL_GUARDED_BY(mu_);
-  int unopened_ ABSL_GUARDED_BY(mu_);
-  const int size_;
-};
-
-absl::StatusOr<PgConnectionPool::Lease> PgConnectionPool::Borrow() {
-  {
-    absl::MutexLock lock(&mu_);
-    const absl::Time deadline = absl::Now() + PgLedgerStore::kBorrowTimeout;
-    while (idle_.empty() && unopened_ == 0) {
-      if (available_.WaitWithDeadline(&mu_, deadline) && idle_.empty() && unopened_ == 0) {
-        return absl::UnavailableError(absl::StrCat(
-            "all ", size_, " connections to PostgreSQL at ", pg::DescribeEndpoint(url_),
-            " stayed busy for ", absl::FormatDuration(PgLedgerStore::kBorrowTimeout)));
-      }
-    }
-    if (!idle_.empty()) {
-      std::unique_ptr<pqxx::connection> conn = std::move(idle_.back());
-      idle_.pop_back();
-      return Lease(this, std::move(conn));
-    }
-    --unopened_;
-  }
-  absl::StatusOr<std::unique_ptr<pqxx::connection>> opened = Open();
-  if (!opened.ok()) {
-    Release(nullptr);
-    return opened.status();
-  }
-  return Lease(this, *std::move(opened));
-}
-
-absl::StatusOr<std::unique_ptr<pqxx::connection>> PgConnectionPool::Open() const {
-  ML_ASSIGN_OR_RETURN(std::unique_ptr<pqxx::connection> conn, pg::Connect(url_));
-  try {
-    // set_variable (not a plain SET) so that libpqxx restores it if it reconnects by itself.
-    conn->set_variable("search_path", kSchema);
-    PrepareAll(*conn);
-  } catch (const std::exception& e) {
-    return pg::TranslateError(e, "setting up a ledger connection");
-  }
-  return conn;
-}
-
-void PgConnectionPool::Release(std::unique_ptr<pqxx::connection> conn) {
-  absl::MutexLock lock(&mu_);
-  if (conn != nullptr) {
-    idle_.push_back(std::move(conn));
-  } else {
-    ++unopened_;
-  }
-  available_.Signal();
-}
-
 namespace {
 
-using Lease = PgConnectionPool::Lease;
+using Lease = pg::ConnectionPool::Lease;
 using ReadTxn = pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>;
 
 // Runs `fn` in a transaction of type Txn on a borrowed connection; commits when it returns OK.
 template <typename Txn, typename Fn>
-auto RunIn(PgConnectionPool& pool, std::string_view what, Fn&& fn)
+auto RunIn(pg::ConnectionPool& pool, std::string_view what, Fn&& fn)
     -> std::invoke_result_t<Fn, Txn&> {
   absl::StatusOr<Lease> lease = pool.Borrow();
   if (!lease.ok()) return lease.status();
@@ -997,7 +897,7 @@ absl::Status InsertRecordOnce(pqxx::work& tx, const IdempotencyRecord& r) {
 
 }  // namespace
 
-PgLedgerStore::PgLedgerStore(std::unique_ptr<PgConnectionPool> pool) : pool_(std::move(pool)) {}
+PgLedgerStore::PgLedgerStore(std::unique_ptr<pg::ConnectionPool> pool) : pool_(std::move(pool)) {}
 PgLedgerStore::~PgLedgerStore() = default;
 
 absl::StatusOr<std::unique_ptr<PgLedgerStore>> PgLedgerStore::Create(std::string url,
@@ -1005,9 +905,20 @@ absl::StatusOr<std::unique_ptr<PgLedgerStore>> PgLedgerStore::Create(std::string
   if (pool_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat("pool size ", pool_size, " is below 1"));
   }
-  auto pool = std::make_unique<PgConnectionPool>(std::move(url), pool_size);
+  absl::StatusOr<std::unique_ptr<pg::ConnectionPool>> pool = pg::ConnectionPool::Create(
+      {.url = std::move(url),
+       .size = pool_size,
+       .name = "ledger",
+       .borrow_timeout = kBorrowTimeout,
+       // set_variable (not a plain SET) so that libpqxx restores it if it reconnects by itself.
+       .setup = [](pqxx::connection& conn) {
+         conn.set_variable("search_path", kSchema);
+         PrepareAll(conn);
+       },
+       .translate = Translate});
+  if (!pool.ok()) return pool.status();
   absl::Status ready = RunIn<pqxx::read_transaction>(
-      *pool, "checking the ledger schema", [](pqxx::read_transaction& tx) -> absl::Status {
+      **pool, "checking the ledger schema", [](pqxx::read_transaction& tx) -> absl::Status {
         if (tx.exec("SELECT to_regclass('outbox_events') IS NOT NULL")[0][0].as<bool>()) {
           return absl::OkStatus();
         }
@@ -1015,7 +926,7 @@ absl::StatusOr<std::unique_ptr<PgLedgerStore>> PgLedgerStore::Create(std::string
             "schema ", kSchema, " has no ledger tables: apply the lending migrations first"));
       });
   if (!ready.ok()) return ready;
-  return std::unique_ptr<PgLedgerStore>(new PgLedgerStore(std::move(pool)));
+  return std::unique_ptr<PgLedgerStore>(new PgLedgerStore(*std::move(pool)));
 }
 
 absl::Status PgLedgerStore::Transact(const std::function<absl::Status(LedgerTxn&)>& fn) {

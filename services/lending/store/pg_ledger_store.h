@@ -38,11 +38,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "pg/pool.h"
 #include "services/lending/core/ledger_store.h"
 
 namespace microlend::lending {
 
-class PgConnectionPool;  // defined in the .cc
 
 class PgLedgerStore final : public LedgerStore {
  public:
@@ -96,9 +96,9 @@ class PgLedgerStore final : public LedgerStore {
                                           absl::Time outbox_deadline) override;
 
  private:
-  explicit PgLedgerStore(std::unique_ptr<PgConnectionPool> pool);
+  explicit PgLedgerStore(std::unique_ptr<pg::ConnectionPool> pool);
 
-  std::unique_ptr<PgConnectionPool> pool_;
+  std::unique_ptr<pg::ConnectionPool> pool_;
 };
 
 }  // namespace microlend::lending

@@ -14,6 +14,7 @@
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "pg/connect.h"
+#include "pg/pool.h"
 
 namespace microlend::lending {
 namespace {
@@ -35,105 +36,14 @@ absl::Status Translate(const std::exception& e, std::string_view what) {
 
 }  // namespace
 
-// The connection pool of PgLedgerStore (same slots, borrowing and breakage rules), kept private
-// to this store: a fixed number of slots, each idle, lent out, or unopened.
-class PgPartnerPool {
- public:
-  class Lease {
-   public:
-    Lease(PgPartnerPool* pool, std::unique_ptr<pqxx::connection> conn)
-        : pool_(pool), conn_(std::move(conn)) {}
-    Lease(Lease&& other) noexcept
-        : pool_(std::exchange(other.pool_, nullptr)),
-          conn_(std::move(other.conn_)),
-          broken_(other.broken_) {}
-    Lease& operator=(Lease&&) = delete;
-    ~Lease() {
-      if (pool_ == nullptr) return;
-      if (broken_ || !conn_->is_open()) conn_.reset();
-      pool_->Release(std::move(conn_));
-    }
-
-    pqxx::connection& conn() { return *conn_; }
-    // Translates `e`; a lost connection is not given back to the pool.
-    absl::Status Fail(const std::exception& e, std::string_view what) {
-      absl::Status status = Translate(e, what);
-      if (absl::IsUnavailable(status)) broken_ = true;
-      return status;
-    }
-
-   private:
-    PgPartnerPool* pool_;
-    std::unique_ptr<pqxx::connection> conn_;
-    bool broken_ = false;
-  };
-
-  PgPartnerPool(std::string url, int size) : url_(std::move(url)), unopened_(size), size_(size) {}
-
-  absl::StatusOr<Lease> Borrow() {
-    {
-      absl::MutexLock lock(&mu_);
-      const absl::Time deadline = absl::Now() + PgPartnerStore::kBorrowTimeout;
-      while (idle_.empty() && unopened_ == 0) {
-        if (available_.WaitWithDeadline(&mu_, deadline) && idle_.empty() && unopened_ == 0) {
-          return absl::UnavailableError(absl::StrCat(
-              "all ", size_, " partner-store connections to PostgreSQL at ",
-              pg::DescribeEndpoint(url_), " stayed busy for ",
-              absl::FormatDuration(PgPartnerStore::kBorrowTimeout)));
-        }
-      }
-      if (!idle_.empty()) {
-        std::unique_ptr<pqxx::connection> conn = std::move(idle_.back());
-        idle_.pop_back();
-        return Lease(this, std::move(conn));
-      }
-      --unopened_;
-    }
-    absl::StatusOr<std::unique_ptr<pqxx::connection>> opened = Open();
-    if (!opened.ok()) {
-      Release(nullptr);
-      return opened.status();
-    }
-    return Lease(this, *std::move(opened));
-  }
-
- private:
-  absl::StatusOr<std::unique_ptr<pqxx::connection>> Open() const {
-    ML_ASSIGN_OR_RETURN(std::unique_ptr<pqxx::connection> conn, pg::Connect(url_));
-    try {
-      conn->set_variable("search_path", kSchema);
-    } catch (const std::exception& e) {
-      return pg::TranslateError(e, "setting up a partner-store connection");
-    }
-    return conn;
-  }
-
-  void Release(std::unique_ptr<pqxx::connection> conn) {
-    absl::MutexLock lock(&mu_);
-    if (conn != nullptr) {
-      idle_.push_back(std::move(conn));
-    } else {
-      ++unopened_;
-    }
-    available_.Signal();
-  }
-
-  const std::string url_;
-  absl::Mutex mu_;
-  absl::CondVar available_;
-  std::vector<std::unique_ptr<pqxx::connection>> idle_ ABSL_GUARDED_BY(mu_);
-  int unopened_ ABSL_GUARDED_BY(mu_);
-  const int size_;
-};
-
 namespace {
 
-using Lease = PgPartnerPool::Lease;
+using Lease = pg::ConnectionPool::Lease;
 using ReadTxn = pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>;
 
 // Runs `fn` in a transaction of type Txn on a borrowed connection; commits when it returns OK.
 template <typename Txn, typename Fn>
-auto RunIn(PgPartnerPool& pool, std::string_view what, Fn&& fn)
+auto RunIn(pg::ConnectionPool& pool, std::string_view what, Fn&& fn)
     -> std::invoke_result_t<Fn, Txn&> {
   absl::StatusOr<Lease> lease = pool.Borrow();
   if (!lease.ok()) return lease.status();
@@ -241,7 +151,7 @@ std::string StatusList(const std::vector<PartnerStatus>& statuses) {
 
 }  // namespace
 
-PgPartnerStore::PgPartnerStore(std::unique_ptr<PgPartnerPool> pool) : pool_(std::move(pool)) {}
+PgPartnerStore::PgPartnerStore(std::unique_ptr<pg::ConnectionPool> pool) : pool_(std::move(pool)) {}
 PgPartnerStore::~PgPartnerStore() = default;
 
 absl::StatusOr<std::unique_ptr<PgPartnerStore>> PgPartnerStore::Create(std::string url,
@@ -249,9 +159,16 @@ absl::StatusOr<std::unique_ptr<PgPartnerStore>> PgPartnerStore::Create(std::stri
   if (pool_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat("pool size ", pool_size, " is below 1"));
   }
-  auto pool = std::make_unique<PgPartnerPool>(std::move(url), pool_size);
+  absl::StatusOr<std::unique_ptr<pg::ConnectionPool>> pool = pg::ConnectionPool::Create(
+      {.url = std::move(url),
+       .size = pool_size,
+       .name = "partner-store",
+       .borrow_timeout = kBorrowTimeout,
+       .setup = [](pqxx::connection& conn) { conn.set_variable("search_path", kSchema); },
+       .translate = Translate});
+  if (!pool.ok()) return pool.status();
   absl::Status ready = RunIn<pqxx::read_transaction>(
-      *pool, "checking the partners schema", [](pqxx::read_transaction& tx) -> absl::Status {
+      **pool, "checking the partners schema", [](pqxx::read_transaction& tx) -> absl::Status {
         if (tx.exec("SELECT to_regclass('partners') IS NOT NULL")[0][0].as<bool>()) {
           return absl::OkStatus();
         }
@@ -259,7 +176,7 @@ absl::StatusOr<std::unique_ptr<PgPartnerStore>> PgPartnerStore::Create(std::stri
             "schema ", kSchema, " has no partners table: apply the lending migrations first"));
       });
   if (!ready.ok()) return ready;
-  return std::unique_ptr<PgPartnerStore>(new PgPartnerStore(std::move(pool)));
+  return std::unique_ptr<PgPartnerStore>(new PgPartnerStore(*std::move(pool)));
 }
 
 absl::StatusOr<std::optional<IdempotencyRecord>> PgPartnerStore::FindIdempotency(

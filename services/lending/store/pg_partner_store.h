@@ -28,11 +28,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "pg/pool.h"
 #include "services/lending/core/partners.h"
 
 namespace microlend::lending {
 
-class PgPartnerPool;  // defined in the .cc
 
 class PgPartnerStore final : public PartnerStore {
  public:
@@ -58,9 +58,9 @@ class PgPartnerStore final : public PartnerStore {
                                  const PartnerEncoder& encode) override;
 
  private:
-  explicit PgPartnerStore(std::unique_ptr<PgPartnerPool> pool);
+  explicit PgPartnerStore(std::unique_ptr<pg::ConnectionPool> pool);
 
-  std::unique_ptr<PgPartnerPool> pool_;
+  std::unique_ptr<pg::ConnectionPool> pool_;
 };
 
 }  // namespace microlend::lending
