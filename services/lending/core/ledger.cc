@@ -423,13 +423,21 @@ LedgerReply Ledger::CreateAccount(const RequestKey& key, const NewAccount& accou
 
 absl::StatusOr<size_t> Ledger::ExpireHolds(size_t limit) {
   ML_ASSIGN_OR_RETURN(std::vector<HoldId> expired, store_->ListExpiredHolds(clock_->Now(), limit));
-  size_t count = 0;
+  // Submitted together so that the committer expires them in a few grouped transactions.
+  absl::Mutex mu;
+  size_t answered = 0, voided = 0;
+  bool all_answered = expired.empty();
   for (HoldId hold : expired) {
     RequestKey none;  // system work: no idempotency record
-    LedgerReply r = SubmitBatch(none, {LedgerEngine::ExpirySpec(hold)}, {});
-    if (r.status.ok()) ++count;
+    SubmitBatchAsync(none, {LedgerEngine::ExpirySpec(hold)}, {}, [&](LedgerReply reply) {
+      absl::MutexLock lock(&mu);
+      if (reply.status.ok()) ++voided;
+      if (++answered == expired.size()) all_answered = true;
+    });
   }
-  return count;
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(&all_answered));
+  return voided;
 }
 
 void Ledger::CommitterLoop() {

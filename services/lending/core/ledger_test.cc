@@ -263,6 +263,22 @@ TEST_F(LedgerTest, ExpiredHoldsAreVoidedByTheSweepAndCannotBePosted) {
   ExpectReconciled();
 }
 
+TEST_F(LedgerTest, ManyExpiredHoldsExpireInOneSweep) {
+  Account a = Wallet(1), b = Wallet(2);
+  ASSERT_TRUE(Deposit(1, "50.00", "d1").status.ok());
+  for (int i = 0; i < 50; ++i) {
+    TransferSpec hold = Move(a, b, "1.00", /*pending=*/true);
+    hold.timeout_ms = 1000;
+    ASSERT_TRUE(ledger_.SubmitBatch(Key(absl::StrCat("h", i)), {hold}, Encoder()).status.ok());
+  }
+  EXPECT_EQ(Available(1), 0);
+  clock_.Advance(absl::Seconds(2));
+  EXPECT_EQ(*ledger_.ExpireHolds(1000), 50u);
+  EXPECT_EQ(Available(1), 5000);
+  EXPECT_EQ(*ledger_.ExpireHolds(1000), 0u);
+  ExpectReconciled();
+}
+
 TEST_F(LedgerTest, StoppedLedgerAnswersUnavailable) {
   Wallet(1);
   ledger_.Stop();
