@@ -40,6 +40,7 @@ absl::Status Ping(const std::string& url) {
 
 absl::Status TranslateError(const std::exception& e, std::string_view what) {
   std::string message = absl::StrCat(AsAbsl(what), ": ", e.what());
+  if (dynamic_cast<const InvalidText*>(&e) != nullptr) return absl::InvalidArgumentError(message);
   if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr ||
       dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr) {
     return absl::UnavailableError(message);

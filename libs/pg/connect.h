@@ -4,12 +4,14 @@
 //   serialization failure, deadlock                         -> Aborted (retry the transaction)
 //   unique violation                                        -> AlreadyExists
 //   check / foreign-key / not-null violation                -> FailedPrecondition
+//   InvalidText (below)                                     -> InvalidArgument
 //   anything else                                           -> Internal
 #ifndef MICROLEND_PG_CONNECT_H_
 #define MICROLEND_PG_CONNECT_H_
 
 #include <exception>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -29,6 +31,13 @@ std::string DescribeEndpoint(const std::string& url);
 
 // Connects and runs SELECT 1: for dependency checks in status RPCs.
 absl::Status Ping(const std::string& url);
+
+// Thrown by a store while building parameters for text PostgreSQL cannot hold (a NUL byte,
+// invalid UTF-8); TranslateError turns it into InvalidArgument.
+class InvalidText : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
 
 absl::Status TranslateError(const std::exception& e, std::string_view what);
 

@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <pqxx/pqxx>
@@ -72,6 +73,26 @@ class ConnectionPool {
   std::vector<std::unique_ptr<pqxx::connection>> idle_ ABSL_GUARDED_BY(mu_);
   int unopened_ ABSL_GUARDED_BY(mu_);
 };
+
+// A consistent read-only snapshot, for paged reads and reconciliation.
+using ReadTxn = pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>;
+
+// Runs `fn(Txn&)` in a transaction of type Txn on a borrowed connection and commits when the
+// returned status (or StatusOr) is OK. Exceptions are translated by the pool; none escapes.
+template <typename Txn, typename Fn>
+auto RunIn(ConnectionPool& pool, std::string_view what, Fn&& fn)
+    -> std::invoke_result_t<Fn, Txn&> {
+  absl::StatusOr<ConnectionPool::Lease> lease = pool.Borrow();
+  if (!lease.ok()) return lease.status();
+  try {
+    Txn tx(lease->conn());
+    auto result = fn(tx);
+    if (result.ok()) tx.commit();
+    return result;
+  } catch (const std::exception& e) {
+    return lease->Fail(e, what);
+  }
+}
 
 }  // namespace microlend::pg
 

@@ -23,18 +23,7 @@ namespace {
 
 constexpr char kSchema[] = "lending";
 
-// Thrown while building parameters for text PostgreSQL cannot hold; caught in this file.
-class InvalidText : public std::invalid_argument {
- public:
-  using std::invalid_argument::invalid_argument;
-};
-
-absl::Status Translate(const std::exception& e, std::string_view what) {
-  if (dynamic_cast<const InvalidText*>(&e) != nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(AsAbsl(what), ": ", e.what()));
-  }
-  return pg::TranslateError(e, what);
-}
+using pg::InvalidText;
 
 // Registers the transaction path's prepared statements on a new connection.
 void PrepareAll(pqxx::connection& conn);
@@ -44,23 +33,9 @@ void PrepareAll(pqxx::connection& conn);
 namespace {
 
 using Lease = pg::ConnectionPool::Lease;
-using ReadTxn = pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>;
+using pg::ReadTxn;
 
-// Runs `fn` in a transaction of type Txn on a borrowed connection; commits when it returns OK.
-template <typename Txn, typename Fn>
-auto RunIn(pg::ConnectionPool& pool, std::string_view what, Fn&& fn)
-    -> std::invoke_result_t<Fn, Txn&> {
-  absl::StatusOr<Lease> lease = pool.Borrow();
-  if (!lease.ok()) return lease.status();
-  try {
-    Txn tx(lease->conn());
-    auto result = fn(tx);
-    if (result.ok()) tx.commit();
-    return result;
-  } catch (const std::exception& e) {
-    return lease->Fail(e, what);
-  }
-}
+using pg::RunIn;
 
 // ---------------------------------------------------------------------------------------------
 // Parameters. Arrays travel as one text parameter each, in PostgreSQL's array literal syntax,
@@ -647,7 +622,7 @@ absl::StatusOr<Loaded> PgLedgerTxn::LoadForUpdate(const LoadRequest& request) {
     LoadRows(request, loaded);
     return loaded;
   } catch (const std::exception& e) {
-    return Fail(Translate(e, "locking ledger rows"));
+    return Fail(pg::TranslateError(e, "locking ledger rows"));
   }
 }
 
@@ -661,7 +636,7 @@ absl::StatusOr<std::vector<TransferId>> PgLedgerTxn::AllocateTransferIds(size_t 
     max_allocated_id_ = std::max(max_allocated_id_, ids.back().value());
     return ids;
   } catch (const std::exception& e) {
-    return Fail(Translate(e, "allocating transfer ids"));
+    return Fail(pg::TranslateError(e, "allocating transfer ids"));
   }
 }
 
@@ -670,7 +645,7 @@ absl::StatusOr<WithdrawalId> PgLedgerTxn::AllocateWithdrawalId() {
   try {
     return WithdrawalId(tx_.exec_prepared1(kAllocateWithdrawalId)[0].as<int64_t>());
   } catch (const std::exception& e) {
-    return Fail(Translate(e, "allocating a withdrawal id"));
+    return Fail(pg::TranslateError(e, "allocating a withdrawal id"));
   }
 }
 
@@ -697,7 +672,7 @@ absl::Status PgLedgerTxn::Write(const CommitSet& commit) {
     if (!status.ok()) return Fail(status);
     return absl::OkStatus();
   } catch (const std::exception& e) {
-    return Fail(Translate(e, "writing a ledger commit"));
+    return Fail(pg::TranslateError(e, "writing a ledger commit"));
   }
 }
 
@@ -915,7 +890,7 @@ absl::StatusOr<std::unique_ptr<PgLedgerStore>> PgLedgerStore::Create(std::string
          conn.set_variable("search_path", kSchema);
          PrepareAll(conn);
        },
-       .translate = Translate});
+       .translate = pg::TranslateError});
   if (!pool.ok()) return pool.status();
   absl::Status ready = RunIn<pqxx::read_transaction>(
       **pool, "checking the ledger schema", [](pqxx::read_transaction& tx) -> absl::Status {

@@ -21,41 +21,16 @@ namespace {
 
 constexpr char kSchema[] = "lending";
 
-// Thrown while building parameters for text PostgreSQL cannot hold; caught in this file.
-class InvalidText : public std::invalid_argument {
- public:
-  using std::invalid_argument::invalid_argument;
-};
-
-absl::Status Translate(const std::exception& e, std::string_view what) {
-  if (dynamic_cast<const InvalidText*>(&e) != nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(AsAbsl(what), ": ", e.what()));
-  }
-  return pg::TranslateError(e, what);
-}
+using pg::InvalidText;
 
 }  // namespace
 
 namespace {
 
 using Lease = pg::ConnectionPool::Lease;
-using ReadTxn = pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>;
+using pg::ReadTxn;
 
-// Runs `fn` in a transaction of type Txn on a borrowed connection; commits when it returns OK.
-template <typename Txn, typename Fn>
-auto RunIn(pg::ConnectionPool& pool, std::string_view what, Fn&& fn)
-    -> std::invoke_result_t<Fn, Txn&> {
-  absl::StatusOr<Lease> lease = pool.Borrow();
-  if (!lease.ok()) return lease.status();
-  try {
-    Txn tx(lease->conn());
-    auto result = fn(tx);
-    if (result.ok()) tx.commit();
-    return result;
-  } catch (const std::exception& e) {
-    return lease->Fail(e, what);
-  }
-}
+using pg::RunIn;
 
 // A text parameter passed on its own (libpq parameters end at a NUL byte).
 std::string TextParam(std::string_view text) {
@@ -165,7 +140,7 @@ absl::StatusOr<std::unique_ptr<PgPartnerStore>> PgPartnerStore::Create(std::stri
        .name = "partner-store",
        .borrow_timeout = kBorrowTimeout,
        .setup = [](pqxx::connection& conn) { conn.set_variable("search_path", kSchema); },
-       .translate = Translate});
+       .translate = pg::TranslateError});
   if (!pool.ok()) return pool.status();
   absl::Status ready = RunIn<pqxx::read_transaction>(
       **pool, "checking the partners schema", [](pqxx::read_transaction& tx) -> absl::Status {
