@@ -15,12 +15,15 @@
 #include "server/bootstrap.h"
 #include "server/runner.h"
 #include "services/lending/core/ledger.h"
+#include "services/lending/core/loans.h"
 #include "services/lending/core/outbox_relay.h"
 #include "services/lending/core/partners.h"
 #include "services/lending/core/wallets.h"
 #include "services/lending/ledger_grpc.h"
+#include "services/lending/loan_grpc.h"
 #include "services/lending/partner_grpc.h"
 #include "services/lending/store/pg_ledger_store.h"
+#include "services/lending/store/pg_loan_store.h"
 #include "services/lending/store/pg_partner_store.h"
 #include "services/lending/store/redis_event_publisher.h"
 #include "services/lending/wallet_grpc.h"
@@ -78,6 +81,10 @@ int Main(int argc, char** argv) {
       lending::PgPartnerStore::Create(pg_url, static_cast<int>(*pool_size));
   if (!partner_store.ok()) ExitFatal(kServer, partner_store.status());
   lending::PartnerDirectory partner_directory(partner_store->get(), &clock);
+  absl::StatusOr<std::unique_ptr<lending::PgLoanStore>> loan_store =
+      lending::PgLoanStore::Create(pg_url, static_cast<int>(*pool_size));
+  if (!loan_store.ok()) ExitFatal(kServer, loan_store.status());
+  lending::LoanBook loan_book(loan_store->get(), partner_store->get(), &clock);
   lending::RedisEventPublisher publisher(redis_endpoint);
   lending::OutboxRelay relay(store->get(), &publisher, &clock);
   PeriodicTask hold_sweep(absl::Milliseconds(*sweep_ms), [&ledger] {
@@ -93,10 +100,10 @@ int Main(int argc, char** argv) {
       kServer, &auth, &clock, [pg_url] { return pg::ListAppliedMigrations(pg_url, kServer); },
       {{"postgresql", pg::DescribeEndpoint(pg_url), [pg_url] { return pg::Ping(pg_url); }},
        {"redis", redis_endpoint, [redis_endpoint] { return redis::Ping(redis_endpoint); }}});
-  // Loans and baskets answer UNIMPLEMENTED until the loan issue lands (never a fake success);
-  // so do GetPartnerStats and the lender-profile RPCs of LenderService.
+  // The money-moving loan RPCs and baskets answer UNIMPLEMENTED until they land (never a fake
+  // success); so do GetPartnerStats and the lender-profile RPCs of LenderService.
   lending::PartnerGrpc partners(&partner_directory, partner_store->get(), &auth, &clock);
-  lv1::LoanService::Service loans;
+  lending::LoanGrpc loans(&loan_book, &auth, &clock);
   lv1::BasketService::Service baskets;
   lending::WalletGrpc lenders(&ledger, &wallets, store->get(), &auth, &clock);
   lending::LedgerGrpc ledger_grpc(&ledger, store->get(), &auth, &clock);

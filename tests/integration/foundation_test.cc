@@ -148,9 +148,11 @@ TEST_F(FoundationTest, LaterIssueRpcIsUnimplementedNotFakeSuccess) {
       grpc::CreateChannel(stack_->Address(Server::kLending), grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   WithToken(&ctx, stack_->Token(Role::kOps, "ops-1"));
-  lending::v1::GetLoanRequest request;
-  lending::v1::GetLoanResponse response;
-  EXPECT_EQ(stub->GetLoan(&ctx, request, &response).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  // PostRepayment moves money, so it lands with the ledger-mutation loan issue (ADR 0005).
+  lending::v1::PostRepaymentRequest request;
+  lending::v1::PostRepaymentResponse response;
+  EXPECT_EQ(stub->PostRepayment(&ctx, request, &response).error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
 }
 
 TEST_F(FoundationTest, RestartingTheStackKeepsAppliedMigrations) {

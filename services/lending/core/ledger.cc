@@ -210,10 +210,8 @@ class AdvanceWithdrawalMutation final : public Mutation {
 
 LedgerReply Replay(const IdempotencyRecord& stored, const RequestKey& key) {
   LedgerReply reply;
-  if (stored.method != key.method || stored.body_hash != key.body_hash) {
-    reply.status = absl::AlreadyExistsError(absl::StrCat(
-        "request_id \"", key.request_id, "\" was already used for a different request (",
-        stored.method, ")"));
+  if (absl::Status same = CheckSameRequest(stored, key); !same.ok()) {
+    reply.status = same;
     return reply;
   }
   reply.replayed = true;
@@ -223,6 +221,13 @@ LedgerReply Replay(const IdempotencyRecord& stored, const RequestKey& key) {
 }
 
 }  // namespace
+
+absl::Status CheckSameRequest(const IdempotencyRecord& stored, const RequestKey& key) {
+  if (stored.method == key.method && stored.body_hash == key.body_hash) return absl::OkStatus();
+  return absl::AlreadyExistsError(absl::StrCat("request_id \"", key.request_id,
+                                               "\" was already used for a different request (",
+                                               stored.method, ")"));
+}
 
 absl::Status ValidateRequestId(const std::string& request_id) {
   if (request_id.empty() || request_id.size() > 128) {

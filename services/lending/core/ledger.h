@@ -44,6 +44,10 @@ struct RequestKey {
 // Validates a client request id: 1..128 chars of [A-Za-z0-9._:-]. InvalidArgument otherwise.
 absl::Status ValidateRequestId(const std::string& request_id);
 
+// A recorded request id met again: OK when `key` is the same request (same method and body), so
+// the remembered outcome is its answer; AlreadyExists naming the original method otherwise.
+absl::Status CheckSameRequest(const IdempotencyRecord& stored, const RequestKey& key);
+
 // The rules an account must meet to be opened: lender wallets and sponsor budgets can never go
 // negative (debits_must_not_exceed_credits), a lender wallet is owned by a lender, and an account
 // takes at most one balance constraint. InvalidArgument naming the rule otherwise.

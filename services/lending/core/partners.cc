@@ -197,10 +197,8 @@ bool PartnerDirectory::ReplayIfRecorded(const RequestKey& key, PartnerReply& rep
   }
   if (!stored->has_value()) return false;
   const IdempotencyRecord& record = **stored;
-  if (record.method != key.method || record.body_hash != key.body_hash) {
-    reply = Failed(absl::AlreadyExistsError(
-        absl::StrCat("request_id \"", key.request_id,
-                     "\" was already used for a different request (", record.method, ")")));
+  if (absl::Status same = CheckSameRequest(record, key); !same.ok()) {
+    reply = Failed(same);
     return true;
   }
   reply = PartnerReply{.status = absl::Status(record.code, record.message),

@@ -14,12 +14,13 @@
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "pg/connect.h"
+#include "pg/params.h"
 #include "pg/pool.h"
+#include "services/lending/store/pg_common.h"
 
 namespace microlend::lending {
 namespace {
 
-constexpr char kSchema[] = "lending";
 
 using pg::InvalidText;
 
@@ -31,28 +32,8 @@ using Lease = pg::ConnectionPool::Lease;
 using pg::ReadTxn;
 
 using pg::RunIn;
-
-// A text parameter passed on its own (libpq parameters end at a NUL byte).
-std::string TextParam(std::string_view text) {
-  if (text.find('\0') != std::string_view::npos) throw InvalidText("text contains a NUL byte");
-  return std::string(text);
-}
-
-// PostgreSQL's array literal of `items`: each double-quoted, '"' and '\' escaped.
-std::string TextArray(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (const std::string& item : items) {
-    if (out.size() > 1) out += ',';
-    out += '"';
-    for (char c : TextParam(item)) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  out += '}';
-  return out;
-}
+using pg::TextArray;
+using pg::TextParam;
 
 // Countries come back as one text joined by ',' (codes are two letters, so never hold one).
 constexpr char kPartnerColumns[] =
@@ -97,23 +78,6 @@ absl::Status CheckNameFree(pqxx::transaction_base& tx, const std::string& name, 
                                                "\" exists (id ", r[0][0].as<int64_t>(), ")"));
 }
 
-// Inserts `record` with `payload`; AlreadyExists when its (caller, request_id) is taken.
-absl::Status InsertRecord(pqxx::transaction_base& tx, const IdempotencyRecord& r,
-                          const std::string& payload) {
-  pqxx::result inserted = tx.exec_params(
-      "INSERT INTO idempotency_records (caller, request_id, method, body_sha256, status_code,"
-      " status_text, response) VALUES ($1, $2, $3, decode($4, 'hex'), $5::int, $6,"
-      " decode($7, 'hex')) ON CONFLICT DO NOTHING",
-      TextParam(r.caller), TextParam(r.request_id), TextParam(r.method),
-      absl::BytesToHexString(r.body_hash), static_cast<int>(r.code), TextParam(r.message),
-      absl::BytesToHexString(payload));
-  if (inserted.affected_rows() == 0) {
-    return absl::AlreadyExistsError(absl::StrCat("request id \"", r.request_id, "\" of caller \"",
-                                                 r.caller, "\" is already recorded"));
-  }
-  return absl::OkStatus();
-}
-
 std::string StatusList(const std::vector<PartnerStatus>& statuses) {
   std::string out = "{";
   for (PartnerStatus s : statuses) {
@@ -134,23 +98,9 @@ absl::StatusOr<std::unique_ptr<PgPartnerStore>> PgPartnerStore::Create(std::stri
   if (pool_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat("pool size ", pool_size, " is below 1"));
   }
-  absl::StatusOr<std::unique_ptr<pg::ConnectionPool>> pool = pg::ConnectionPool::Create(
-      {.url = std::move(url),
-       .size = pool_size,
-       .name = "partner-store",
-       .borrow_timeout = kBorrowTimeout,
-       .setup = [](pqxx::connection& conn) { conn.set_variable("search_path", kSchema); },
-       .translate = pg::TranslateError});
+  absl::StatusOr<std::unique_ptr<pg::ConnectionPool>> pool =
+      OpenLendingPool(std::move(url), pool_size, "partner-store", kBorrowTimeout, "partners");
   if (!pool.ok()) return pool.status();
-  absl::Status ready = RunIn<pqxx::read_transaction>(
-      **pool, "checking the partners schema", [](pqxx::read_transaction& tx) -> absl::Status {
-        if (tx.exec("SELECT to_regclass('partners') IS NOT NULL")[0][0].as<bool>()) {
-          return absl::OkStatus();
-        }
-        return absl::FailedPreconditionError(absl::StrCat(
-            "schema ", kSchema, " has no partners table: apply the lending migrations first"));
-      });
-  if (!ready.ok()) return ready;
   return std::unique_ptr<PgPartnerStore>(new PgPartnerStore(*std::move(pool)));
 }
 
@@ -159,20 +109,7 @@ absl::StatusOr<std::optional<IdempotencyRecord>> PgPartnerStore::FindIdempotency
   return RunIn<pqxx::read_transaction>(
       *pool_, "reading an idempotency record",
       [&](pqxx::read_transaction& tx) -> absl::StatusOr<std::optional<IdempotencyRecord>> {
-        pqxx::result r = tx.exec_params(
-            "SELECT caller, request_id, method, encode(body_sha256, 'hex'), status_code,"
-            " status_text, encode(coalesce(response, ''::bytea), 'hex')"
-            " FROM idempotency_records WHERE caller = $1 AND request_id = $2",
-            TextParam(caller), TextParam(request_id));
-        if (r.empty()) return std::optional<IdempotencyRecord>();
-        IdempotencyRecord rec{.caller = r[0][0].as<std::string>(),
-                              .request_id = r[0][1].as<std::string>(),
-                              .method = r[0][2].as<std::string>(),
-                              .body_hash = absl::HexStringToBytes(r[0][3].as<std::string>()),
-                              .code = static_cast<absl::StatusCode>(r[0][4].as<int>()),
-                              .message = r[0][5].as<std::string>(),
-                              .payload = absl::HexStringToBytes(r[0][6].as<std::string>())};
-        return std::optional<IdempotencyRecord>(std::move(rec));
+        return FindIdempotencyRecord(tx, caller, request_id);
       });
 }
 
@@ -200,7 +137,7 @@ absl::StatusOr<Partner> PgPartnerStore::Create(const NewPartner& partner, absl::
           return absl::AbortedError("a partner with that name was created and removed meanwhile");
         }
         Partner created = ReadPartner(inserted[0]);
-        ML_RETURN_IF_ERROR(InsertRecord(tx, record, encode(created)));
+        ML_RETURN_IF_ERROR(InsertIdempotencyRecord(tx, record, encode(created)));
         return created;
       });
 }
@@ -284,7 +221,7 @@ absl::StatusOr<Partner> PgPartnerStore::Update(PartnerId id, int64_t expected_ve
             TextParam(partner.status_reason), TextParam(partner.description),
             TextParam(partner.website_url), absl::ToUnixMicros(now));
         Partner result = ReadPartner(updated[0]);
-        ML_RETURN_IF_ERROR(InsertRecord(tx, record, encode(result)));
+        ML_RETURN_IF_ERROR(InsertIdempotencyRecord(tx, record, encode(result)));
         return result;
       });
 }

@@ -1,0 +1,70 @@
+// LoanGrpc: the gRPC adapter of microlend.lending.v1.LoanService for what moves no money:
+// drafts, review, the catalogue and schedules. Thin: each handler authorizes the caller, parses
+// the request into a domain command (bad input is INVALID_ARGUMENT naming the field, nothing
+// reaches the core), calls LoanBook, and maps the result. The rules live in core/loans.h.
+//
+// Roles (UNAUTHENTICATED without a valid token, PERMISSION_DENIED for a role not listed):
+//   CreateLoanDraft            partner (for itself: partner_id empty or its own; another is
+//                              PERMISSION_DENIED), ops (partner_id required)
+//   UpdateLoanDraft, SubmitLoanForReview   partner (its own loans; others NOT_FOUND), ops
+//   ReviewLoan                 ops
+//   GetLoan, ListLoans, GetRepaymentSchedule   any authenticated role; DRAFT and REVIEW loans
+//                              only to their partner and ops (others NOT_FOUND / not listed)
+// Every other LoanService RPC stays the base class's UNIMPLEMENTED: they move money and land
+// later as ledger mutations (docs/adr/0005).
+//
+// Idempotency: mutations run under RequestKey{role:subject, request_id, "LoanService.<Rpc>",
+// BodyHash(request)}; the remembered success is the full response, replayed with
+// mutation.replayed = true.
+//
+// ListLoans pages by offset into the ordered result (page_token: the decimal offset of the next
+// page), at most kMaxLoanPageSize loans a page, with an exact total_count.
+//
+// Thread-safe; the collaborators must outlive the service.
+#ifndef MICROLEND_SERVICES_LENDING_LOAN_GRPC_H_
+#define MICROLEND_SERVICES_LENDING_LOAN_GRPC_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include "common/clock.h"
+#include "microlend/lending/v1/lending.grpc.pb.h"
+#include "server/auth_grpc.h"
+#include "services/lending/core/loans.h"
+
+namespace microlend::lending {
+
+class LoanGrpc final : public v1::LoanService::Service {
+ public:
+  LoanGrpc(LoanBook* book, const GrpcAuthenticator* auth, const Clock* clock);
+
+  grpc::Status CreateLoanDraft(grpc::ServerContext* context,
+                               const v1::CreateLoanDraftRequest* request,
+                               v1::CreateLoanDraftResponse* response) override;
+  grpc::Status UpdateLoanDraft(grpc::ServerContext* context,
+                               const v1::UpdateLoanDraftRequest* request,
+                               v1::UpdateLoanDraftResponse* response) override;
+  grpc::Status SubmitLoanForReview(grpc::ServerContext* context,
+                                   const v1::SubmitLoanForReviewRequest* request,
+                                   v1::SubmitLoanForReviewResponse* response) override;
+  grpc::Status ReviewLoan(grpc::ServerContext* context, const v1::ReviewLoanRequest* request,
+                          v1::ReviewLoanResponse* response) override;
+  grpc::Status GetLoan(grpc::ServerContext* context, const v1::GetLoanRequest* request,
+                       v1::GetLoanResponse* response) override;
+  grpc::Status ListLoans(grpc::ServerContext* context, const v1::ListLoansRequest* request,
+                         v1::ListLoansResponse* response) override;
+  grpc::Status GetRepaymentSchedule(grpc::ServerContext* context,
+                                    const v1::GetRepaymentScheduleRequest* request,
+                                    v1::GetRepaymentScheduleResponse* response) override;
+
+ private:
+  LoanBook* book_;
+  const GrpcAuthenticator* auth_;
+  const Clock* clock_;
+};
+
+// The wire form of a loan (replaces *out).
+void ToProto(const Loan& loan, v1::Loan* out);
+
+}  // namespace microlend::lending
+
+#endif  // MICROLEND_SERVICES_LENDING_LOAN_GRPC_H_

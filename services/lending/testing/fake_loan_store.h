@@ -1,0 +1,59 @@
+// FakeLoanStore: an in-memory LoanStore for unit tests, faithful to core/loans.h: ids and
+// borrower ids from counters starting at 1 (not rolled back), a mutation's loan and idempotency
+// record committed together or not at all, Aborted on a stale expected_version, List ordered
+// and paged like PgLoanStore (the random order differs from PostgreSQL's but is as fixed per
+// seed). Partner ratings come from the FakePartnerStore-like `partners` when given.
+// FailNextMutation makes the next Create or Update fail with the status and write nothing.
+// Thread-safe (one mutex; `encode` and `mutate` run under it and must not call the store).
+#ifndef MICROLEND_SERVICES_LENDING_TESTING_FAKE_LOAN_STORE_H_
+#define MICROLEND_SERVICES_LENDING_TESTING_FAKE_LOAN_STORE_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "services/lending/core/loans.h"
+
+namespace microlend::lending {
+
+class FakeLoanStore final : public LoanStore {
+ public:
+  // `partners` (optional) supplies partner_risk_rating_half_stars on reads.
+  explicit FakeLoanStore(PartnerStore* partners = nullptr) : partners_(partners) {}
+
+  absl::StatusOr<std::optional<IdempotencyRecord>> FindIdempotency(
+      const std::string& caller, const std::string& request_id) override;
+  absl::StatusOr<Loan> Create(const Loan& loan, absl::Time now, const IdempotencyRecord& record,
+                              const LoanEncoder& encode) override;
+  absl::StatusOr<Loan> Get(LoanId id) override;
+  absl::StatusOr<Loan> Update(LoanId id, int64_t expected_version, absl::Time now,
+                              const LoanMutator& mutate, const IdempotencyRecord& record,
+                              const LoanEncoder& encode) override;
+  absl::StatusOr<Page<Loan>> List(const LoanQuery& query) override;
+
+  void FailNextMutation(absl::Status status);
+  size_t loan_count() const;
+  size_t record_count() const;
+
+ private:
+  Loan WithRating(Loan loan) const;
+  absl::Status Commit(Loan& loan, const IdempotencyRecord& record, const LoanEncoder& encode)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  PartnerStore* partners_;
+  mutable absl::Mutex mu_;
+  std::map<int64_t, Loan> loans_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, std::string>, IdempotencyRecord> records_ ABSL_GUARDED_BY(mu_);
+  int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t next_borrower_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::optional<absl::Status> fail_next_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace microlend::lending
+
+#endif  // MICROLEND_SERVICES_LENDING_TESTING_FAKE_LOAN_STORE_H_
