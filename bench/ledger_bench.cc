@@ -44,8 +44,12 @@ Config ParseArgs(int argc, char** argv) {
   return c;
 }
 
+// The running stack, so that a fatal error still stops its servers and databases.
+std::unique_ptr<LocalStack>* g_stack = nullptr;
+
 void Die(const std::string& what) {
   std::fprintf(stderr, "ledger_bench: %s\n", what.c_str());
+  if (g_stack != nullptr) g_stack->reset();
   std::exit(1);
 }
 
@@ -187,6 +191,7 @@ int Main(int argc, char** argv) {
   Config c = ParseArgs(argc, argv);
   auto stack = LocalStack::Start();
   if (!stack.ok()) Die(stack.status().ToString());
+  g_stack = &*stack;
   std::vector<std::string> wallets = OpenFundedWallets(**stack, c.accounts);
   SingleTransfers(**stack, c, wallets);
   double batched = BatchedTransfers(**stack, c, wallets);

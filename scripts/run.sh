@@ -7,6 +7,11 @@ source "$(dirname "$0")/stack.sh"
 trap 'echo; echo "stopping..."; stack_down; exit 0' INT TERM
 if ! stack_up; then stack_down; exit 1; fi
 
+# Seed the marketplace (partners, fundraising loans, a lender's wallet) so there is something to
+# explore. The seed uses fixed request ids: running again replays it instead of duplicating it.
+"$MLCTL" demo >"$ML_DATA_DIR/logs/seed.log" 2>&1 || { echo "seeding failed:" >&2; tail -n 20 "$ML_DATA_DIR/logs/seed.log" >&2; }
+grep -A6 '^catalogue:' "$ML_DATA_DIR/logs/seed.log" || true
+
 OPS_TOKEN=$("$MLCTL" token --role ops --subject ops-1)
 cat <<MSG
 

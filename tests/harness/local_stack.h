@@ -41,6 +41,7 @@ class LocalStack {
   const std::string& pg_url() const { return pg_url_; }
   std::string redis_endpoint() const;
   const std::string& data_dir() const { return data_dir_; }
+  const std::string& auth_secret() const { return auth_secret_; }
   std::string Token(Role role, const std::string& subject) const;
 
   absl::Status StartInfra();

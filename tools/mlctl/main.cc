@@ -179,8 +179,163 @@ absl::Status LedgerWalk(const FlagSet& flags, const std::string& ops) {
   return absl::OkStatus();
 }
 
-// Calls each service with minted tokens (WhoAmI as a lender, GetServerStatus as ops), then walks
-// the ledger; fails if anything fails or reconciliation is not clean.
+struct DemoPartner {
+  const char* name;
+  std::vector<const char*> countries;
+  int rating_half_stars;
+};
+
+struct DemoLoan {
+  int partner;  // index into kDemoPartners
+  const char* borrower;
+  cv1::Gender gender;
+  cv1::Sector sector;
+  const char* country;
+  const char* use;
+  const char* amount;
+  const char* currency;
+  const char* fx_rate;  // local units per USD
+  int term_months;
+  lv1::RepaymentInterval interval;
+};
+
+const DemoPartner kDemoPartners[] = {
+    {"Juhudi Microfinance (demo)", {"KE", "UG"}, 7},
+    {"Bayanihan Credit (demo)", {"PH"}, 8},
+    {"Andes Solidarity Fund (demo)", {"PE", "BO"}, 6},
+};
+
+const DemoLoan kDemoLoans[] = {
+    {0, "Amina", cv1::GENDER_FEMALE, cv1::SECTOR_FOOD, "KE", "to buy a vegetable cart", "64750",
+     "KES", "129.5", 12, lv1::REPAYMENT_INTERVAL_MONTHLY},
+    {0, "Joseph", cv1::GENDER_MALE, cv1::SECTOR_AGRICULTURE, "UG", "to buy seed and fertiliser",
+     "3700000", "UGX", "3700", 8, lv1::REPAYMENT_INTERVAL_MONTHLY},
+    {0, "Grace", cv1::GENDER_FEMALE, cv1::SECTOR_RETAIL, "KE", "to stock a kiosk", "38850", "KES",
+     "129.5", 6, lv1::REPAYMENT_INTERVAL_WEEKLY},
+    {1, "Maricel", cv1::GENDER_FEMALE, cv1::SECTOR_CLOTHING, "PH", "to buy a sewing machine",
+     "29100", "PHP", "58.2", 10, lv1::REPAYMENT_INTERVAL_MONTHLY},
+    {1, "Rodel", cv1::GENDER_MALE, cv1::SECTOR_TRANSPORTATION, "PH", "to repair a tricycle",
+     "46560", "PHP", "58.2", 14, lv1::REPAYMENT_INTERVAL_MONTHLY},
+    {2, "Rosa", cv1::GENDER_FEMALE, cv1::SECTOR_ARTS, "PE", "to buy alpaca wool", "2812.50", "PEN",
+     "3.75", 9, lv1::REPAYMENT_INTERVAL_MONTHLY},
+    {2, "Evo", cv1::GENDER_MALE, cv1::SECTOR_AGRICULTURE, "BO", "to plant quinoa", "6910", "BOB",
+     "6.91", 12, lv1::REPAYMENT_INTERVAL_BULLET},
+};
+
+std::unique_ptr<grpc::ClientContext> DemoCtx(const std::string& token) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  Authorize(ctx.get(), token);
+  return ctx;
+}
+
+// Ops opens the demo partners (fixed request ids: a second run replays, it never duplicates).
+absl::StatusOr<std::vector<std::string>> SeedPartners(lv1::PartnerService::Stub& partners,
+                                                      const std::string& ops) {
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < std::size(kDemoPartners); ++i) {
+    lv1::CreatePartnerRequest req;
+    req.set_request_id(absl::StrCat("demo-partner-", i));
+    req.set_name(kDemoPartners[i].name);
+    for (const char* c : kDemoPartners[i].countries) req.add_countries(c);
+    req.set_risk_rating_half_stars(kDemoPartners[i].rating_half_stars);
+    req.mutable_credit_limit()->set_amount("250000.00");
+    req.mutable_credit_limit()->set_currency("USD");
+    lv1::CreatePartnerResponse out;
+    if (absl::Status s = Check(partners.CreatePartner(DemoCtx(ops).get(), req, &out), "partner");
+        !s.ok()) {
+      return s;
+    }
+    ids.push_back(out.partner().id().value());
+  }
+  return ids;
+}
+
+// Each partner posts its loans, submits them, and ops approves them into fundraising.
+absl::Status SeedLoans(const FlagSet& flags, lv1::LoanService::Stub& loans, const std::string& ops,
+                       const std::vector<std::string>& partner_ids) {
+  for (size_t i = 0; i < std::size(kDemoLoans); ++i) {
+    const DemoLoan& l = kDemoLoans[i];
+    absl::StatusOr<std::string> partner = MintToken(flags, Role::kPartner, partner_ids[l.partner]);
+    if (!partner.ok()) return partner.status();
+    lv1::CreateLoanDraftRequest create;
+    create.set_request_id(absl::StrCat("demo-loan-", i));
+    lv1::LoanDetails* d = create.mutable_details();
+    lv1::Borrower* b = d->add_borrowers();
+    b->set_name(l.borrower);
+    b->set_gender(l.gender);
+    d->set_name(l.borrower);
+    d->set_story(absl::StrCat(l.borrower, " runs a small business and borrows ", l.use, "."));
+    d->set_use(l.use);
+    d->set_sector(l.sector);
+    d->set_country(l.country);
+    d->mutable_local_amount()->set_amount(l.amount);
+    d->mutable_local_amount()->set_currency(l.currency);
+    d->set_posting_fx_rate(l.fx_rate);
+    d->set_term_months(l.term_months);
+    d->set_repayment_interval(l.interval);
+    lv1::CreateLoanDraftResponse draft;
+    if (absl::Status s = Check(loans.CreateLoanDraft(DemoCtx(*partner).get(), create, &draft),
+                               "loan draft");
+        !s.ok()) {
+      return s;
+    }
+    lv1::SubmitLoanForReviewRequest submit;
+    submit.set_request_id(absl::StrCat("demo-submit-", i));
+    *submit.mutable_loan_id() = draft.loan().id();
+    lv1::SubmitLoanForReviewResponse submitted;
+    if (absl::Status s = Check(loans.SubmitLoanForReview(DemoCtx(*partner).get(), submit,
+                                                         &submitted), "submit");
+        !s.ok()) {
+      return s;
+    }
+    lv1::ReviewLoanRequest review;
+    review.set_request_id(absl::StrCat("demo-review-", i));
+    *review.mutable_loan_id() = draft.loan().id();
+    review.set_decision(lv1::REVIEW_DECISION_APPROVE);
+    lv1::ReviewLoanResponse reviewed;
+    if (absl::Status s = Check(loans.ReviewLoan(DemoCtx(ops).get(), review, &reviewed), "review");
+        !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Partners post loans, ops approves them, and a lender browses the catalogue.
+absl::Status CatalogueWalk(const FlagSet& flags, const std::string& ops) {
+  auto channel = grpc::CreateChannel(flags.GetString("lending"), grpc::InsecureChannelCredentials());
+  auto partners = lv1::PartnerService::NewStub(channel);
+  auto loans = lv1::LoanService::NewStub(channel);
+  absl::StatusOr<std::vector<std::string>> partner_ids = SeedPartners(*partners, ops);
+  if (!partner_ids.ok()) return partner_ids.status();
+  if (absl::Status s = SeedLoans(flags, *loans, ops, *partner_ids); !s.ok()) return s;
+
+  absl::StatusOr<std::string> lender = MintToken(flags, Role::kLender, "1");
+  if (!lender.ok()) return lender.status();
+  lv1::ListLoansRequest list;
+  list.set_sort(lv1::LOAN_SORT_LOAN_AMOUNT_DESC);
+  list.mutable_page()->set_page_size(5);
+  list.mutable_filter()->add_statuses(lv1::LOAN_STATUS_FUNDRAISING);
+  lv1::ListLoansResponse page;
+  if (absl::Status s = Check(loans->ListLoans(DemoCtx(*lender).get(), list, &page), "catalogue");
+      !s.ok()) {
+    return s;
+  }
+  std::printf("catalogue: %lld loans fundraising; the largest:\n",
+              static_cast<long long>(page.page().total_count()));
+  for (const lv1::Loan& loan : page.loans()) {
+    std::printf("  loan %-4s %-8s %s  %12s %s = %8s USD, %8s USD left to fund\n",
+                loan.id().value().c_str(), loan.details().name().c_str(),
+                loan.details().country().c_str(),
+                loan.details().local_amount().amount().c_str(),
+                loan.details().local_amount().currency().c_str(),
+                loan.usd_amount().amount().c_str(), loan.remaining_amount().amount().c_str());
+  }
+  return absl::OkStatus();
+}
+
+// Calls each service with minted tokens (WhoAmI as a lender, GetServerStatus as ops), seeds the
+// catalogue, then walks the ledger; fails if anything fails or reconciliation is not clean.
 absl::Status Demo(const FlagSet& flags) {
   absl::StatusOr<std::string> ops = MintToken(flags, Role::kOps, "ops-demo");
   absl::StatusOr<std::string> lender = MintToken(flags, Role::kLender, "1");
@@ -194,6 +349,7 @@ absl::Status Demo(const FlagSet& flags) {
     if (!st.ok()) return st.status();
     PrintStatus(target, *st);
   }
+  if (absl::Status s = CatalogueWalk(flags, *ops); !s.ok()) return s;
   if (absl::Status s = LedgerWalk(flags, *ops); !s.ok()) return s;
   std::printf("demo: done\n");
   return absl::OkStatus();
