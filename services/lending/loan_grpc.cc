@@ -1,5 +1,7 @@
 #include "services/lending/loan_grpc.h"
 
+#include "common/allocate.h"
+
 #include <string>
 #include <string_view>
 #include <utility>
@@ -432,15 +434,26 @@ grpc::Status LoanGrpc::GetRepaymentSchedule(grpc::ServerContext* context,
     const Money zero = Money::Zero(loan.details.local_amount->currency());
     Money total = zero;
     const absl::CivilDay today = absl::ToCivilDay(clock_->Now(), absl::UTCTimeZone());
-    for (const ScheduleEntry& entry : loan.details.schedule) {
+    // The loan's USD amount split over the lines by their principal, so the lines add up to it
+    // exactly (converting each line alone would drift by up to half a cent per line).
+    std::vector<Money> expected_usd;
+    if (loan.usd_amount) {
+      std::vector<int64_t> weights;
+      for (const ScheduleEntry& entry : loan.details.schedule) {
+        weights.push_back(entry.principal.minor_units());
+      }
+      absl::StatusOr<std::vector<Money>> split =
+          weights.empty() ? absl::StatusOr<std::vector<Money>>(std::vector<Money>{})
+                          : Allocate(*loan.usd_amount, weights, /*rotation=*/0);
+      if (split.ok()) expected_usd = *std::move(split);
+    }
+    for (size_t i = 0; i < loan.details.schedule.size(); ++i) {
+      const ScheduleEntry& entry = loan.details.schedule[i];
       v1::ScheduleLine* line = response->add_lines();
       DateToProto(entry.due, line->mutable_due_date());
       ToProto(entry.principal, line->mutable_principal());
       ToProto(zero, line->mutable_paid());
-      if (!loan.details.posting_fx_rate.empty()) {
-        absl::StatusOr<Money> usd = ConvertToUsd(entry.principal, loan.details.posting_fx_rate);
-        if (usd.ok()) ToProto(*usd, line->mutable_expected_usd());
-      }
+      if (i < expected_usd.size()) ToProto(expected_usd[i], line->mutable_expected_usd());
       // Nothing is repaid before repayments exist; a due date passes only once disbursed.
       const bool overdue = loan.status == LoanStatus::kPayingBack && entry.due < today;
       line->set_status(overdue ? v1::SCHEDULE_ENTRY_STATUS_OVERDUE

@@ -4,6 +4,7 @@
 #include <grpcpp/support/status.h>
 
 #include <atomic>
+#include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -424,6 +425,61 @@ TEST_F(LoansIntegrationTest, PausedPartnerCannotCreate) {
   grpc::Status s = Create(PartnerToken(partner), Details(), &out);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(s.error_message(), HasSubstr("PAUSED"));
+}
+
+
+TEST_F(LoansIntegrationTest, ScheduleLinesInUsdAddUpToTheLoansUsdAmountExactly) {
+  std::string partner = MakePartner();
+  lv1::Loan loan = MustCreate(partner, Details("100000.00"));  // 772.20 USD at 129.5 over 12
+  lv1::GetRepaymentScheduleRequest req;
+  *req.mutable_loan_id() = loan.id();
+  lv1::GetRepaymentScheduleResponse sched;
+  ASSERT_TRUE(loans_->GetRepaymentSchedule(Ctx(PartnerToken(partner)).get(), req, &sched).ok());
+  ASSERT_EQ(sched.lines_size(), 12);
+  int64_t cents = 0;
+  for (const auto& line : sched.lines()) {
+    const std::string& a = line.expected_usd().amount();
+    cents += std::stoll(a.substr(0, a.find('.'))) * 100 + std::stoll(a.substr(a.find('.') + 1));
+  }
+  const std::string& total = loan.usd_amount().amount();
+  EXPECT_EQ(total, "772.20");
+  EXPECT_EQ(cents, 77220);
+}
+
+TEST_F(LoansIntegrationTest, UploadedScheduleWithoutAnAmountIsInvalidArgument) {
+  std::string partner = MakePartner();
+  lv1::LoanDetails d = Details();
+  d.clear_local_amount();
+  d.set_repayment_interval(lv1::REPAYMENT_INTERVAL_IRREGULAR);
+  lv1::ScheduleEntry* e = d.add_schedule();
+  e->mutable_due_date()->set_year(2027);
+  e->mutable_due_date()->set_month(1);
+  e->mutable_due_date()->set_day(15);
+  *e->mutable_principal() = M("100.00", "KES");
+  lv1::CreateLoanDraftResponse out;
+  grpc::Status s = Create(PartnerToken(partner), d, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("schedule"));
+}
+
+TEST_F(LoansIntegrationTest, ConcurrentRetriesOfASubmitBothSucceed) {
+  std::string partner = MakePartner();
+  for (int round = 0; round < 8; ++round) {
+    lv1::Loan loan = MustCreate(partner);
+    lv1::SubmitLoanForReviewRequest req;
+    req.set_request_id(absl::StrCat("concurrent-submit-", loan.id().value()));
+    *req.mutable_loan_id() = loan.id();
+    grpc::Status first, second;
+    lv1::SubmitLoanForReviewResponse out1, out2;
+    std::thread a([&] { first = loans_->SubmitLoanForReview(Ctx(PartnerToken(partner)).get(), req, &out1); });
+    std::thread b([&] { second = loans_->SubmitLoanForReview(Ctx(PartnerToken(partner)).get(), req, &out2); });
+    a.join();
+    b.join();
+    EXPECT_TRUE(first.ok()) << first.error_message();
+    EXPECT_TRUE(second.ok()) << second.error_message();
+    EXPECT_EQ(out1.loan().status(), lv1::LOAN_STATUS_REVIEW);
+    EXPECT_EQ(out2.loan().status(), lv1::LOAN_STATUS_REVIEW);
+  }
 }
 
 }  // namespace

@@ -133,6 +133,10 @@ absl::Status PrepareSchedule(Loan& loan) {
     d.schedule = *std::move(generated);
     return absl::OkStatus();
   }
+  if (!d.schedule.empty() && !d.local_amount) {
+    // The entries' currency is the loan's: without an amount there is nothing to check them by.
+    return FieldInvalid("schedule", "needs local_amount: upload the schedule with the amount");
+  }
   for (size_t i = 0; i < d.schedule.size(); ++i) {
     if (d.local_amount && d.schedule[i].principal.currency() != d.local_amount->currency()) {
       return FieldInvalid(absl::StrCat("schedule[", i, "].principal"),

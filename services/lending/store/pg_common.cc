@@ -53,6 +53,17 @@ absl::StatusOr<std::optional<IdempotencyRecord>> FindIdempotencyRecord(
       .payload = absl::HexStringToBytes(r[0][6].as<std::string>())});
 }
 
+absl::Status RefuseIfRecorded(pqxx::transaction_base& tx, const IdempotencyRecord& record) {
+  absl::StatusOr<std::optional<IdempotencyRecord>> found =
+      FindIdempotencyRecord(tx, record.caller, record.request_id);
+  if (!found.ok()) return found.status();
+  if (found->has_value()) {
+    return absl::AlreadyExistsError(absl::StrCat("request id \"", record.request_id,
+                                                 "\" is already recorded"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status InsertIdempotencyRecord(pqxx::transaction_base& tx, const IdempotencyRecord& r,
                                      const std::string& payload) {
   pqxx::result inserted = tx.exec_params(

@@ -30,6 +30,11 @@ absl::StatusOr<std::unique_ptr<pg::ConnectionPool>> OpenLendingPool(
 absl::StatusOr<std::optional<IdempotencyRecord>> FindIdempotencyRecord(
     pqxx::transaction_base& tx, const std::string& caller, const std::string& request_id);
 
+// AlreadyExists when (caller, request_id) is already recorded. Called right after locking the
+// row a mutation changes: a retry that waited on that lock while the original committed then
+// ends in a replay of the original instead of failing on the state the original left.
+absl::Status RefuseIfRecorded(pqxx::transaction_base& tx, const IdempotencyRecord& record);
+
 // Inserts `record` with `payload` as its response; AlreadyExists when the key is taken.
 absl::Status InsertIdempotencyRecord(pqxx::transaction_base& tx, const IdempotencyRecord& record,
                                      const std::string& payload);

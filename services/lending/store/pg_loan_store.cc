@@ -336,6 +336,7 @@ absl::StatusOr<Loan> PgLoanStore::Update(LoanId id, int64_t expected_version, ab
                                          const LoanEncoder& encode) {
   return RunIn<pqxx::work>(*pool_, "updating a loan", [&](pqxx::work& tx) -> absl::StatusOr<Loan> {
     ML_ASSIGN_OR_RETURN(Loan loan, SelectLoan(tx, id, /*for_update=*/true));
+    ML_RETURN_IF_ERROR(RefuseIfRecorded(tx, record));
     if (expected_version != 0 && expected_version != loan.version) {
       return absl::AbortedError(absl::StrCat("loan ", id.value(), " is at version ", loan.version,
                                              ", not ", expected_version, ": re-read it and retry"));

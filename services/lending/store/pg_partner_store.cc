@@ -196,6 +196,7 @@ absl::StatusOr<Partner> PgPartnerStore::Update(PartnerId id, int64_t expected_ve
                          " FROM partners WHERE id = $1::bigint FOR UPDATE"),
             id.value());
         if (r.empty()) return NotFound(id);
+        ML_RETURN_IF_ERROR(RefuseIfRecorded(tx, record));
         Partner partner = ReadPartner(r[0]);
         if (expected_version != 0 && expected_version != partner.version) {
           return absl::AbortedError(absl::StrCat("partner ", id.value(), " is at version ",
