@@ -6,10 +6,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "gmock/gmock.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "harness/local_stack.h"
+#include "harness/shared_stack_test.h"
 #include "microlend/common/v1/common.grpc.pb.h"
 #include "microlend/lending/v1/lending.grpc.pb.h"
 #include "server/health_client.h"
@@ -20,18 +21,8 @@ namespace {
 namespace cv1 = ::microlend::common::v1;
 constexpr Server kAll[] = {Server::kLending, Server::kMatching, Server::kNotify};
 
-class FoundationTest : public ::testing::Test {
+class FoundationTest : public SharedStackTest {
  protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<LocalStack>> s = LocalStack::Start();
-    ASSERT_TRUE(s.ok()) << s.status();
-    stack_ = s->release();
-  }
-  static void TearDownTestSuite() {
-    delete stack_;
-    stack_ = nullptr;
-  }
-
   static std::unique_ptr<cv1::ServerAdmin::Stub> Admin(Server s) {
     return cv1::ServerAdmin::NewStub(
         grpc::CreateChannel(stack_->Address(s), grpc::InsecureChannelCredentials()));
@@ -45,20 +36,20 @@ class FoundationTest : public ::testing::Test {
     if (token != nullptr) WithToken(&ctx, *token);
     return Admin(s)->GetServerStatus(&ctx, {}, out);
   }
-
-  static LocalStack* stack_;
 };
-LocalStack* FoundationTest::stack_ = nullptr;
 
 TEST_F(FoundationTest, HealthIsServingForEveryServerAndService) {
   for (Server s : kAll) {
     EXPECT_TRUE(CheckHealth(stack_->Address(s), "", absl::Seconds(5)).ok()) << ServerName(s);
-    EXPECT_TRUE(CheckHealth(stack_->Address(s), "microlend.common.v1.ServerAdmin", absl::Seconds(5)).ok());
+    EXPECT_TRUE(
+        CheckHealth(stack_->Address(s), "microlend.common.v1.ServerAdmin", absl::Seconds(5)).ok());
   }
   EXPECT_TRUE(CheckHealth(stack_->Address(Server::kLending), "microlend.lending.v1.LoanService",
-                          absl::Seconds(5)).ok());
+                          absl::Seconds(5))
+                  .ok());
   // An unknown service name is not reported SERVING.
-  EXPECT_FALSE(CheckHealth(stack_->Address(Server::kLending), "no.such.Service", absl::Seconds(5)).ok());
+  EXPECT_FALSE(
+      CheckHealth(stack_->Address(Server::kLending), "no.such.Service", absl::Seconds(5)).ok());
 }
 
 std::vector<std::string> ListServicesByReflection(const std::string& target) {
@@ -101,8 +92,8 @@ TEST_F(FoundationTest, CallWithoutTokenIsUnauthenticated) {
 }
 
 TEST_F(FoundationTest, TokenSignedWithAnotherSecretIsUnauthenticated) {
-  std::string forged = TokenSigner::Create("not-the-server-secret-000")->Mint(
-      {"ops-1", Role::kOps}, absl::Now(), absl::Hours(1));
+  std::string forged = TokenSigner::Create("not-the-server-secret-000")
+                           ->Mint({"ops-1", Role::kOps}, absl::Now(), absl::Hours(1));
   cv1::GetServerStatusResponse out;
   EXPECT_EQ(GetStatus(Server::kLending, &forged, &out).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
@@ -170,18 +161,20 @@ TEST_F(FoundationTest, RestartingTheStackKeepsAppliedMigrations) {
   for (int i = 0; i < after.migrations_size(); ++i) {
     EXPECT_EQ(after.migrations(i).version(), before.migrations(i).version());
     // Same applied_at: the migration was kept, not applied again.
-    EXPECT_EQ(after.migrations(i).applied_at().seconds(), before.migrations(i).applied_at().seconds());
+    EXPECT_EQ(after.migrations(i).applied_at().seconds(),
+              before.migrations(i).applied_at().seconds());
   }
 }
 
 TEST_F(FoundationTest, ServerFailsFastNamingUnreachablePostgres) {
   int closed_port = PickFreePort();
   std::string output;
-  absl::StatusOr<int> exit = stack_->RunServerToExit(
-      Server::kNotify,
-      {absl::StrCat("--listen=127.0.0.1:", PickFreePort()),
-       absl::StrCat("--pg_url=host=127.0.0.1 port=", closed_port, " dbname=microlend user=microlend")},
-      &output);
+  absl::StatusOr<int> exit =
+      stack_->RunServerToExit(Server::kNotify,
+                              {absl::StrCat("--listen=127.0.0.1:", PickFreePort()),
+                               absl::StrCat("--pg_url=host=127.0.0.1 port=", closed_port,
+                                            " dbname=microlend user=microlend")},
+                              &output);
   ASSERT_TRUE(exit.ok()) << exit.status();
   EXPECT_TRUE(WIFEXITED(*exit));
   EXPECT_EQ(WEXITSTATUS(*exit), 1);
@@ -192,11 +185,11 @@ TEST_F(FoundationTest, ServerFailsFastNamingUnreachablePostgres) {
 TEST_F(FoundationTest, ServerFailsFastNamingUnreachableRedis) {
   int closed_port = PickFreePort();
   std::string output;
-  absl::StatusOr<int> exit = stack_->RunServerToExit(
-      Server::kLending,
-      {absl::StrCat("--listen=127.0.0.1:", PickFreePort()),
-       absl::StrCat("--redis=127.0.0.1:", closed_port)},
-      &output);
+  absl::StatusOr<int> exit =
+      stack_->RunServerToExit(Server::kLending,
+                              {absl::StrCat("--listen=127.0.0.1:", PickFreePort()),
+                               absl::StrCat("--redis=127.0.0.1:", closed_port)},
+                              &output);
   ASSERT_TRUE(exit.ok()) << exit.status();
   EXPECT_EQ(WEXITSTATUS(*exit), 1);
   EXPECT_NE(output.find(absl::StrCat("Redis at 127.0.0.1:", closed_port)), std::string::npos)

@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "harness/local_stack.h"
 #include "harness/rpc.h"
+#include "harness/shared_stack_test.h"
 #include "microlend/lending/v1/lending.grpc.pb.h"
 #include "redis/redis_client.h"
 
@@ -17,15 +18,8 @@ namespace {
 namespace lv1 = ::microlend::lending::v1;
 using ::testing::HasSubstr;
 
-class LedgerIntegrationTest : public ::testing::Test {
+class LedgerIntegrationTest : public SharedStackTest {
  protected:
-  static void SetUpTestSuite() {
-    auto s = LocalStack::Start();
-    ASSERT_TRUE(s.ok()) << s.status();
-    stack_ = s->release();
-  }
-  static void TearDownTestSuite() { delete stack_; }
-
   void SetUp() override {
     auto ch = Channel(stack_->Address(Server::kLending));
     ledger_ = lv1::LedgerService::NewStub(ch);
@@ -97,12 +91,10 @@ class LedgerIntegrationTest : public ::testing::Test {
     ADD_FAILURE() << "reconciliation not clean: " << out.report().DebugString();
   }
 
-  static LocalStack* stack_;
   std::unique_ptr<lv1::LedgerService::Stub> ledger_;
   std::unique_ptr<lv1::LenderService::Stub> lenders_;
   std::string ops_, svc_;
 };
-LocalStack* LedgerIntegrationTest::stack_ = nullptr;
 
 TEST_F(LedgerIntegrationTest, DepositsShowInBalanceAndStatementWithRunningBalance) {
   ASSERT_TRUE(Deposit(101, "25.00", "dep-101-a").ok());
@@ -144,7 +136,7 @@ TEST_F(LedgerIntegrationTest, StatementExportsAsCsv) {
   ASSERT_TRUE(reader->Finish().ok());
   EXPECT_THAT(csv, HasSubstr("transfer_id,"));
   EXPECT_THAT(csv, HasSubstr("7.00"));
-  EXPECT_THAT(csv, HasSubstr("10.50"));  // running balance after the second row
+  EXPECT_THAT(csv, HasSubstr("10.50"));                    // running balance after the second row
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 3);  // header + 2 rows
 }
 
@@ -163,10 +155,17 @@ TEST_F(LedgerIntegrationTest, RetryWithSameRequestIdIsReplayedAndDifferentBodyIs
 
 TEST_F(LedgerIntegrationTest, BadAmountsAreInvalidArgumentAndWriteNothing) {
   ASSERT_TRUE(Deposit(104, "5.00", "dep-104").ok());
-  struct Case { std::string amount, currency; };
-  for (const Case& c : std::vector<Case>{{"0.00", "USD"}, {"-1.00", "USD"}, {"1.234", "USD"},
-                                         {"1e3", "USD"}, {"", "USD"}, {"1.00", "XYZ"},
-                                         {"1.5", "JPY"}, {"+1", "USD"}}) {
+  struct Case {
+    std::string amount, currency;
+  };
+  for (const Case& c : std::vector<Case>{{"0.00", "USD"},
+                                         {"-1.00", "USD"},
+                                         {"1.234", "USD"},
+                                         {"1e3", "USD"},
+                                         {"", "USD"},
+                                         {"1.00", "XYZ"},
+                                         {"1.5", "JPY"},
+                                         {"+1", "USD"}}) {
     grpc::Status s = Deposit(104, c.amount, "bad-" + c.amount + c.currency, nullptr, c.currency);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.amount << " " << c.currency;
     EXPECT_FALSE(s.error_message().empty());
@@ -264,8 +263,9 @@ TEST_F(LedgerIntegrationTest, WithdrawalIsHeldApprovedAndPaidOrRejected) {
   approve.set_request_id("wd-110-approve");
   *approve.mutable_withdrawal_id() = wd.withdrawal().id();
   lv1::ApproveWithdrawalResponse approved;
-  EXPECT_EQ(lenders_->ApproveWithdrawal(Ctx(LenderToken(110)).get(), approve, &approved).error_code(),
-            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(
+      lenders_->ApproveWithdrawal(Ctx(LenderToken(110)).get(), approve, &approved).error_code(),
+      grpc::StatusCode::PERMISSION_DENIED);
   ASSERT_TRUE(lenders_->ApproveWithdrawal(Ctx(ops_).get(), approve, &approved).ok());
   EXPECT_EQ(approved.withdrawal().destination(), "bank account ending 0110");  // ops see where
   paid.set_request_id("wd-110-paid");
@@ -350,7 +350,6 @@ TEST_F(LedgerIntegrationTest, EveryTransferIsPublishedToTheRedisStreamOnce) {
   EXPECT_EQ(published, out.page().total_count());
 }
 
-
 TEST_F(LedgerIntegrationTest, DepositIsCreditedOncePerExternalPaymentWhateverTheRequestId) {
   lv1::DepositRequest req;
   req.set_request_id("proc-a-1");
@@ -405,8 +404,9 @@ TEST_F(LedgerIntegrationTest, ClientChosenIdsStayInTheirRange) {
   ASSERT_TRUE(Transfers("chosen-id", {spec}, &out).ok());
   EXPECT_EQ(out.transfers(0).id().value(), "4000000000000000000");
   // Server-chosen ids keep working after a large chosen one.
-  ASSERT_TRUE(Transfers("after-chosen", {Spec(WalletAccountId(117), WalletAccountId(118), "1.00")},
-                        &out).ok());
+  ASSERT_TRUE(
+      Transfers("after-chosen", {Spec(WalletAccountId(117), WalletAccountId(118), "1.00")}, &out)
+          .ok());
   ExpectReconciled();
 }
 

@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "harness/local_stack.h"
 #include "harness/rpc.h"
+#include "harness/shared_stack_test.h"
 #include "microlend/lending/v1/lending.grpc.pb.h"
 
 namespace microlend::testing {
@@ -19,15 +20,8 @@ namespace lv1 = ::microlend::lending::v1;
 namespace cv1 = ::microlend::common::v1;
 using ::testing::HasSubstr;
 
-class LoansIntegrationTest : public ::testing::Test {
+class LoansIntegrationTest : public SharedStackTest {
  protected:
-  static void SetUpTestSuite() {
-    auto s = LocalStack::Start();
-    ASSERT_TRUE(s.ok()) << s.status();
-    stack_ = s->release();
-  }
-  static void TearDownTestSuite() { delete stack_; }
-
   void SetUp() override {
     auto channel = Channel(stack_->Address(Server::kLending));
     partners_ = lv1::PartnerService::NewStub(channel);
@@ -139,7 +133,6 @@ class LoansIntegrationTest : public ::testing::Test {
     return out.page().total_count();
   }
 
-  static LocalStack* stack_;
   static std::atomic<int> next_rid_;
   std::unique_ptr<lv1::PartnerService::Stub> partners_;
   std::unique_ptr<lv1::LoanService::Stub> loans_;
@@ -147,7 +140,6 @@ class LoansIntegrationTest : public ::testing::Test {
   std::string lender_;
 };
 
-LocalStack* LoansIntegrationTest::stack_ = nullptr;
 std::atomic<int> LoansIntegrationTest::next_rid_{1};
 
 TEST_F(LoansIntegrationTest, PartnerDraftSubmitApproveAppearsInTheCatalogue) {
@@ -408,8 +400,9 @@ TEST_F(LoansIntegrationTest, RetryReplaysTheOriginal) {
   EXPECT_EQ(again.loan().SerializeAsString(), first.loan().SerializeAsString());
   EXPECT_EQ(CountFor(partner, {lv1::LOAN_STATUS_DRAFT}), 1);
   lv1::CreateLoanDraftResponse other;
-  EXPECT_EQ(Create(PartnerToken(partner), Details("200000.00"), &other, "same-loan-rid").error_code(),
-            grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(
+      Create(PartnerToken(partner), Details("200000.00"), &other, "same-loan-rid").error_code(),
+      grpc::StatusCode::ALREADY_EXISTS);
 }
 
 TEST_F(LoansIntegrationTest, PausedPartnerCannotCreate) {
@@ -426,7 +419,6 @@ TEST_F(LoansIntegrationTest, PausedPartnerCannotCreate) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(s.error_message(), HasSubstr("PAUSED"));
 }
-
 
 TEST_F(LoansIntegrationTest, ScheduleLinesInUsdAddUpToTheLoansUsdAmountExactly) {
   std::string partner = MakePartner();
@@ -471,8 +463,11 @@ TEST_F(LoansIntegrationTest, ConcurrentRetriesOfASubmitBothSucceed) {
     *req.mutable_loan_id() = loan.id();
     grpc::Status first, second;
     lv1::SubmitLoanForReviewResponse out1, out2;
-    std::thread a([&] { first = loans_->SubmitLoanForReview(Ctx(PartnerToken(partner)).get(), req, &out1); });
-    std::thread b([&] { second = loans_->SubmitLoanForReview(Ctx(PartnerToken(partner)).get(), req, &out2); });
+    std::thread a(
+        [&] { first = loans_->SubmitLoanForReview(Ctx(PartnerToken(partner)).get(), req, &out1); });
+    std::thread b([&] {
+      second = loans_->SubmitLoanForReview(Ctx(PartnerToken(partner)).get(), req, &out2);
+    });
     a.join();
     b.join();
     EXPECT_TRUE(first.ok()) << first.error_message();

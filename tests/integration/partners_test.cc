@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "harness/local_stack.h"
 #include "harness/rpc.h"
+#include "harness/shared_stack_test.h"
 #include "microlend/lending/v1/lending.grpc.pb.h"
 
 namespace microlend::testing {
@@ -17,15 +18,8 @@ namespace {
 namespace lv1 = ::microlend::lending::v1;
 using ::testing::HasSubstr;
 
-class PartnersIntegrationTest : public ::testing::Test {
+class PartnersIntegrationTest : public SharedStackTest {
  protected:
-  static void SetUpTestSuite() {
-    auto s = LocalStack::Start();
-    ASSERT_TRUE(s.ok()) << s.status();
-    stack_ = s->release();
-  }
-  static void TearDownTestSuite() { delete stack_; }
-
   void SetUp() override {
     partners_ = lv1::PartnerService::NewStub(Channel(stack_->Address(Server::kLending)));
     ops_ = stack_->Token(Role::kOps, "ops-1");
@@ -86,13 +80,11 @@ class PartnersIntegrationTest : public ::testing::Test {
     return partners_->UpdatePartner(Ctx(token).get(), req, out);
   }
 
-  static LocalStack* stack_;
   static std::atomic<int> next_rid_;
   std::unique_ptr<lv1::PartnerService::Stub> partners_;
   std::string ops_;
 };
 
-LocalStack* PartnersIntegrationTest::stack_ = nullptr;
 std::atomic<int> PartnersIntegrationTest::next_rid_{1};
 
 TEST_F(PartnersIntegrationTest, OpsCreatesAnActivePartner) {
@@ -281,9 +273,9 @@ TEST_F(PartnersIntegrationTest, ListFiltersAndPages) {
   lv1::ListPartnersRequest by_status;
   by_status.set_country("BI");
   by_status.add_statuses(lv1::PARTNER_STATUS_ACTIVE);
-  ASSERT_TRUE(partners_->ListPartners(Ctx(stack_->Token(Role::kPartner, "77")).get(), by_status,
-                                      &page3)
-                  .ok());
+  ASSERT_TRUE(
+      partners_->ListPartners(Ctx(stack_->Token(Role::kPartner, "77")).get(), by_status, &page3)
+          .ok());
   ASSERT_EQ(page3.partners_size(), 1);
   EXPECT_EQ(page3.partners(0).id().value(), c.id().value());
 
