@@ -20,6 +20,24 @@ class SystemClock final : public Clock {
   absl::Time Now() const override { return absl::Now(); }
 };
 
+// The system time plus an offset that only grows: time flows as usual and can be moved forward
+// (a server's --clock_control, for tests and demos that need days to pass).
+class OffsetClock final : public Clock {
+ public:
+  absl::Time Now() const override {
+    absl::MutexLock lock(&mu_);
+    return absl::Now() + offset_;
+  }
+  void Advance(absl::Duration d) {
+    absl::MutexLock lock(&mu_);
+    if (d > absl::ZeroDuration()) offset_ += d;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  absl::Duration offset_ ABSL_GUARDED_BY(mu_) = absl::ZeroDuration();
+};
+
 class FakeClock final : public Clock {
  public:
   explicit FakeClock(absl::Time start) : now_(start) {}

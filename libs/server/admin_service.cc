@@ -45,6 +45,26 @@ grpc::Status AdminService::WhoAmI(grpc::ServerContext* context, const common::v1
   return grpc::Status::OK;
 }
 
+grpc::Status AdminService::AdvanceClock(grpc::ServerContext* context,
+                                        const common::v1::AdvanceClockRequest* request,
+                                        common::v1::AdvanceClockResponse* response) {
+  absl::StatusOr<Principal> caller = auth_->Authorize(*context, {Role::kOps});
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  if (business_clock_ == nullptr) {
+    return ToGrpcStatus(absl::FailedPreconditionError(
+        "this server's clock is not controllable (start it with --clock_control)"));
+  }
+  if (request->seconds() <= 0) {
+    return ToGrpcStatus(absl::InvalidArgumentError("seconds: must be positive"));
+  }
+  business_clock_->Advance(absl::Seconds(request->seconds()));
+  const absl::Time now = business_clock_->Now();
+  response->mutable_now()->set_seconds(absl::ToUnixSeconds(now));
+  response->mutable_now()->set_nanos(static_cast<int32_t>(
+      absl::ToInt64Nanoseconds(now - absl::FromUnixSeconds(absl::ToUnixSeconds(now)))));
+  return grpc::Status::OK;
+}
+
 grpc::Status AdminService::GetServerStatus(grpc::ServerContext* context,
                                            const common::v1::GetServerStatusRequest*,
                                            common::v1::GetServerStatusResponse* response) {

@@ -32,11 +32,18 @@ class AdminService final : public common::v1::ServerAdmin::Service {
   AdminService(std::string server_name, const GrpcAuthenticator* auth, const Clock* clock,
                MigrationLister migrations, std::vector<DependencyCheck> dependencies);
 
+  // Lets ops move `business_clock` forward through AdvanceClock (--clock_control); without it
+  // AdvanceClock is FAILED_PRECONDITION. Call before serving.
+  void EnableClockControl(OffsetClock* business_clock) { business_clock_ = business_clock; }
+
   grpc::Status WhoAmI(grpc::ServerContext* context, const common::v1::WhoAmIRequest* request,
                       common::v1::WhoAmIResponse* response) override;
   grpc::Status GetServerStatus(grpc::ServerContext* context,
                                const common::v1::GetServerStatusRequest* request,
                                common::v1::GetServerStatusResponse* response) override;
+  grpc::Status AdvanceClock(grpc::ServerContext* context,
+                            const common::v1::AdvanceClockRequest* request,
+                            common::v1::AdvanceClockResponse* response) override;
 
  private:
   std::string server_name_;
@@ -45,6 +52,7 @@ class AdminService final : public common::v1::ServerAdmin::Service {
   absl::Time started_at_;
   std::string instance_id_;
   MigrationLister migrations_;
+  OffsetClock* business_clock_ = nullptr;
   std::vector<DependencyCheck> dependencies_;
 };
 

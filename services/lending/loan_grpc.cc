@@ -39,6 +39,8 @@ absl::Status WithFieldDetail(const absl::Status& status, std::string_view prefix
                     message.substr(colon + 2));
 }
 
+}  // namespace
+
 Viewer ViewerOf(const Principal& caller) {
   Viewer viewer{.ops = caller.role == Role::kOps};
   if (caller.role == Role::kPartner) {
@@ -63,6 +65,8 @@ void DateToProto(absl::CivilDay day, common::v1::CivilDate* out) {
   out->set_month(day.month());
   out->set_day(day.day());
 }
+
+namespace {
 
 absl::StatusOr<std::vector<Borrower>> ParseBorrowers(const v1::LoanDetails& in) {
   std::vector<Borrower> out;
@@ -297,6 +301,28 @@ void ToProto(const Loan& loan, v1::Loan* out) {
   ToProto(Usd(loan.held_minor), out->mutable_held_amount());
   ToProto(Usd(loan.remaining_minor()), out->mutable_remaining_amount());
   out->set_lender_count(loan.lender_count);
+  ToProto(Usd(loan.repaid_usd_minor), out->mutable_repaid_amount());
+  if (loan.disbursed_at && loan.usd_amount) {
+    const int64_t outstanding = loan.status == LoanStatus::kEnded
+                                    ? 0
+                                    : loan.usd_amount->minor_units() - loan.repaid_usd_minor -
+                                          loan.currency_loss_minor;
+    ToProto(Usd(std::max<int64_t>(outstanding, 0)), out->mutable_outstanding_amount());
+  }
+  out->set_delinquent(loan.delinquent);
+  out->set_days_in_arrears(loan.days_in_arrears);
+  if (loan.details.local_amount) {
+    ToProto(Money::FromMinor(loan.details.local_amount->currency(), loan.arrears_local_minor),
+            out->mutable_arrears_local_amount());
+  }
+  out->set_ended_with_currency_loss(loan.ended_with_currency_loss);
+  ToProto(Usd(loan.currency_loss_minor), out->mutable_currency_loss_amount());
+  if (loan.funding_account_id.value() != 0) {
+    IdToProto(loan.funding_account_id, out->mutable_funding_account_id());
+  }
+  if (loan.funded_at) ToProto(*loan.funded_at, out->mutable_funded_at());
+  if (loan.disbursed_at) ToProto(*loan.disbursed_at, out->mutable_disbursed_at());
+  if (loan.closed_at) ToProto(*loan.closed_at, out->mutable_closed_at());
   out->set_partner_risk_rating_half_stars(loan.partner_risk_rating_half_stars);
   out->set_trending_score_milli(loan.trending_score_milli);
   ToProto(loan.created_at, out->mutable_created_at());
@@ -309,8 +335,9 @@ void ToProto(const Loan& loan, v1::Loan* out) {
   out->set_version(loan.version);
 }
 
-LoanGrpc::LoanGrpc(LoanBook* book, const GrpcAuthenticator* auth, const Clock* clock)
-    : book_(book), auth_(auth), clock_(clock) {}
+LoanGrpc::LoanGrpc(LoanBook* book, LoanDesk* desk, LedgerStore* ledger_store,
+                   const GrpcAuthenticator* auth, const Clock* clock)
+    : book_(book), desk_(desk), ledger_store_(ledger_store), auth_(auth), clock_(clock) {}
 
 grpc::Status LoanGrpc::CreateLoanDraft(grpc::ServerContext* context,
                                        const v1::CreateLoanDraftRequest* request,
@@ -447,23 +474,39 @@ grpc::Status LoanGrpc::GetRepaymentSchedule(grpc::ServerContext* context,
                           : Allocate(*loan.usd_amount, weights, /*rotation=*/0);
       if (split.ok()) expected_usd = *std::move(split);
     }
+    // Repayments pay the lines in order, earliest first.
+    int64_t unapplied = loan.repaid_local_minor;
     for (size_t i = 0; i < loan.details.schedule.size(); ++i) {
       const ScheduleEntry& entry = loan.details.schedule[i];
       v1::ScheduleLine* line = response->add_lines();
       DateToProto(entry.due, line->mutable_due_date());
       ToProto(entry.principal, line->mutable_principal());
-      ToProto(zero, line->mutable_paid());
+      const int64_t paid = std::min(unapplied, entry.principal.minor_units());
+      unapplied -= paid;
+      ToProto(Money::FromMinor(zero.currency(), paid), line->mutable_paid());
       if (i < expected_usd.size()) ToProto(expected_usd[i], line->mutable_expected_usd());
-      // Nothing is repaid before repayments exist; a due date passes only once disbursed.
-      const bool overdue = loan.status == LoanStatus::kPayingBack && entry.due < today;
-      line->set_status(overdue ? v1::SCHEDULE_ENTRY_STATUS_OVERDUE
-                               : v1::SCHEDULE_ENTRY_STATUS_UPCOMING);
+      // A due date passes only once disbursed.
+      const bool active = loan.status == LoanStatus::kPayingBack ||
+                          loan.status == LoanStatus::kDefaulted;
+      if (paid == entry.principal.minor_units()) {
+        line->set_status(v1::SCHEDULE_ENTRY_STATUS_PAID);
+      } else if (active && entry.due < today) {
+        line->set_status(v1::SCHEDULE_ENTRY_STATUS_OVERDUE);
+      } else if (paid > 0) {
+        line->set_status(v1::SCHEDULE_ENTRY_STATUS_PARTIALLY_PAID);
+      } else {
+        line->set_status(v1::SCHEDULE_ENTRY_STATUS_UPCOMING);
+      }
       ML_ASSIGN_OR_RETURN(total, total.Add(entry.principal));
     }
+    const Money paid_local = Money::FromMinor(zero.currency(), loan.repaid_local_minor);
     ToProto(total, response->mutable_total_local());
-    ToProto(zero, response->mutable_paid_local());
-    ToProto(total, response->mutable_outstanding_local());
-    ToProto(zero, response->mutable_arrears_local());
+    ToProto(paid_local, response->mutable_paid_local());
+    ML_ASSIGN_OR_RETURN(Money outstanding, total.Subtract(paid_local));
+    ToProto(outstanding, response->mutable_outstanding_local());
+    ToProto(Money::FromMinor(zero.currency(), loan.arrears_local_minor),
+            response->mutable_arrears_local());
+    response->set_days_in_arrears(loan.days_in_arrears);
     return absl::OkStatus();
   }());
 }

@@ -10,8 +10,13 @@
 //   ReviewLoan                 ops
 //   GetLoan, ListLoans, GetRepaymentSchedule   any authenticated role; DRAFT and REVIEW loans
 //                              only to their partner and ops (others NOT_FOUND / not listed)
-// Every other LoanService RPC stays the base class's UNIMPLEMENTED: they move money and land
-// later as ledger mutations (docs/adr/0005).
+//   ReportDisbursement, PostRepayment, PostBulkRepayments   partner (its own loans; others
+//                              NOT_FOUND), ops
+//   ListRepayments, ListLoanLenders   any authenticated role for public loans
+//   RefundLoan                 ops
+//   RunLifecycleSweep          ops, service
+// The money-moving handlers (loan_money_grpc.cc) call LoanDesk (core/loan_desk.h); the rest of
+// LoanService (catalogue watch, matchability, trending) stays UNIMPLEMENTED for now.
 //
 // Idempotency: mutations run under RequestKey{role:subject, request_id, "LoanService.<Rpc>",
 // BodyHash(request)}; the remembered success is the full response, replayed with
@@ -29,13 +34,15 @@
 #include "common/clock.h"
 #include "microlend/lending/v1/lending.grpc.pb.h"
 #include "server/auth_grpc.h"
+#include "services/lending/core/loan_desk.h"
 #include "services/lending/core/loans.h"
 
 namespace microlend::lending {
 
 class LoanGrpc final : public v1::LoanService::Service {
  public:
-  LoanGrpc(LoanBook* book, const GrpcAuthenticator* auth, const Clock* clock);
+  LoanGrpc(LoanBook* book, LoanDesk* desk, LedgerStore* ledger_store,
+           const GrpcAuthenticator* auth, const Clock* clock);
 
   grpc::Status CreateLoanDraft(grpc::ServerContext* context,
                                const v1::CreateLoanDraftRequest* request,
@@ -56,14 +63,40 @@ class LoanGrpc final : public v1::LoanService::Service {
                                     const v1::GetRepaymentScheduleRequest* request,
                                     v1::GetRepaymentScheduleResponse* response) override;
 
+  grpc::Status ReportDisbursement(grpc::ServerContext* context,
+                                  const v1::ReportDisbursementRequest* request,
+                                  v1::ReportDisbursementResponse* response) override;
+  grpc::Status PostRepayment(grpc::ServerContext* context, const v1::PostRepaymentRequest* request,
+                             v1::PostRepaymentResponse* response) override;
+  grpc::Status PostBulkRepayments(grpc::ServerContext* context,
+                                  const v1::PostBulkRepaymentsRequest* request,
+                                  v1::PostBulkRepaymentsResponse* response) override;
+  grpc::Status ListRepayments(grpc::ServerContext* context,
+                              const v1::ListRepaymentsRequest* request,
+                              v1::ListRepaymentsResponse* response) override;
+  grpc::Status RefundLoan(grpc::ServerContext* context, const v1::RefundLoanRequest* request,
+                          v1::RefundLoanResponse* response) override;
+  grpc::Status ListLoanLenders(grpc::ServerContext* context,
+                               const v1::ListLoanLendersRequest* request,
+                               v1::ListLoanLendersResponse* response) override;
+  grpc::Status RunLifecycleSweep(grpc::ServerContext* context,
+                                 const v1::RunLifecycleSweepRequest* request,
+                                 v1::RunLifecycleSweepResponse* response) override;
+
  private:
   LoanBook* book_;
+  LoanDesk* desk_;
+  LedgerStore* ledger_store_;
   const GrpcAuthenticator* auth_;
   const Clock* clock_;
 };
 
 // The wire form of a loan (replaces *out).
 void ToProto(const Loan& loan, v1::Loan* out);
+// Who is asking, for loan visibility (ops; a partner's own loans).
+Viewer ViewerOf(const Principal& caller);
+absl::StatusOr<absl::CivilDay> ParseDate(const common::v1::CivilDate& date, std::string_view field);
+void DateToProto(absl::CivilDay day, common::v1::CivilDate* out);
 
 }  // namespace microlend::lending
 

@@ -15,10 +15,12 @@
 #include "server/bootstrap.h"
 #include "server/runner.h"
 #include "services/lending/core/ledger.h"
+#include "services/lending/core/loan_desk.h"
 #include "services/lending/core/loans.h"
 #include "services/lending/core/outbox_relay.h"
 #include "services/lending/core/partners.h"
 #include "services/lending/core/wallets.h"
+#include "services/lending/basket_grpc.h"
 #include "services/lending/ledger_grpc.h"
 #include "services/lending/loan_grpc.h"
 #include "services/lending/partner_grpc.h"
@@ -45,10 +47,17 @@ int Main(int argc, char** argv) {
                    "PostgreSQL connections for the ledger store"});
   specs.push_back({"hold_sweep_ms", "MICROLEND_HOLD_SWEEP_MS", "1000",
                    "how often expired holds are voided"});
+  specs.push_back({"clock_control", "MICROLEND_CLOCK_CONTROL", "false",
+                   "let ops move the business clock forward (ServerAdmin.AdvanceClock; tests, demos)"});
+  specs.push_back({"default_after_days", "MICROLEND_DEFAULT_AFTER_DAYS", "180",
+                   "days a loan may stay delinquent after its last due date before it defaults"});
+  specs.push_back({"lifecycle_sweep_ms", "MICROLEND_LIFECYCLE_SWEEP_MS", "60000",
+                   "how often loans are expired, arrears recomputed and defaults declared"});
   FlagSet flags(absl::StrCat(kServer, "_server"), specs);
   ParseFlagsOrExit(flags, argc, argv);
 
-  SystemClock clock;
+  SystemClock system_clock;  // token expiry
+  OffsetClock clock;         // the business clock: deadlines, holds, arrears, default
   absl::StatusOr<TokenSigner> signer = SignerFromFlags(flags, kServer);
   if (!signer.ok()) ExitFatal(kServer, signer.status());
   absl::StatusOr<int64_t> max_threads = flags.GetInt("max_threads");
@@ -57,6 +66,14 @@ int Main(int argc, char** argv) {
   if (!pool_size.ok()) ExitFatal(kServer, pool_size.status());
   absl::StatusOr<int64_t> sweep_ms = flags.GetInt("hold_sweep_ms");
   if (!sweep_ms.ok()) ExitFatal(kServer, sweep_ms.status());
+  absl::StatusOr<int64_t> lifecycle_ms = flags.GetInt("lifecycle_sweep_ms");
+  if (!lifecycle_ms.ok()) ExitFatal(kServer, lifecycle_ms.status());
+  absl::StatusOr<int64_t> default_after_days = flags.GetInt("default_after_days");
+  if (!default_after_days.ok()) ExitFatal(kServer, default_after_days.status());
+  const std::string clock_control = flags.GetString("clock_control");
+  if (clock_control != "true" && clock_control != "false") {
+    ExitFatal(kServer, absl::InvalidArgumentError("--clock_control must be true or false"));
+  }
 
   const std::string pg_url = flags.GetString("pg_url");
   absl::StatusOr<std::unique_ptr<pqxx::connection>> db =
@@ -85,26 +102,36 @@ int Main(int argc, char** argv) {
       lending::PgLoanStore::Create(pg_url, static_cast<int>(*pool_size));
   if (!loan_store.ok()) ExitFatal(kServer, loan_store.status());
   lending::LoanBook loan_book(loan_store->get(), partner_store->get(), &clock);
+  lending::LoanDesk loan_desk(&ledger, &wallets, loan_store->get(), partner_store->get(), &clock,
+                              {.default_after_days = static_cast<int32_t>(*default_after_days)});
   lending::RedisEventPublisher publisher(redis_endpoint);
   lending::OutboxRelay relay(store->get(), &publisher, &clock);
   PeriodicTask hold_sweep(absl::Milliseconds(*sweep_ms), [&ledger] {
     absl::StatusOr<size_t> expired = ledger.ExpireHolds(10'000);
     if (!expired.ok()) LogWarning("hold_sweep_failed", {{"error", AsStd(expired.status().message())}});
   });
+  PeriodicTask lifecycle_sweep(absl::Milliseconds(*lifecycle_ms), [&loan_desk] {
+    absl::StatusOr<lending::SweepResult> swept = loan_desk.RunSweep(0);
+    if (!swept.ok()) {
+      LogWarning("lifecycle_sweep_failed", {{"error", AsStd(swept.status().message())}});
+    }
+  });
   ledger.Start();
   relay.Start();
   hold_sweep.Start();
+  lifecycle_sweep.Start();
 
-  GrpcAuthenticator auth(*std::move(signer), &clock);
+  GrpcAuthenticator auth(*std::move(signer), &system_clock);
   AdminService admin(
       kServer, &auth, &clock, [pg_url] { return pg::ListAppliedMigrations(pg_url, kServer); },
       {{"postgresql", pg::DescribeEndpoint(pg_url), [pg_url] { return pg::Ping(pg_url); }},
        {"redis", redis_endpoint, [redis_endpoint] { return redis::Ping(redis_endpoint); }}});
-  // The money-moving loan RPCs and baskets answer UNIMPLEMENTED until they land (never a fake
-  // success); so do GetPartnerStats and the lender-profile RPCs of LenderService.
+  if (clock_control == "true") admin.EnableClockControl(&clock);
+  // GetPartnerStats, the lender-profile RPCs of LenderService and the catalogue feed for the
+  // matcher answer UNIMPLEMENTED until they land (never a fake success).
   lending::PartnerGrpc partners(&partner_directory, partner_store->get(), &auth, &clock);
-  lending::LoanGrpc loans(&loan_book, &auth, &clock);
-  lv1::BasketService::Service baskets;
+  lending::LoanGrpc loans(&loan_book, &loan_desk, store->get(), &auth, &clock);
+  lending::BasketGrpc baskets(&loan_desk, &auth);
   lending::WalletGrpc lenders(&ledger, &wallets, store->get(), &auth, &clock);
   lending::LedgerGrpc ledger_grpc(&ledger, store->get(), &auth, &clock);
 
@@ -118,6 +145,7 @@ int Main(int argc, char** argv) {
                 {lv1::BasketService::service_full_name(), &baskets},
                 {lv1::LenderService::service_full_name(), &lenders},
                 {lv1::LedgerService::service_full_name(), &ledger_grpc}});
+  lifecycle_sweep.Stop();
   hold_sweep.Stop();
   ledger.Stop();
   relay.Stop();

@@ -266,4 +266,30 @@ grpc::Status PartnerGrpc::SetPartnerStatus(grpc::ServerContext* context,
   }());
 }
 
+grpc::Status PartnerGrpc::GetPartnerStats(grpc::ServerContext* context,
+                                          const v1::GetPartnerStatsRequest* request,
+                                          v1::GetPartnerStatsResponse* response) {
+  return ToGrpcStatusWithDetails([&]() -> absl::Status {
+    ML_RETURN_IF_ERROR(auth_->Authenticate(*context).status());
+    ML_ASSIGN_OR_RETURN(PartnerId id,
+                        ParseRequiredId<PartnerId>(request->partner_id(), "partner_id"));
+    ML_ASSIGN_OR_RETURN(PartnerLoanTotals totals, store_->LoanTotals(id));
+    ML_ASSIGN_OR_RETURN(PartnerStats stats, ComputePartnerStats(id, totals, clock_->Now()));
+    v1::PartnerStats* out = response->mutable_stats();
+    IdToProto(stats.partner_id, out->mutable_partner_id());
+    out->set_loans_posted(stats.totals.loans_posted);
+    out->set_loans_active(stats.totals.loans_active);
+    ToProto(Money::FromMinor(Currency::Usd(), stats.totals.raised_minor),
+            out->mutable_amount_raised());
+    ToProto(Money::FromMinor(Currency::Usd(), stats.totals.outstanding_minor),
+            out->mutable_amount_outstanding());
+    out->set_delinquency_rate_bps(stats.delinquency_rate_bps);
+    out->set_default_rate_bps(stats.default_rate_bps);
+    out->set_par30_bps(stats.par30_bps);
+    out->set_currency_loss_rate_bps(stats.currency_loss_rate_bps);
+    ToProto(stats.computed_at, out->mutable_computed_at());
+    return absl::OkStatus();
+  }());
+}
+
 }  // namespace microlend::lending

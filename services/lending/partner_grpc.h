@@ -10,7 +10,8 @@
 //   UpdatePartner                        ops, any mutable field; partner only its own partner
 //                                        (subject == id) and only description / website_url,
 //                                        anything else PERMISSION_DENIED
-//   GetPartnerStats                      UNIMPLEMENTED until loans exist (the base class's)
+//   GetPartnerStats                      any authenticated role (the figures are public, as
+//                                        the proto says); NOT_FOUND for no such partner
 //
 // Idempotency: every mutation runs under RequestKey{role:subject, request_id,
 // "PartnerService.<Rpc>", BodyHash(request)}; the remembered success is the full response proto,
@@ -18,6 +19,10 @@
 // body is ALREADY_EXISTS. Failures are not remembered (nothing was written).
 //
 // ListPartners pages by ascending partner id (page_token: the last id of the previous page).
+//
+// GetPartnerStats reads the sums over the partner's loans in one aggregate query
+// (PartnerStore::LoanTotals) and computes the rates with core/loan_stats.h (basis points,
+// rounded down, 0 over a zero denominator); computed_at is the service clock's now.
 //
 // Thread-safe: the handlers share only the collaborators, which are thread-safe. All four
 // pointers must outlive the service.
@@ -49,6 +54,9 @@ class PartnerGrpc final : public v1::PartnerService::Service {
   grpc::Status SetPartnerStatus(grpc::ServerContext* context,
                                 const v1::SetPartnerStatusRequest* request,
                                 v1::SetPartnerStatusResponse* response) override;
+  grpc::Status GetPartnerStats(grpc::ServerContext* context,
+                               const v1::GetPartnerStatsRequest* request,
+                               v1::GetPartnerStatsResponse* response) override;
 
  private:
   PartnerDirectory* directory_;

@@ -14,6 +14,7 @@
 #include "common/check.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
+#include "services/lending/core/loan_stats.h"
 #include "services/lending/proto_convert.h"
 
 namespace microlend::lending {
@@ -511,6 +512,97 @@ grpc::Status WalletGrpc::ExportStatementCsv(
     absl::Cleanup release = [this] { active_exports_.fetch_sub(1); };
     ML_ASSIGN_OR_RETURN(Account wallet, wallets_->FindWallet(query.lender, Currency::Usd()));
     return StreamCsv(*context, wallet, query.filter, writer);
+  }());
+}
+
+// ---- GetPortfolio -----------------------------------------------------------------------------
+
+namespace {
+
+Money UsdMinor(int64_t minor) { return Money::FromMinor(Currency::Usd(), minor); }
+
+absl::StatusOr<std::vector<LoanStatus>> ParseLoanStatuses(const pb::RepeatedField<int>& wire,
+                                                          std::string_view field) {
+  std::vector<LoanStatus> out;
+  for (int i = 0; i < wire.size(); ++i) {
+    if (wire[i] == v1::LOAN_STATUS_UNSPECIFIED || !v1::LoanStatus_IsValid(wire[i])) {
+      return FieldError(absl::StrCat(AsAbsl(field), "[", i, "]"),
+                        absl::StrCat(wire[i], " is not a loan status"));
+    }
+    out.push_back(static_cast<LoanStatus>(wire[i]));
+  }
+  return out;
+}
+
+void MonthToProto(const MonthlyAmount& amount, v1::MonthlyAmount* out) {
+  out->set_year(static_cast<int32_t>(amount.month.year()));
+  out->set_month(amount.month.month());
+  ToProto(UsdMinor(amount.amount_minor), out->mutable_amount());
+}
+
+void LineToProto(const PortfolioLine& line, v1::PortfolioLoan* out) {
+  IdToProto(line.loan_id, out->mutable_loan_id());
+  out->set_loan_name(line.loan_name);
+  out->set_country(line.country);
+  out->set_sector(static_cast<common::v1::Sector>(line.sector));
+  out->set_status(static_cast<v1::LoanStatus>(line.status));
+  out->set_delinquent(line.delinquent);
+  ToProto(UsdMinor(line.lent_minor), out->mutable_lent());
+  ToProto(UsdMinor(line.repaid_minor), out->mutable_repaid());
+  ToProto(UsdMinor(line.outstanding_minor), out->mutable_outstanding());
+  ToProto(UsdMinor(line.lost_to_default_minor), out->mutable_lost_to_default());
+  ToProto(UsdMinor(line.lost_to_currency_loss_minor), out->mutable_lost_to_currency_loss());
+  ToProto(UsdMinor(line.refunded_minor), out->mutable_refunded());
+  ToProto(line.first_lent_at, out->mutable_first_lent_at());
+  for (const MonthlyAmount& m : line.expected) MonthToProto(m, out->add_expected_repayments());
+}
+
+void TotalsToProto(const PortfolioTotals& totals, v1::PortfolioTotals* out) {
+  out->set_loan_count(totals.loan_count);
+  out->set_active_loan_count(totals.active_loan_count);
+  ToProto(UsdMinor(totals.lent_minor), out->mutable_lent());
+  ToProto(UsdMinor(totals.repaid_minor), out->mutable_repaid());
+  ToProto(UsdMinor(totals.outstanding_minor), out->mutable_outstanding());
+  ToProto(UsdMinor(totals.lost_to_default_minor), out->mutable_lost_to_default());
+  ToProto(UsdMinor(totals.lost_to_currency_loss_minor), out->mutable_lost_to_currency_loss());
+  ToProto(UsdMinor(totals.refunded_minor), out->mutable_refunded());
+  out->set_repayment_rate_bps(totals.repayment_rate_bps);
+}
+
+}  // namespace
+
+grpc::Status WalletGrpc::GetPortfolio(grpc::ServerContext* context,
+                                      const v1::GetPortfolioRequest* request,
+                                      v1::GetPortfolioResponse* response) {
+  return ToGrpcStatusWithDetails([&]() -> absl::Status {
+    ML_ASSIGN_OR_RETURN(Principal caller,
+                        auth_->Authorize(*context, {Role::kLender, Role::kOps, Role::kService}));
+    ML_ASSIGN_OR_RETURN(LenderId lender, WalletLender(caller, request->lender_id(), "lender_id"));
+    ML_ASSIGN_OR_RETURN(std::vector<LoanStatus> statuses,
+                        ParseLoanStatuses(request->statuses(), "statuses"));
+    ML_ASSIGN_OR_RETURN(PageSpec page, ParsePage(request->page(), PageKind::kList));
+    std::vector<PortfolioPosition> positions;
+    absl::StatusOr<Account> wallet = wallets_->FindWallet(lender, Currency::Usd());
+    if (wallet.ok()) {
+      ML_ASSIGN_OR_RETURN(positions, store_->ListPortfolio(wallet->id, kMaxPortfolioLoans + 1));
+    } else if (!absl::IsNotFound(wallet.status())) {
+      return wallet.status();
+    }
+    if (positions.size() > kMaxPortfolioLoans) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "lender ", lender.value(), " has lent to more than ", kMaxPortfolioLoans,
+          " loans, more than one portfolio read covers"));
+    }
+    ML_ASSIGN_OR_RETURN(Portfolio portfolio, BuildPortfolio(positions));
+    PortfolioPage shown =
+        SelectPortfolioPage(portfolio.loans, statuses, page.after_id, page.limit);
+    TotalsToProto(portfolio.totals, response->mutable_totals());
+    for (const PortfolioLine& line : shown.loans) LineToProto(line, response->add_loans());
+    for (const MonthlyAmount& m : portfolio.expected) {
+      MonthToProto(m, response->add_expected_repayments());
+    }
+    ToPageResponse(shown.next_offset, shown.total_count, response->mutable_page());
+    return absl::OkStatus();
   }());
 }
 

@@ -1,6 +1,6 @@
 // WalletGrpc: the wallet RPCs of microlend.lending.v1.LenderService (deposits, withdrawals,
-// donations, balance, statements). The lender-profile RPCs (CreateLender, GetLender,
-// UpdateLender, GetPortfolio) are not implemented here and answer UNIMPLEMENTED.
+// donations, balance, statements) and the portfolio of what the wallet lent. The lender-profile
+// RPCs (CreateLender, GetLender, UpdateLender) are not implemented here and answer UNIMPLEMENTED.
 // Thin: authorize, parse and validate the whole request (bad input is INVALID_ARGUMENT and
 // nothing reaches the core), call Wallets / Ledger (mutations) or LedgerStore (reads), map.
 //
@@ -13,7 +13,8 @@
 //   MarkWithdrawalPaid            ops, service
 //   ListWithdrawals, GetBalance,
 //   GetStatement,
-//   ExportStatementCsv            lender (its own), ops, service
+//   ExportStatementCsv,
+//   GetPortfolio                  lender (its own), ops, service
 // Object rule: for a lender an empty lender_id means itself; another lender's id is
 // PERMISSION_DENIED, decided from the ids alone (nothing is looked up, so nothing about the other
 // lender is revealed); another lender's withdrawal is NOT_FOUND, exactly as a missing one. Ops
@@ -30,6 +31,14 @@
 // paging through the statement kCsvPageRows at a time, oldest first, up to the request's
 // to_time (or the time of the call). RESOURCE_EXHAUSTED when the range holds more than
 // kMaxCsvRows rows or kMaxConcurrentExports exports are already running.
+//
+//
+// GetPortfolio values every loan the lender's USD wallet lent to (core/loan_stats.h: the
+// arithmetic, rounding and what each amount means), read in one query (LedgerStore::
+// ListPortfolio). Totals and the response's expected_repayments cover the whole portfolio; the
+// statuses filter and the page narrow only `loans`, most recent first_lent_at first (page_token:
+// the offset into the filtered list). A lender without a wallet has an empty portfolio; one with
+// more than kMaxPortfolioLoans loans gets RESOURCE_EXHAUSTED.
 //
 // Thread-safe. All pointers must outlive the service.
 #ifndef MICROLEND_SERVICES_LENDING_WALLET_GRPC_H_
@@ -92,6 +101,8 @@ class WalletGrpc final : public v1::LenderService::Service {
   grpc::Status ExportStatementCsv(grpc::ServerContext* context,
                                   const v1::ExportStatementCsvRequest* request,
                                   grpc::ServerWriter<v1::ExportStatementCsvChunk>* writer) override;
+  grpc::Status GetPortfolio(grpc::ServerContext* context, const v1::GetPortfolioRequest* request,
+                            v1::GetPortfolioResponse* response) override;
 
  private:
   // One step of the withdrawal workflow through Ledger::AdvanceWithdrawal; `decided_by` is

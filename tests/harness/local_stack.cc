@@ -169,6 +169,8 @@ std::vector<std::string> LocalStack::ServerArgs(Server server) const {
   if (server == Server::kMatching) {
     args.push_back(absl::StrCat("--lending=", Address(Server::kLending)));
   }
+  // Tests drive deadlines, arrears and default by moving the business clock, never by sleeping.
+  if (server == Server::kLending) args.push_back("--clock_control=true");
   return args;
 }
 

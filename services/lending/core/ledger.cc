@@ -1,5 +1,8 @@
 #include "services/lending/core/ledger.h"
 
+#include "services/lending/core/ledger_mutation.h"
+
+#include <tuple>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -11,29 +14,6 @@
 
 namespace microlend::lending {
 
-// A unit of work for the committer. Apply() runs inside the group's transaction and must leave
-// the group state unchanged when it refuses (the engine guarantees this for the ledger part).
-class Mutation {
- public:
-  virtual ~Mutation() = default;
-  virtual void Collect(LoadRequest* out) const = 0;
-  virtual size_t IdsNeeded() const = 0;
-  virtual size_t TransferCount() const = 0;
-  virtual bool NeedsWithdrawalId() const { return false; }
-
-  struct Group {
-    WorkingSet working;
-    absl::flat_hash_map<WithdrawalId, Withdrawal> withdrawals;
-    std::vector<Withdrawal> changed_withdrawals;
-    std::vector<WithdrawalId> fresh_withdrawal_ids;
-  };
-  virtual LedgerReply Apply(Group& group, const BatchContext& context) = 0;
-
-  RequestKey key;
-  std::function<void(LedgerReply)> done;
-  LedgerReply reply;
-};
-
 namespace {
 
 bool IsTransient(const absl::Status& s) {
@@ -43,23 +23,6 @@ bool IsTransient(const absl::Status& s) {
 
 absl::Status RejectionStatus(const Rejection& r) {
   return absl::Status(r.code(), absl::StrCat("transfers[", r.item_index, "]: ", r.detail));
-}
-
-// Applies specs through the engine; on success `on_ok` may add non-ledger effects.
-LedgerReply ApplySpecs(const std::vector<TransferSpec>& specs, Mutation::Group& group,
-                       const BatchContext& context, const ResultEncoder& encoder) {
-  LedgerReply reply;
-  reply.committed_at = context.now;
-  auto outcome = LedgerEngine::ApplyBatch(specs, context, group.working);
-  if (auto* rejection = std::get_if<Rejection>(&outcome)) {
-    reply.status = RejectionStatus(*rejection);
-    reply.payload = encoder.rejection ? encoder.rejection(*rejection) : "";
-    reply.rejection = *rejection;
-    return reply;
-  }
-  reply.transfers = std::get<std::vector<Transfer>>(std::move(outcome));
-  reply.payload = encoder.success ? encoder.success(reply.transfers, context.now) : "";
-  return reply;
 }
 
 class BatchMutation final : public Mutation {
@@ -222,6 +185,22 @@ LedgerReply Replay(const IdempotencyRecord& stored, const RequestKey& key) {
 
 }  // namespace
 
+LedgerReply ApplySpecs(const std::vector<TransferSpec>& specs, Mutation::Group& group,
+                       const BatchContext& context, const ResultEncoder& encoder) {
+  LedgerReply reply;
+  reply.committed_at = context.now;
+  auto outcome = LedgerEngine::ApplyBatch(specs, context, group.working);
+  if (auto* rejection = std::get_if<Rejection>(&outcome)) {
+    reply.status = RejectionStatus(*rejection);
+    reply.payload = encoder.rejection ? encoder.rejection(*rejection) : "";
+    reply.rejection = *rejection;
+    return reply;
+  }
+  reply.transfers = std::get<std::vector<Transfer>>(std::move(outcome));
+  reply.payload = encoder.success ? encoder.success(reply.transfers, context.now) : "";
+  return reply;
+}
+
 absl::Status CheckSameRequest(const IdempotencyRecord& stored, const RequestKey& key) {
   if (stored.method == key.method && stored.body_hash == key.body_hash) return absl::OkStatus();
   return absl::AlreadyExistsError(absl::StrCat("request_id \"", key.request_id,
@@ -291,6 +270,23 @@ void Ledger::Enqueue(std::unique_ptr<Mutation> mutation) {
   LedgerReply reply;
   reply.status = refused;
   mutation->done(std::move(reply));
+}
+
+std::optional<LedgerReply> Ledger::Recorded(const RequestKey& key) {
+  if (key.request_id.empty()) return std::nullopt;
+  absl::StatusOr<std::optional<IdempotencyRecord>> stored =
+      store_->FindIdempotency(key.caller, key.request_id);
+  if (!stored.ok()) {
+    LedgerReply reply;
+    reply.status = stored.status();
+    return reply;
+  }
+  if (!stored->has_value()) return std::nullopt;
+  return Replay(**stored, key);
+}
+
+LedgerReply Ledger::Submit(std::unique_ptr<Mutation> mutation) {
+  return SubmitAndWait(std::move(mutation));
 }
 
 LedgerReply Ledger::SubmitAndWait(std::unique_ptr<Mutation> mutation) {
@@ -434,7 +430,12 @@ absl::StatusOr<size_t> Ledger::ExpireHolds(size_t limit) {
   bool all_answered = expired.empty();
   for (HoldId hold : expired) {
     RequestKey none;  // system work: no idempotency record
-    SubmitBatchAsync(none, {LedgerEngine::ExpirySpec(hold)}, {}, [&](LedgerReply reply) {
+    TransferSpec spec = LedgerEngine::ExpirySpec(hold);
+    // A hold on a loan names it, so the loan's held amount follows (ledger_mutation.h).
+    if (absl::StatusOr<Hold> known = store_->GetTransfer(hold); known.ok()) {
+      spec.references = known->transfer.references;
+    }
+    SubmitBatchAsync(none, {std::move(spec)}, {}, [&](LedgerReply reply) {
       absl::MutexLock lock(&mu);
       if (reply.status.ok()) ++voided;
       if (++answered == expired.size()) all_answered = true;
@@ -506,11 +507,12 @@ absl::Status Ledger::TryCommit(std::vector<std::unique_ptr<Mutation>>& group) {
   const absl::Time now = clock_->Now();
   return store_->Transact([&](LedgerTxn& txn) -> absl::Status {
     LoadRequest request;
-    size_t ids_needed = 0, withdrawal_ids = 0;
+    size_t ids_needed = 0, withdrawal_ids = 0, repayment_ids = 0;
     for (const auto& m : group) {
       m->Collect(&request);
       ids_needed += m->IdsNeeded();
       if (m->NeedsWithdrawalId()) ++withdrawal_ids;
+      if (m->NeedsRepaymentId()) ++repayment_ids;
       if (!m->key.request_id.empty()) request.idempotency.emplace_back(m->key.caller, m->key.request_id);
     }
     ML_ASSIGN_OR_RETURN(Loaded loaded, txn.LoadForUpdate(request));
@@ -528,14 +530,31 @@ absl::Status Ledger::TryCommit(std::vector<std::unique_ptr<Mutation>>& group) {
       ML_ASSIGN_OR_RETURN(WithdrawalId wid, txn.AllocateWithdrawalId());
       g.fresh_withdrawal_ids.push_back(wid);
     }
+    for (size_t i = 0; i < repayment_ids; ++i) {
+      ML_ASSIGN_OR_RETURN(RepaymentId rid, txn.AllocateRepaymentId());
+      g.fresh_repayment_ids.push_back(rid);
+    }
     absl::flat_hash_map<std::pair<std::string, std::string>, IdempotencyRecord> records;
     for (IdempotencyRecord& r : loaded.records) {
       auto k = std::make_pair(r.caller, r.request_id);
       records.emplace(std::move(k), std::move(r));
     }
     for (Withdrawal& w : loaded.withdrawals) g.withdrawals.emplace(w.id, w);
+    for (LoanId loan : request.loan_funders) g.funders[loan];  // loaded, possibly none
+    for (LoanFunder& f : loaded.funders) g.funders[f.loan_id].insert_or_assign(f.account_id, f);
+    for (LenderId lender : request.baskets) g.baskets[lender];
+    for (BasketItem& item : loaded.basket_items) g.baskets[item.lender_id].push_back(item);
+    for (LoanId loan : request.loans_open_holds) g.open_holds[loan];
+    for (const Hold& h : loaded.holds) {
+      if (h.state == HoldState::kPending && h.transfer.references.loan_id &&
+          g.open_holds.contains(*h.transfer.references.loan_id)) {
+        g.open_holds[*h.transfer.references.loan_id].push_back(h.transfer.id);
+      }
+    }
     loaded.records.clear();
     loaded.withdrawals.clear();
+    loaded.funders.clear();
+    loaded.basket_items.clear();
     g.working = WorkingSet(std::move(loaded));
 
     size_t next_id = 0;
@@ -554,6 +573,7 @@ absl::Status Ledger::TryCommit(std::vector<std::unique_ptr<Mutation>>& group) {
       }
       context.request_id = m->key.request_id;
       m->reply = m->Apply(g, context);
+      if (m->reply.status.ok()) FollowLoanTransfers(g, m->reply.transfers, context);
       if (m->key.request_id.empty() || IsTransient(m->reply.status)) continue;
       IdempotencyRecord record{.caller = m->key.caller, .request_id = m->key.request_id,
                                .method = m->key.method, .body_hash = m->key.body_hash,
@@ -575,6 +595,15 @@ absl::Status Ledger::TryCommit(std::vector<std::unique_ptr<Mutation>>& group) {
         commit.withdrawals.push_back(std::move(g.changed_withdrawals[i]));
       }
     }
+    for (auto& [key, funder] : g.changed_funders) commit.funders.push_back(std::move(funder));
+    std::sort(commit.funders.begin(), commit.funders.end(),
+              [](const LoanFunder& a, const LoanFunder& b) {
+                return std::tie(a.loan_id, a.account_id) < std::tie(b.loan_id, b.account_id);
+              });
+    commit.funder_additions = std::move(g.funder_additions);
+    commit.basket_inserts = std::move(g.basket_inserts);
+    commit.basket_deletes = std::move(g.basket_deletes);
+    commit.repayments = std::move(g.repayments);
     if (commit.empty()) return absl::OkStatus();
     return txn.Write(commit);
   });

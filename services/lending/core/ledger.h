@@ -113,6 +113,16 @@ class Ledger {
   LedgerReply AdvanceWithdrawal(RequestKey key, WithdrawalId id, WithdrawalState to,
                                 std::string note, WithdrawalEncoder encode);
 
+  // Queues a mutation (ledger_mutation.h; the loan lifecycle's kinds) and waits for its durable
+  // outcome. Its `key` may be empty for system work (no idempotency record).
+  LedgerReply Submit(std::unique_ptr<Mutation> mutation);
+
+  // The remembered answer when `key`'s request id was already used (a replay, or AlreadyExists
+  // for a different request); nullopt when it is new or has no id. Callers whose checks before
+  // Submit depend on state that the original request changed ask this first, so that a retry
+  // replays instead of failing those checks.
+  std::optional<LedgerReply> Recorded(const RequestKey& key);
+
   LedgerStore* store() const { return store_; }
   const Clock* clock() const { return clock_; }
 

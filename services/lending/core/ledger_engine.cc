@@ -279,6 +279,7 @@ struct Parts {
   absl::flat_hash_set<AccountId>& touched_accounts;
   absl::flat_hash_set<HoldId>& touched_holds;
   std::vector<OutboxEvent>& events;
+  const absl::flat_hash_map<LoanId, LoanMoney>& loans;
 };
 
 // Applies one batch item by item and remembers, before the first change to anything, how it
@@ -316,6 +317,8 @@ class BatchApplier {
   ItemResult CheckHoldState(const Hold& hold, const TransferSpec& spec) const;
   std::variant<int64_t, Reject> ResolvedAmount(const Hold& hold, const TransferSpec& spec) const;
   ItemResult ClientIdFree(const TransferSpec& spec) const;
+  ItemResult CheckLoanCredit(const Account& funding, const TransferSpec& spec,
+                             int64_t amount) const;
   std::variant<TransferId, Reject> AssignId(const TransferSpec& spec);
   Account& AccountOfHold(const Hold& hold, AccountId id);
   void Commit(Plan plan);
@@ -373,6 +376,42 @@ ItemResult BatchApplier::ClientIdFree(const TransferSpec& spec) const {
   return std::nullopt;
 }
 
+ItemResult BatchApplier::CheckLoanCredit(const Account& funding, const TransferSpec& spec,
+                                         int64_t amount) const {
+  if (spec.code != TransferCode::kLoanShare && spec.code != TransferCode::kMatch) {
+    return Reject{RejectReason::kShapeInvalid,
+                  absl::StrCat("only LOAN_SHARE and MATCH may credit loan funding account ",
+                               funding.id.value())};
+  }
+  const LoanId loan_id = *spec.references.loan_id;  // NeedsLoan made it present
+  if (funding.owner_type != OwnerType::kLoan || funding.owner_id != absl::StrCat(loan_id.value())) {
+    return Reject{RejectReason::kShapeInvalid,
+                  absl::StrCat("account ", funding.id.value(), " is not the funding account of loan ",
+                               loan_id.value())};
+  }
+  auto loan = w_.loans.find(loan_id);
+  if (loan == w_.loans.end()) {
+    return Reject{RejectReason::kLoanNotFound, absl::StrCat("loan ", loan_id.value(), " not found")};
+  }
+  if (loan->second.status != LoanStatus::kFundraising) {
+    return Reject{RejectReason::kLoanNotFundraising,
+                  absl::StrCat("loan ", loan_id.value(), " is ",
+                               AsAbsl(LoanStatusName(loan->second.status)), ", not FUNDRAISING")};
+  }
+  const __int128 after = static_cast<__int128>(funding.credits_posted) + funding.credits_pending +
+                         amount;
+  if (after > loan->second.usd_amount_minor) {
+    const int64_t left = loan->second.usd_amount_minor - funding.credits_posted -
+                         funding.credits_pending;
+    return Reject{RejectReason::kLoanOverfunded,
+                  absl::StrCat("loan ", loan_id.value(), " has ",
+                               Format(std::max<int64_t>(left, 0), funding.currency),
+                               " left to fund; ", Format(amount, funding.currency),
+                               " would over-fund it")};
+  }
+  return std::nullopt;
+}
+
 // Called once every check has passed, so that next_id is consumed only by applied items.
 std::variant<TransferId, Reject> BatchApplier::AssignId(const TransferSpec& spec) {
   if (spec.id.has_value()) return *spec.id;
@@ -410,6 +449,9 @@ ItemResult BatchApplier::ApplyNew(size_t index, const TransferSpec& spec) {
   if (ItemResult taken = ClientIdFree(spec)) return taken;
   const int64_t amount = spec.amount->minor_units();
   if (ItemResult exceeded = CheckFlags(d, c, amount)) return exceeded;
+  if (c.kind == AccountKind::kLoanFunding) {
+    if (ItemResult refused = CheckLoanCredit(c, spec, amount)) return refused;
+  }
   const Totals debit_delta = spec.pending ? Totals{0, 0, amount, 0} : Totals{amount, 0, 0, 0};
   const Totals credit_delta = spec.pending ? Totals{0, 0, 0, amount} : Totals{0, amount, 0, 0};
   const std::optional<Totals> new_debit = Moved(d, debit_delta);
@@ -620,6 +662,22 @@ WorkingSet::WorkingSet(Loaded loaded) {
     holds_.insert_or_assign(id, std::move(hold));
   }
   taken_ids_.insert(loaded.existing_ids.begin(), loaded.existing_ids.end());
+  for (LoanMoney& loan : loaded.loans) {
+    const LoanId id = loan.id;
+    loans_.insert_or_assign(id, std::move(loan));
+  }
+}
+
+const LoanMoney* WorkingSet::FindLoan(LoanId id) const {
+  auto it = loans_.find(id);
+  return it == loans_.end() ? nullptr : &it->second;
+}
+
+LoanMoney* WorkingSet::MutableLoan(LoanId id) {
+  auto it = loans_.find(id);
+  if (it == loans_.end()) return nullptr;
+  touched_loans_.insert(id);
+  return &it->second;
 }
 
 const Account* WorkingSet::FindAccount(AccountId id) const {
@@ -642,8 +700,12 @@ CommitSet WorkingSet::TakeCommitSet() {
   events_.clear();
   for (AccountId id : touched_accounts_) out.accounts.push_back(accounts_.at(id));
   for (HoldId id : touched_holds_) out.holds.push_back(holds_.at(id));
+  for (LoanId id : touched_loans_) out.loans.push_back(loans_.at(id));
   touched_accounts_.clear();
   touched_holds_.clear();
+  touched_loans_.clear();
+  std::sort(out.loans.begin(), out.loans.end(),
+            [](const LoanMoney& a, const LoanMoney& b) { return a.id < b.id; });
   std::sort(out.accounts.begin(), out.accounts.end(),
             [](const Account& a, const Account& b) { return a.id < b.id; });
   std::sort(out.holds.begin(), out.holds.end(),
@@ -666,6 +728,7 @@ void LedgerEngine::CollectReferences(const std::vector<TransferSpec>& specs, Loa
     if (spec.credit_account_id) out->accounts.push_back(*spec.credit_account_id);
     if (spec.pending_id) out->holds.push_back(*spec.pending_id);
     if (spec.id) out->client_ids.push_back(*spec.id);
+    if (spec.references.loan_id) out->loans.push_back(*spec.references.loan_id);
   }
   auto sort_unique = [](auto& ids) {
     std::sort(ids.begin(), ids.end());
@@ -674,6 +737,7 @@ void LedgerEngine::CollectReferences(const std::vector<TransferSpec>& specs, Loa
   sort_unique(out->accounts);
   sort_unique(out->holds);
   sort_unique(out->client_ids);
+  sort_unique(out->loans);
 }
 
 size_t LedgerEngine::IdsNeeded(const std::vector<TransferSpec>& specs) {
@@ -686,7 +750,7 @@ std::variant<std::vector<Transfer>, Rejection> LedgerEngine::ApplyBatch(
   if (std::optional<Rejection> bad = CheckBatchSize(specs.size())) return *bad;
   BatchApplier applier(
       Parts{working.accounts_, working.holds_, working.taken_ids_, working.transfers_,
-            working.touched_accounts_, working.touched_holds_, working.events_},
+            working.touched_accounts_, working.touched_holds_, working.events_, working.loans_},
       context);
   absl::flat_hash_set<TransferId> batch_ids;
   for (size_t i = 0; i < specs.size(); ++i) {

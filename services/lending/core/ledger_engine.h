@@ -17,7 +17,11 @@
 //   hold past its expires_at counts as expired (resolution rejected, kPendingTransferExpired);
 // - a client-chosen id must be new in the ledger and in the batch; later items of the same
 //   batch may resolve a hold created by an earlier item;
-// - totals stay within int64 (an overflow is kAmountInvalid).
+// - totals stay within int64 (an overflow is kAmountInvalid);
+// - only LOAN_SHARE and MATCH credit a loan funding account (kShapeInvalid otherwise), naming
+//   the account's loan, which must be loaded (kLoanNotFound), FUNDRAISING (kLoanNotFundraising)
+//   and keep credits posted + pending within its USD amount (kLoanOverfunded): a loan is never
+//   funded and held beyond its amount.
 #ifndef MICROLEND_SERVICES_LENDING_CORE_LEDGER_ENGINE_H_
 #define MICROLEND_SERVICES_LENDING_CORE_LEDGER_ENGINE_H_
 
@@ -41,6 +45,9 @@ class WorkingSet {
   const Account* FindAccount(AccountId id) const;
   const Hold* FindHold(HoldId id) const;
   bool TransferIdTaken(TransferId id) const;
+  const LoanMoney* FindLoan(LoanId id) const;
+  // The loan for a change outside the engine (the loan lifecycle); marks it for writing.
+  LoanMoney* MutableLoan(LoanId id);
 
   // Everything applied so far, ready for LedgerTxn::Write (idempotency and withdrawals are
   // added by the caller).
@@ -59,6 +66,8 @@ class WorkingSet {
   absl::flat_hash_set<AccountId> touched_accounts_;
   absl::flat_hash_set<HoldId> touched_holds_;
   std::vector<OutboxEvent> events_;
+  absl::flat_hash_map<LoanId, LoanMoney> loans_;
+  absl::flat_hash_set<LoanId> touched_loans_;
 };
 
 struct BatchContext {

@@ -25,7 +25,8 @@ const absl::Time kNow = absl::FromUnixSeconds(1'800'000'000);
 
 constexpr AccountId kCash{1};    // external cash: unconstrained, pays deposits
 constexpr AccountId kWallet{2};  // lender wallet: debits must not exceed credits
-constexpr AccountId kLoan{3};    // loan funding
+constexpr AccountId kLoan{3};    // platform escrow: unconstrained, where shares go in these tests
+constexpr AccountId kFunding{6};  // loan kLoanId's funding account (USD 100.00 loan)
 constexpr AccountId kEuro{4};    // an EUR account
 constexpr AccountId kCapped{5};  // credits must not exceed debits
 constexpr AccountId kMissing{99};
@@ -76,7 +77,7 @@ Loaded MakeLoaded() {
   wallet.flags.debits_must_not_exceed_credits = true;
   wallet.credits_posted = 10'000;
   wallet.debits_pending = 3'000;
-  Account loan = MakeAccount(kLoan, AccountKind::kLoanFunding);
+  Account loan = MakeAccount(kLoan, AccountKind::kPlatformEscrow);
   loan.credits_pending = 3'500;
   Account capped = MakeAccount(kCapped, AccountKind::kPlatformLoss);
   capped.flags.credits_must_not_exceed_debits = true;
@@ -783,6 +784,99 @@ TEST_F(LedgerEngineTest, ExpirySpecVoidsTheHold) {
   EXPECT_EQ(spec.pending_action, PendingAction::kVoid);
   EXPECT_TRUE(spec.expiry);
   EXPECT_EQ(LedgerEngine::ValidateShape({spec}), std::nullopt);
+}
+
+// A USD 100.00 loan (kLoanId) with its funding account, 60.00 posted and 10.00 held.
+WorkingSet LoanWorkingSet(LoanStatus status) {
+  Loaded loaded = MakeLoaded();
+  Account funding = MakeAccount(kFunding, AccountKind::kLoanFunding);
+  funding.owner_type = OwnerType::kLoan;
+  funding.owner_id = absl::StrCat(kLoanId.value());
+  funding.credits_posted = 6'000;
+  funding.credits_pending = 1'000;
+  loaded.accounts.push_back(funding);
+  LoanMoney loan;
+  loan.id = kLoanId;
+  loan.status = status;
+  loan.usd_amount_minor = 10'000;
+  loan.funding_account_id = kFunding;
+  loaded.loans.push_back(loan);
+  return WorkingSet(std::move(loaded));
+}
+
+std::variant<std::vector<Transfer>, Rejection> ApplyToLoan(WorkingSet& working, TransferSpec spec) {
+  int64_t next = 5'000;
+  BatchContext context{kNow, "req-loan", [&next] { return TransferId(next++); }};
+  return LedgerEngine::ApplyBatch({std::move(spec)}, context, working);
+}
+
+TransferSpec Share(int64_t cents, bool pending = false) {
+  TransferSpec s = Posted(kWallet, kFunding, Usd(cents), TransferCode::kLoanShare);
+  s.references.loan_id = kLoanId;
+  s.pending = pending;
+  return s;
+}
+
+TEST(LedgerEngineLoanTest, ASharePostsWhileFundedPlusHeldStaysWithinTheLoanAmount) {
+  WorkingSet working = LoanWorkingSet(LoanStatus::kFundraising);
+  auto applied = ApplyToLoan(working, Share(3'000));  // 60 + 10 held + 30 = 100
+  ASSERT_TRUE(std::holds_alternative<std::vector<Transfer>>(applied));
+  EXPECT_EQ(working.FindAccount(kFunding)->credits_posted, 9'000);
+}
+
+TEST(LedgerEngineLoanTest, AShareOrHoldBeyondTheRemainingAmountIsOverfundingAndChangesNothing) {
+  for (bool pending : {false, true}) {
+    WorkingSet working = LoanWorkingSet(LoanStatus::kFundraising);
+    const WorkingSet before = working;
+    auto applied = ApplyToLoan(working, Share(3'001, pending));
+    ASSERT_TRUE(std::holds_alternative<Rejection>(applied));
+    EXPECT_EQ(std::get<Rejection>(applied).reason, RejectReason::kLoanOverfunded);
+    EXPECT_THAT(std::get<Rejection>(applied).detail, HasSubstr("has 30.00 USD left"));
+    EXPECT_TRUE(working == before);
+  }
+}
+
+TEST(LedgerEngineLoanTest, AShareToALoanNotFundraisingIsRefusedNamingItsStatus) {
+  WorkingSet working = LoanWorkingSet(LoanStatus::kFunded);
+  auto applied = ApplyToLoan(working, Share(100));
+  ASSERT_TRUE(std::holds_alternative<Rejection>(applied));
+  EXPECT_EQ(std::get<Rejection>(applied).reason, RejectReason::kLoanNotFundraising);
+  EXPECT_THAT(std::get<Rejection>(applied).detail, HasSubstr("FUNDED"));
+}
+
+TEST(LedgerEngineLoanTest, OnlySharesAndMatchesCreditALoanFundingAccount) {
+  WorkingSet working = LoanWorkingSet(LoanStatus::kFundraising);
+  TransferSpec deposit = Posted(kCash, kFunding, Usd(100), TransferCode::kCorrection);
+  auto applied = ApplyToLoan(working, deposit);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(applied));
+  EXPECT_EQ(std::get<Rejection>(applied).reason, RejectReason::kShapeInvalid);
+}
+
+TEST(LedgerEngineLoanTest, AShareNamingAnotherLoanThanTheAccountsIsRefused) {
+  WorkingSet working = LoanWorkingSet(LoanStatus::kFundraising);
+  TransferSpec share = Share(100);
+  share.references.loan_id = LoanId(8);
+  auto applied = ApplyToLoan(working, share);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(applied));
+  EXPECT_EQ(std::get<Rejection>(applied).reason, RejectReason::kShapeInvalid);
+}
+
+TEST(LedgerEngineLoanTest, AShareToALoanThatWasNotLoadedIsLoanNotFound) {
+  Loaded loaded = MakeLoaded();
+  Account funding = MakeAccount(kFunding, AccountKind::kLoanFunding);
+  funding.owner_type = OwnerType::kLoan;
+  funding.owner_id = absl::StrCat(kLoanId.value());
+  loaded.accounts.push_back(funding);
+  WorkingSet working(std::move(loaded));
+  auto applied = ApplyToLoan(working, Share(100));
+  ASSERT_TRUE(std::holds_alternative<Rejection>(applied));
+  EXPECT_EQ(std::get<Rejection>(applied).reason, RejectReason::kLoanNotFound);
+}
+
+TEST(LedgerEngineLoanTest, CollectReferencesAsksForTheLoansASpecNames) {
+  LoadRequest request;
+  LedgerEngine::CollectReferences({Share(100), Share(200)}, &request);
+  EXPECT_THAT(request.loans, ElementsAre(kLoanId));
 }
 
 TEST(LedgerEngineDeathTest, ResolvingAHoldWhoseAccountsAreNotLoadedCrashes) {

@@ -22,8 +22,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "services/lending/core/ledger_types.h"
+#include "services/lending/core/schedule.h"
 
 namespace microlend::lending {
 
@@ -71,15 +73,115 @@ struct Withdrawal {
   friend bool operator==(const Withdrawal&, const Withdrawal&) = default;
 };
 
-// LoadForUpdate locks the holds first, then the union of `accounts` and every loaded hold's
-// debit and credit accounts, in ascending id order (so a resolution naming only its hold can
-// be applied). Ids are deduplicated; missing rows are simply absent from Loaded.
+// The money side of a loan row (ADR 0005): what the committer reads under the loan's row lock and
+// writes back in the transaction of the transfers that change it. Amounts USD minor units
+// unless named local. `held_minor`/`funded_minor` mirror the funding account's credits pending /
+// posted; the account is the truth and the engine decides over-funding from it.
+struct LoanMoney {
+  LoanId id{0};
+  PartnerId partner_id{0};
+  LoanStatus status = LoanStatus::kDraft;
+  int64_t usd_amount_minor = 0;
+  Currency local_currency = Currency::Usd();
+  int64_t local_amount_minor = 0;
+  std::string posting_fx_rate;
+  bool pre_disbursed = false;
+  std::optional<absl::Time> fundraising_deadline;
+  AccountId funding_account_id{0};     // 0 until the first money movement names it
+  AccountId settlement_account_id{0};  // the partner's settlement account, likewise
+  int64_t funded_minor = 0;
+  int64_t held_minor = 0;
+  std::optional<absl::Time> funded_at;
+  std::optional<absl::Time> disbursed_at;
+  std::optional<absl::CivilDay> disbursed_on;
+  std::optional<absl::Time> closed_at;
+  int64_t repaid_local_minor = 0;   // local principal repaid
+  int64_t expected_usd_minor = 0;   // cumulative USD of the repaid local at the posting rate
+  int64_t received_usd_minor = 0;   // cumulative USD at the settlement rates
+  int64_t coverage_usd_minor = 0;   // cumulative partner currency-loss coverage
+  int64_t currency_loss_minor = 0;  // cumulative currency loss borne by funders
+  int64_t repaid_usd_minor = 0;     // cumulative USD credited to funders
+  int64_t written_off_minor = 0;
+  int32_t repayment_count = 0;
+  bool delinquent = false;
+  int32_t days_in_arrears = 0;
+  int64_t arrears_local_minor = 0;
+  bool ended_with_currency_loss = false;
+  friend bool operator==(const LoanMoney&, const LoanMoney&) = default;
+};
+
+// One funder of a loan (a lender's wallet or a sponsor's budget) and its position.
+struct LoanFunder {
+  LoanId loan_id{0};
+  AccountId account_id{0};
+  OwnerType owner_type = OwnerType::kLender;
+  std::string owner_id;
+  int64_t amount_minor = 0;   // total share
+  int32_t share_count = 0;
+  int64_t repaid_minor = 0;   // credited by repayments
+  int64_t refunded_minor = 0; // returned by expiry or refund
+  absl::Time first_lent_at;
+  friend bool operator==(const LoanFunder&, const LoanFunder&) = default;
+};
+
+// A lender's basket item: a share reserved by a hold (none when the loan had under six hours of
+// fundraising left; checkout then makes a plain transfer).
+struct BasketItem {
+  LenderId lender_id{0};
+  LoanId loan_id{0};
+  std::optional<HoldId> hold_id;
+  int64_t amount_minor = 0;  // USD
+  absl::Time added_at;
+  absl::Time expires_at;
+  friend bool operator==(const BasketItem&, const BasketItem&) = default;
+};
+
+// A posted repayment (lending.v1.Repayment).
+struct RepaymentRecord {
+  RepaymentId id{0};
+  LoanId loan_id{0};
+  PartnerId partner_id{0};
+  Money local_amount = Money::Zero(Currency::Usd());
+  std::string settlement_fx_rate;
+  absl::CivilDay repaid_on;
+  std::string partner_reference;
+  int64_t expected_usd_minor = 0;
+  int64_t credited_usd_minor = 0;
+  int64_t coverage_usd_minor = 0;
+  int64_t currency_loss_minor = 0;  // expected - credited; negative when a gain recovers loss
+  int32_t credited_account_count = 0;
+  absl::Time posted_at;
+  friend bool operator==(const RepaymentRecord&, const RepaymentRecord&) = default;
+};
+
+// One loan of a funder's portfolio (core/loan_stats.h values it): the funder's position, the
+// loan's money side and what a portfolio shows of the loan. `schedule` is the loan's schedule
+// for loans not yet closed (FUNDRAISING, FUNDED, PAYING_BACK) and empty for the others.
+struct PortfolioPosition {
+  LoanFunder funder;
+  LoanMoney loan;
+  std::string loan_name;
+  std::string country;
+  int32_t sector = 0;
+  std::vector<ScheduleEntry> schedule;
+  friend bool operator==(const PortfolioPosition&, const PortfolioPosition&) = default;
+};
+
+// LoadForUpdate locks, in this order (one lock order for every transaction): the loans, then the
+// union of `accounts`, every loaded loan's funding and settlement accounts and every loaded
+// hold's debit and credit accounts (in ascending id order), then the holds (those named and the
+// pending holds crediting the funding accounts of `loans_open_holds`), then withdrawals. Ids
+// are deduplicated; missing rows are simply absent from Loaded.
 struct LoadRequest {
   std::vector<AccountId> accounts;      // locked FOR UPDATE
   std::vector<HoldId> holds;            // locked FOR UPDATE, with their accounts
   std::vector<TransferId> client_ids;   // checked for existence only
   std::vector<std::pair<std::string, std::string>> idempotency;  // (caller, request_id)
   std::vector<WithdrawalId> withdrawals;  // locked FOR UPDATE
+  std::vector<LoanId> loans;              // locked FOR UPDATE first
+  std::vector<LoanId> loan_funders;       // every funder of these loans (loans must be locked)
+  std::vector<LoanId> loans_open_holds;   // pending holds on these loans, locked
+  std::vector<LenderId> baskets;          // basket items of these lenders
 };
 
 struct Loaded {
@@ -88,6 +190,9 @@ struct Loaded {
   std::vector<TransferId> existing_ids;
   std::vector<IdempotencyRecord> records;
   std::vector<Withdrawal> withdrawals;
+  std::vector<LoanMoney> loans;
+  std::vector<LoanFunder> funders;
+  std::vector<BasketItem> basket_items;
 };
 
 struct CommitSet {
@@ -97,9 +202,16 @@ struct CommitSet {
   std::vector<IdempotencyRecord> idempotency;  // new records (insert; a duplicate key fails)
   std::vector<OutboxEvent> events;
   std::vector<Withdrawal> withdrawals;        // upsert by id
+  std::vector<LoanMoney> loans;               // update of the money columns by id
+  std::vector<LoanFunder> funders;            // upsert by (loan, account), whole rows
+  std::vector<LoanFunder> funder_additions;   // new shares: insert, or add amount and count
+  std::vector<BasketItem> basket_inserts;
+  std::vector<std::pair<LenderId, LoanId>> basket_deletes;
+  std::vector<RepaymentRecord> repayments;    // insert
   bool empty() const {
     return transfers.empty() && holds.empty() && accounts.empty() && idempotency.empty() &&
-           events.empty() && withdrawals.empty();
+           events.empty() && withdrawals.empty() && loans.empty() && funders.empty() && funder_additions.empty() &&
+           basket_inserts.empty() && basket_deletes.empty() && repayments.empty();
   }
 };
 
@@ -110,6 +222,7 @@ class LedgerTxn {
   // Fresh, unique, increasing ids for transfers the client did not name.
   virtual absl::StatusOr<std::vector<TransferId>> AllocateTransferIds(size_t count) = 0;
   virtual absl::StatusOr<WithdrawalId> AllocateWithdrawalId() = 0;
+  virtual absl::StatusOr<RepaymentId> AllocateRepaymentId() = 0;
   virtual absl::Status Write(const CommitSet& commit) = 0;
 };
 
@@ -220,6 +333,31 @@ class LedgerStore : public OutboxSource {
   virtual absl::StatusOr<std::vector<HoldId>> ListExpiredHolds(absl::Time now, size_t limit) = 0;
 
   virtual absl::StatusOr<Withdrawal> GetWithdrawal(WithdrawalId id) = 0;
+
+  // The loan lifecycle's reads (core/loan_desk.h). NotFound for a missing loan.
+  virtual absl::StatusOr<LoanMoney> GetLoanMoney(LoanId id) = 0;
+  // A lender's basket, oldest first, each with its hold's state (nullopt without a hold).
+  virtual absl::StatusOr<std::vector<std::pair<BasketItem, std::optional<HoldState>>>> ListBasket(
+      LenderId lender) = 0;
+  // A loan's funders, earliest first.
+  virtual absl::StatusOr<Page<LoanFunder>> ListFunders(LoanId loan, const PageSpec& page) = 0;
+  // Every loan a funding account lent to, most recent first.
+  virtual absl::StatusOr<std::vector<LoanFunder>> ListPositions(AccountId funder) = 0;
+  // A loan's repayments, newest first (the cursor is a repayment id).
+  virtual absl::StatusOr<Page<RepaymentRecord>> ListRepayments(LoanId loan,
+                                                               const PageSpec& page) = 0;
+  // FUNDRAISING loans whose deadline is at or before `now`, oldest deadline first.
+  virtual absl::StatusOr<std::vector<LoanId>> ListLoansToExpire(absl::Time now, size_t limit) = 0;
+  // PAYING_BACK and DEFAULTED loans with an id above `after`, ascending, at most `limit`.
+  virtual absl::StatusOr<std::vector<LoanMoney>> ListActiveLoans(LoanId after, size_t limit) = 0;
+  // Sets the arrears of a loan unless a repayment changed it since it was read (its
+  // repaid_local_minor still equals `expected_repaid_local`); false when it had changed.
+  virtual absl::StatusOr<bool> SetArrears(LoanId id, int64_t expected_repaid_local, bool delinquent,
+                                          int32_t days_in_arrears, int64_t arrears_local_minor) = 0;
+  // Every loan a funding account lent to, with the loan (PortfolioPosition), in one read: most
+  // recent first_lent_at first (then loan id, descending), at most `limit`.
+  virtual absl::StatusOr<std::vector<PortfolioPosition>> ListPortfolio(AccountId funder,
+                                                                       size_t limit) = 0;
   virtual absl::StatusOr<Page<Withdrawal>> ListWithdrawals(std::optional<LenderId> lender,
                                                            std::optional<WithdrawalState> state,
                                                            const PageSpec& page) = 0;

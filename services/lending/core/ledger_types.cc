@@ -5,6 +5,21 @@
 
 namespace microlend::lending {
 
+std::string_view LoanStatusName(LoanStatus status) {
+  switch (status) {
+    case LoanStatus::kDraft: return "DRAFT";
+    case LoanStatus::kReview: return "REVIEW";
+    case LoanStatus::kFundraising: return "FUNDRAISING";
+    case LoanStatus::kFunded: return "FUNDED";
+    case LoanStatus::kPayingBack: return "PAYING_BACK";
+    case LoanStatus::kEnded: return "ENDED";
+    case LoanStatus::kExpired: return "EXPIRED";
+    case LoanStatus::kRefunded: return "REFUNDED";
+    case LoanStatus::kDefaulted: return "DEFAULTED";
+  }
+  return "UNKNOWN";
+}
+
 // The codes are lending.proto's TransferRejectReason comments: 1-8 are a malformed item (fix the
 // request), 20-23 name something that does not exist, 30 a taken id, 40-48 ledger state that
 // forbids the item until it changes.

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -22,6 +23,14 @@
 namespace microlend::lending {
 
 using HoldId = TransferId;  // a hold is a pending transfer; its id is the transfer's
+
+// lending.v1.LoanStatus numbering; kFundraising and later are public.
+enum class LoanStatus {
+  kDraft = 1, kReview = 2, kFundraising = 3, kFunded = 4, kPayingBack = 5, kEnded = 6,
+  kExpired = 7, kRefunded = 8, kDefaulted = 9
+};
+// "FUNDRAISING", ... as in the proto without its prefix.
+std::string_view LoanStatusName(LoanStatus status);
 
 enum class OwnerType {
   kLender = 1,

@@ -151,19 +151,22 @@ absl::Status PrepareSchedule(Loan& loan) {
 
 }  // namespace
 
-std::string_view LoanStatusName(LoanStatus status) {
-  switch (status) {
-    case LoanStatus::kDraft: return "DRAFT";
-    case LoanStatus::kReview: return "REVIEW";
-    case LoanStatus::kFundraising: return "FUNDRAISING";
-    case LoanStatus::kFunded: return "FUNDED";
-    case LoanStatus::kPayingBack: return "PAYING_BACK";
-    case LoanStatus::kEnded: return "ENDED";
-    case LoanStatus::kExpired: return "EXPIRED";
-    case LoanStatus::kRefunded: return "REFUNDED";
-    case LoanStatus::kDefaulted: return "DEFAULTED";
-  }
-  return "UNKNOWN";
+void OverlayMoney(const LoanMoney& m, Loan& loan) {
+  loan.status = m.status;
+  loan.funded_minor = m.funded_minor;
+  loan.held_minor = m.held_minor;
+  loan.funding_account_id = m.funding_account_id;
+  loan.funded_at = m.funded_at;
+  loan.disbursed_at = m.disbursed_at;
+  loan.closed_at = m.closed_at;
+  loan.repaid_usd_minor = m.repaid_usd_minor;
+  loan.repaid_local_minor = m.repaid_local_minor;
+  loan.currency_loss_minor = m.currency_loss_minor;
+  loan.written_off_minor = m.written_off_minor;
+  loan.delinquent = m.delinquent;
+  loan.days_in_arrears = m.days_in_arrears;
+  loan.arrears_local_minor = m.arrears_local_minor;
+  loan.ended_with_currency_loss = m.ended_with_currency_loss;
 }
 
 std::optional<Gender> Loan::borrower_gender() const {

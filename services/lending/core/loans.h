@@ -62,12 +62,6 @@ inline constexpr int kMaxFxRateDecimals = 8;
 // The largest page of ListLoans.
 inline constexpr int32_t kMaxLoanPageSize = 100;
 
-// lending.v1.LoanStatus numbering; kFundraising and later are public.
-enum class LoanStatus {
-  kDraft = 1, kReview = 2, kFundraising = 3, kFunded = 4, kPayingBack = 5, kEnded = 6,
-  kExpired = 7, kRefunded = 8, kDefaulted = 9
-};
-std::string_view LoanStatusName(LoanStatus status);
 inline bool IsPublic(LoanStatus status) { return status >= LoanStatus::kFundraising; }
 
 // common.v1.Gender numbering; kMixed only summarises a group.
@@ -120,9 +114,22 @@ struct Loan {
   LoanStatus status = LoanStatus::kDraft;
   std::optional<ReviewReturn> review_return;
   std::optional<Money> usd_amount;  // set once local amount and rate are known
-  int64_t funded_minor = 0;         // USD, posted by shares (later)
-  int64_t held_minor = 0;           // USD, reserved by holds (later)
+  int64_t funded_minor = 0;         // USD, posted by shares
+  int64_t held_minor = 0;           // USD, reserved by holds
   int32_t lender_count = 0;
+  // The money side (core/loan_desk.h), as the ledger's committer last wrote it.
+  AccountId funding_account_id{0};
+  std::optional<absl::Time> funded_at;
+  std::optional<absl::Time> disbursed_at;
+  std::optional<absl::Time> closed_at;
+  int64_t repaid_usd_minor = 0;     // credited to funders
+  int64_t repaid_local_minor = 0;   // local principal repaid
+  int64_t currency_loss_minor = 0;  // borne by funders
+  int64_t written_off_minor = 0;
+  bool delinquent = false;
+  int32_t days_in_arrears = 0;
+  int64_t arrears_local_minor = 0;
+  bool ended_with_currency_loss = false;
   int32_t partner_risk_rating_half_stars = 0;  // read from the partner
   int64_t trending_score_milli = 0;
   absl::Time created_at;
@@ -139,6 +146,9 @@ struct Loan {
   int64_t remaining_minor() const;
   friend bool operator==(const Loan&, const Loan&) = default;
 };
+
+// `loan` with the money side of `money` (the same loan, read later): status and amounts.
+void OverlayMoney(const LoanMoney& money, Loan& loan);
 
 // The day a generated schedule counts from and an uploaded one is checked against.
 absl::CivilDay DisbursalAnchor(const LoanDetails& details, absl::Time created_at);

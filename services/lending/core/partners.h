@@ -45,6 +45,7 @@
 #include "common/money.h"
 #include "services/lending/core/ledger.h"
 #include "services/lending/core/ledger_store.h"
+#include "services/lending/core/loan_stats.h"
 
 namespace microlend::lending {
 
@@ -153,6 +154,9 @@ class PartnerStore {
                                          const PartnerMutator& mutate,
                                          const IdempotencyRecord& record,
                                          const PartnerEncoder& encode) = 0;
+  // The sums over the partner's loans that its stats are computed from (core/loan_stats.h), in
+  // one consistent read. NotFound when there is no such partner.
+  virtual absl::StatusOr<PartnerLoanTotals> LoanTotals(PartnerId id) = 0;
 };
 
 // The outcome of a partner mutation: the partner (fresh results only), or on a replay the stored

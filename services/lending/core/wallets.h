@@ -34,9 +34,12 @@ class Wallets {
   LedgerReply RequestWithdrawal(RequestKey key, LenderId lender, Money amount,
                                 std::string destination, Ledger::WithdrawalEncoder encoder);
 
- private:
+  // An account the platform owns or opens for others (loan funding, partner settlement,
+  // platform loss, ...): found by its owner key, opened on first use, then cached.
   absl::StatusOr<AccountId> SystemAccount(OwnerType owner_type, const std::string& owner_id,
                                           AccountKind kind, Currency currency);
+
+ private:
 
   Ledger* ledger_;
   absl::Mutex mu_;

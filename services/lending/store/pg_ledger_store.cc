@@ -9,8 +9,10 @@
 #include <utility>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/civil_time.h"
 #include "common/status_macros.h"
@@ -550,6 +552,264 @@ void InsertEvents(pqxx::work& tx, const std::vector<OutboxEvent>& events) {
 
 // The transaction handed to Transact's function. After a failed call the database transaction
 // is unusable, so every later call returns that first failure and Transact will not commit.
+
+// ---------------------------------------------------------------------------------------------
+// Loans where money moves (ADR 0005): the money columns of `loans`, loan_funders, basket_items,
+// repayments.
+
+constexpr char kLoanMoneyColumns[] =
+    "l.id, l.partner_id, l.status, coalesce(l.usd_amount_minor, 0), coalesce(l.local_currency, 'USD'),"
+    " coalesce(l.local_amount_minor, 0), l.posting_fx_rate,"
+    " coalesce((l.details->>'pre_disbursed')::boolean, false), to_micros(l.fundraising_deadline),"
+    " coalesce(l.funding_account_id, 0), coalesce(l.settlement_account_id, 0), l.funded_minor,"
+    " l.held_minor, to_micros(l.funded_at), to_micros(l.disbursed_at), l.disbursed_on_date::text,"
+    " to_micros(l.closed_at), l.repaid_local_minor, l.expected_usd_minor, l.received_usd_minor,"
+    " l.coverage_usd_minor, l.currency_loss_minor, l.repaid_usd_minor, l.written_off_minor,"
+    " l.repayment_count, l.delinquent, l.days_in_arrears, l.arrears_local_minor,"
+    " l.ended_with_currency_loss";
+
+std::optional<absl::Time> OptionalTimeOf(const pqxx::field& field) {
+  if (field.is_null()) return std::nullopt;
+  return absl::FromUnixMicros(field.as<int64_t>());
+}
+
+LoanMoney ReadLoanMoney(const pqxx::row& r) {
+  LoanMoney m;
+  m.id = LoanId(r[0].as<int64_t>());
+  m.partner_id = PartnerId(r[1].as<int64_t>());
+  m.status = static_cast<LoanStatus>(r[2].as<int>());
+  m.usd_amount_minor = r[3].as<int64_t>();
+  m.local_currency = CurrencyOf(r[4]);
+  m.local_amount_minor = r[5].as<int64_t>();
+  m.posting_fx_rate = r[6].as<std::string>();
+  m.pre_disbursed = r[7].as<bool>();
+  m.fundraising_deadline = OptionalTimeOf(r[8]);
+  m.funding_account_id = AccountId(r[9].as<int64_t>());
+  m.settlement_account_id = AccountId(r[10].as<int64_t>());
+  m.funded_minor = r[11].as<int64_t>();
+  m.held_minor = r[12].as<int64_t>();
+  m.funded_at = OptionalTimeOf(r[13]);
+  m.disbursed_at = OptionalTimeOf(r[14]);
+  if (!r[15].is_null()) {
+    absl::CivilDay day;
+    if (absl::ParseCivilTime(r[15].as<std::string>(), &day)) m.disbursed_on = day;
+  }
+  m.closed_at = OptionalTimeOf(r[16]);
+  m.repaid_local_minor = r[17].as<int64_t>();
+  m.expected_usd_minor = r[18].as<int64_t>();
+  m.received_usd_minor = r[19].as<int64_t>();
+  m.coverage_usd_minor = r[20].as<int64_t>();
+  m.currency_loss_minor = r[21].as<int64_t>();
+  m.repaid_usd_minor = r[22].as<int64_t>();
+  m.written_off_minor = r[23].as<int64_t>();
+  m.repayment_count = r[24].as<int32_t>();
+  m.delinquent = r[25].as<bool>();
+  m.days_in_arrears = r[26].as<int32_t>();
+  m.arrears_local_minor = r[27].as<int64_t>();
+  m.ended_with_currency_loss = r[28].as<bool>();
+  return m;
+}
+
+constexpr char kFunderColumns[] =
+    "f.loan_id, f.account_id, f.owner_type, f.owner_id, f.amount_minor, f.share_count,"
+    " f.repaid_minor, f.refunded_minor, to_micros(f.first_lent_at)";
+
+LoanFunder ReadFunder(const pqxx::row& r) {
+  return LoanFunder{.loan_id = LoanId(r[0].as<int64_t>()),
+                    .account_id = AccountId(r[1].as<int64_t>()),
+                    .owner_type = static_cast<OwnerType>(r[2].as<int>()),
+                    .owner_id = r[3].as<std::string>(),
+                    .amount_minor = r[4].as<int64_t>(),
+                    .share_count = r[5].as<int32_t>(),
+                    .repaid_minor = r[6].as<int64_t>(),
+                    .refunded_minor = r[7].as<int64_t>(),
+                    .first_lent_at = TimeOf(r[8])};
+}
+
+constexpr char kBasketColumns[] =
+    "b.lender_id, b.loan_id, b.hold_id, b.amount_minor, to_micros(b.added_at),"
+    " to_micros(b.expires_at)";
+
+BasketItem ReadBasketItem(const pqxx::row& r) {
+  return BasketItem{.lender_id = LenderId(r[0].as<int64_t>()),
+                    .loan_id = LoanId(r[1].as<int64_t>()),
+                    .hold_id = OptionalIdOf<TransferId>(r[2]),
+                    .amount_minor = r[3].as<int64_t>(),
+                    .added_at = TimeOf(r[4]),
+                    .expires_at = TimeOf(r[5])};
+}
+
+constexpr char kRepaymentColumns[] =
+    "id, loan_id, partner_id, local_amount_minor, local_currency, settlement_fx_rate,"
+    " repaid_on::text, partner_reference, expected_usd_minor, credited_usd_minor,"
+    " coverage_usd_minor, currency_loss_minor, credited_account_count, to_micros(posted_at)";
+
+RepaymentRecord ReadRepayment(const pqxx::row& r) {
+  RepaymentRecord out;
+  out.id = RepaymentId(r[0].as<int64_t>());
+  out.loan_id = LoanId(r[1].as<int64_t>());
+  out.partner_id = PartnerId(r[2].as<int64_t>());
+  out.local_amount = Money::FromMinor(CurrencyOf(r[4]), r[3].as<int64_t>());
+  out.settlement_fx_rate = r[5].as<std::string>();
+  absl::ParseCivilTime(r[6].as<std::string>(), &out.repaid_on);
+  out.partner_reference = r[7].as<std::string>();
+  out.expected_usd_minor = r[8].as<int64_t>();
+  out.credited_usd_minor = r[9].as<int64_t>();
+  out.coverage_usd_minor = r[10].as<int64_t>();
+  out.currency_loss_minor = r[11].as<int64_t>();
+  out.credited_account_count = r[12].as<int32_t>();
+  out.posted_at = TimeOf(r[13]);
+  return out;
+}
+
+void UpdateLoans(pqxx::work& tx, const std::vector<LoanMoney>& loans) {
+  ArrayLiteral id, status, funding, settlement, funded, held, funded_at, disbursed_at, disbursed_on,
+      closed_at, rl, eu, ru, cu, cl, rp, wo, rc, dq, da, al, ewl;
+  for (const LoanMoney& m : loans) {
+    id.Int(m.id.value());
+    status.Int(static_cast<int>(m.status));
+    if (m.funding_account_id.value() != 0) funding.Int(m.funding_account_id.value()); else funding.Null();
+    if (m.settlement_account_id.value() != 0) settlement.Int(m.settlement_account_id.value()); else settlement.Null();
+    funded.Int(m.funded_minor);
+    held.Int(m.held_minor);
+    funded_at.OptionalTime(m.funded_at);
+    disbursed_at.OptionalTime(m.disbursed_at);
+    if (m.disbursed_on) disbursed_on.Text(absl::FormatCivilTime(*m.disbursed_on)); else disbursed_on.Null();
+    closed_at.OptionalTime(m.closed_at);
+    rl.Int(m.repaid_local_minor);
+    eu.Int(m.expected_usd_minor);
+    ru.Int(m.received_usd_minor);
+    cu.Int(m.coverage_usd_minor);
+    cl.Int(m.currency_loss_minor);
+    rp.Int(m.repaid_usd_minor);
+    wo.Int(m.written_off_minor);
+    rc.Int(m.repayment_count);
+    dq.Text(m.delinquent ? "t" : "f");
+    da.Int(m.days_in_arrears);
+    al.Int(m.arrears_local_minor);
+    ewl.Text(m.ended_with_currency_loss ? "t" : "f");
+  }
+  tx.exec_params(
+      "UPDATE loans l SET status = u.status, funding_account_id = u.funding,"
+      " settlement_account_id = u.settlement, funded_minor = u.funded, held_minor = u.held,"
+      " funded_at = from_micros(u.funded_at), disbursed_at = from_micros(u.disbursed_at),"
+      " disbursed_on_date = u.disbursed_on::date, closed_at = from_micros(u.closed_at),"
+      " repaid_local_minor = u.rl, expected_usd_minor = u.eu, received_usd_minor = u.ru,"
+      " coverage_usd_minor = u.cu, currency_loss_minor = u.cl, repaid_usd_minor = u.rp,"
+      " written_off_minor = u.wo, repayment_count = u.rc, delinquent = u.dq,"
+      " days_in_arrears = u.da, arrears_local_minor = u.al, ended_with_currency_loss = u.ewl,"
+      " updated_at = greatest(l.updated_at, now())"
+      " FROM unnest($1::bigint[], $2::smallint[], $3::bigint[], $4::bigint[], $5::bigint[],"
+      " $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::bigint[], $11::bigint[],"
+      " $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[],"
+      " $18::int[], $19::boolean[], $20::int[], $21::bigint[], $22::boolean[])"
+      " AS u(id, status, funding, settlement, funded, held, funded_at, disbursed_at, disbursed_on,"
+      " closed_at, rl, eu, ru, cu, cl, rp, wo, rc, dq, da, al, ewl) WHERE l.id = u.id",
+      std::move(id).Take(), std::move(status).Take(), std::move(funding).Take(),
+      std::move(settlement).Take(), std::move(funded).Take(), std::move(held).Take(),
+      std::move(funded_at).Take(), std::move(disbursed_at).Take(), std::move(disbursed_on).Take(),
+      std::move(closed_at).Take(), std::move(rl).Take(), std::move(eu).Take(), std::move(ru).Take(),
+      std::move(cu).Take(), std::move(cl).Take(), std::move(rp).Take(), std::move(wo).Take(),
+      std::move(rc).Take(), std::move(dq).Take(), std::move(da).Take(), std::move(al).Take(),
+      std::move(ewl).Take());
+}
+
+// `add`: new shares (insert, or add to the row); otherwise whole rows (insert or overwrite).
+void UpsertFunders(pqxx::work& tx, const std::vector<LoanFunder>& funders, bool add) {
+  ArrayLiteral loan, account, otype, oid, amount, count, repaid, refunded, first;
+  for (const LoanFunder& f : funders) {
+    loan.Int(f.loan_id.value());
+    account.Int(f.account_id.value());
+    otype.Int(static_cast<int>(f.owner_type));
+    oid.Text(f.owner_id);
+    amount.Int(f.amount_minor);
+    count.Int(f.share_count);
+    repaid.Int(f.repaid_minor);
+    refunded.Int(f.refunded_minor);
+    first.Int(absl::ToUnixMicros(f.first_lent_at));
+  }
+  const std::string on_conflict =
+      add ? " ON CONFLICT (loan_id, account_id) DO UPDATE SET"
+            " amount_minor = loan_funders.amount_minor + EXCLUDED.amount_minor,"
+            " share_count = loan_funders.share_count + EXCLUDED.share_count"
+          : " ON CONFLICT (loan_id, account_id) DO UPDATE SET"
+            " amount_minor = EXCLUDED.amount_minor, share_count = EXCLUDED.share_count,"
+            " repaid_minor = EXCLUDED.repaid_minor, refunded_minor = EXCLUDED.refunded_minor";
+  // Several additions for one funder in a commit are summed first (one row per key).
+  tx.exec_params(
+      absl::StrCat(
+          "INSERT INTO loan_funders (loan_id, account_id, owner_type, owner_id, amount_minor,"
+          " share_count, repaid_minor, refunded_minor, first_lent_at)"
+          " SELECT loan, account, min(otype), min(oid), sum(amount), sum(cnt), sum(repaid),"
+          " sum(refunded), from_micros(min(first))"
+          " FROM unnest($1::bigint[], $2::bigint[], $3::smallint[], $4::text[], $5::bigint[],"
+          " $6::int[], $7::bigint[], $8::bigint[], $9::bigint[])"
+          " AS u(loan, account, otype, oid, amount, cnt, repaid, refunded, first)"
+          " GROUP BY loan, account ORDER BY loan, account",
+          on_conflict),
+      std::move(loan).Take(), std::move(account).Take(), std::move(otype).Take(),
+      std::move(oid).Take(), std::move(amount).Take(), std::move(count).Take(),
+      std::move(repaid).Take(), std::move(refunded).Take(), std::move(first).Take());
+}
+
+void WriteLoanParts(pqxx::work& tx, const CommitSet& commit) {
+  if (!commit.loans.empty()) UpdateLoans(tx, commit.loans);
+  if (!commit.funders.empty()) UpsertFunders(tx, commit.funders, /*add=*/false);
+  if (!commit.funder_additions.empty()) UpsertFunders(tx, commit.funder_additions, /*add=*/true);
+  if (!commit.funders.empty() || !commit.funder_additions.empty()) {
+    std::vector<LoanId> loans;
+    for (const auto* list : {&commit.funders, &commit.funder_additions}) {
+      for (const LoanFunder& f : *list) loans.push_back(f.loan_id);
+    }
+    tx.exec_params(
+        "UPDATE loans l SET lender_count = (SELECT count(*) FROM loan_funders f"
+        " WHERE f.loan_id = l.id AND f.owner_type = 1) WHERE l.id = ANY($1::bigint[])",
+        IdArray(loans));
+  }
+  if (!commit.basket_deletes.empty()) {
+    ArrayLiteral lender, loan;
+    for (const auto& [l, n] : commit.basket_deletes) {
+      lender.Int(l.value());
+      loan.Int(n.value());
+    }
+    tx.exec_params(
+        "DELETE FROM basket_items b USING unnest($1::bigint[], $2::bigint[]) AS u(lender, loan)"
+        " WHERE b.lender_id = u.lender AND b.loan_id = u.loan",
+        std::move(lender).Take(), std::move(loan).Take());
+  }
+  if (!commit.basket_inserts.empty()) {
+    ArrayLiteral lender, loan, hold, amount, added, expires;
+    for (const BasketItem& b : commit.basket_inserts) {
+      lender.Int(b.lender_id.value());
+      loan.Int(b.loan_id.value());
+      hold.OptionalId(b.hold_id);
+      amount.Int(b.amount_minor);
+      added.Int(absl::ToUnixMicros(b.added_at));
+      expires.Int(absl::ToUnixMicros(b.expires_at));
+    }
+    tx.exec_params(
+        "INSERT INTO basket_items (lender_id, loan_id, hold_id, amount_minor, added_at, expires_at)"
+        " SELECT lender, loan, hold, amount, from_micros(added), from_micros(expires)"
+        " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[],"
+        " $6::bigint[]) AS u(lender, loan, hold, amount, added, expires)",
+        std::move(lender).Take(), std::move(loan).Take(), std::move(hold).Take(),
+        std::move(amount).Take(), std::move(added).Take(), std::move(expires).Take());
+  }
+  for (const RepaymentRecord& r : commit.repayments) {
+    tx.exec_params(
+        "INSERT INTO repayments (id, loan_id, partner_id, local_amount_minor, local_currency,"
+        " settlement_fx_rate, repaid_on, partner_reference, expected_usd_minor,"
+        " credited_usd_minor, coverage_usd_minor, currency_loss_minor, credited_account_count,"
+        " posted_at) VALUES ($1, $2, $3, $4, $5, $6, $7::date, $8, $9, $10, $11, $12, $13,"
+        " from_micros($14))",
+        r.id.value(), r.loan_id.value(), r.partner_id.value(), r.local_amount.minor_units(),
+        std::string(r.local_amount.currency().code()), r.settlement_fx_rate,
+        absl::FormatCivilTime(r.repaid_on), r.partner_reference, r.expected_usd_minor,
+        r.credited_usd_minor, r.coverage_usd_minor, r.currency_loss_minor,
+        r.credited_account_count, absl::ToUnixMicros(r.posted_at));
+  }
+}
+
 class PgLedgerTxn final : public LedgerTxn {
  public:
   explicit PgLedgerTxn(pqxx::work& tx) : tx_(tx) {}
@@ -557,6 +817,7 @@ class PgLedgerTxn final : public LedgerTxn {
   absl::StatusOr<Loaded> LoadForUpdate(const LoadRequest& request) override;
   absl::StatusOr<std::vector<TransferId>> AllocateTransferIds(size_t count) override;
   absl::StatusOr<WithdrawalId> AllocateWithdrawalId() override;
+  absl::StatusOr<RepaymentId> AllocateRepaymentId() override;
   absl::Status Write(const CommitSet& commit) override;
 
   const absl::Status& failure() const { return failure_; }
@@ -575,14 +836,53 @@ class PgLedgerTxn final : public LedgerTxn {
 };
 
 void PgLedgerTxn::LoadRows(const LoadRequest& request, Loaded& loaded) {
-  // Accounts before holds before withdrawals, each in id order: one lock order for everyone.
-  // A hold's accounts come along with it; a hold's transfer row never changes, so reading them
-  // before taking any lock is safe.
+  // Loans, then accounts, then holds, then withdrawals, each in id order: one lock order for
+  // everyone. A loan's accounts, funders' accounts and open holds come along with it (the loan's
+  // lock keeps them from changing); a hold's accounts come along with it (a hold's transfer row
+  // never changes, so reading them before taking any lock is safe).
   std::vector<AccountId> accounts = request.accounts;
-  if (!request.holds.empty()) {
+  std::vector<HoldId> holds = request.holds;
+  if (!request.loans.empty()) {
+    loaded.loans = ReadAll<LoanMoney>(
+        tx_.exec_params(absl::StrCat("SELECT ", kLoanMoneyColumns, " FROM loans l",
+                                     " WHERE l.id = ANY($1::bigint[]) ORDER BY l.id FOR UPDATE"),
+                        IdArray(request.loans)),
+        ReadLoanMoney);
+    for (const LoanMoney& m : loaded.loans) {
+      if (m.funding_account_id.value() != 0) accounts.push_back(m.funding_account_id);
+      if (m.settlement_account_id.value() != 0) accounts.push_back(m.settlement_account_id);
+    }
+  }
+  if (!request.loan_funders.empty()) {
+    loaded.funders = ReadAll<LoanFunder>(
+        tx_.exec_params(absl::StrCat("SELECT ", kFunderColumns, " FROM loan_funders f",
+                                     " WHERE f.loan_id = ANY($1::bigint[])"
+                                     " ORDER BY f.loan_id, f.account_id"),
+                        IdArray(request.loan_funders)),
+        ReadFunder);
+    for (const LoanFunder& f : loaded.funders) accounts.push_back(f.account_id);
+  }
+  if (!request.loans_open_holds.empty()) {
+    for (const auto& row : tx_.exec_params(
+             "SELECT h.hold_id FROM holds h JOIN transfers t ON t.id = h.hold_id"
+             " JOIN loans l ON l.funding_account_id = t.credit_account_id"
+             " WHERE l.id = ANY($1::bigint[]) AND h.state = 1",
+             IdArray(request.loans_open_holds))) {
+      holds.emplace_back(row[0].as<int64_t>());
+    }
+  }
+  if (!request.baskets.empty()) {
+    loaded.basket_items = ReadAll<BasketItem>(
+        tx_.exec_params(absl::StrCat("SELECT ", kBasketColumns, " FROM basket_items b",
+                                     " WHERE b.lender_id = ANY($1::bigint[])"
+                                     " ORDER BY b.lender_id, b.added_at, b.loan_id"),
+                        IdArray(request.baskets)),
+        ReadBasketItem);
+  }
+  if (!holds.empty()) {
     for (const auto& row : tx_.exec_params(
              "SELECT debit_account_id, credit_account_id FROM transfers WHERE id = ANY($1::bigint[])",
-             IdArray(request.holds))) {
+             IdArray(holds))) {
       accounts.emplace_back(row[0].as<int64_t>());
       accounts.emplace_back(row[1].as<int64_t>());
     }
@@ -591,8 +891,8 @@ void PgLedgerTxn::LoadRows(const LoadRequest& request, Loaded& loaded) {
     loaded.accounts =
         ReadAll<Account>(tx_.exec_prepared(kLockAccounts, IdArray(accounts)), ReadAccount);
   }
-  if (!request.holds.empty()) {
-    loaded.holds = ReadAll<Hold>(tx_.exec_prepared(kLockHolds, IdArray(request.holds)), ReadHold);
+  if (!holds.empty()) {
+    loaded.holds = ReadAll<Hold>(tx_.exec_prepared(kLockHolds, IdArray(holds)), ReadHold);
   }
   if (!request.client_ids.empty()) {
     loaded.existing_ids =
@@ -649,6 +949,15 @@ absl::StatusOr<WithdrawalId> PgLedgerTxn::AllocateWithdrawalId() {
   }
 }
 
+absl::StatusOr<RepaymentId> PgLedgerTxn::AllocateRepaymentId() {
+  if (!failure_.ok()) return failure_;
+  try {
+    return RepaymentId(tx_.exec1("SELECT nextval('repayment_id_seq')")[0].as<int64_t>());
+  } catch (const std::exception& e) {
+    return Fail(pg::TranslateError(e, "allocating a repayment id"));
+  }
+}
+
 absl::Status PgLedgerTxn::WriteAll(const CommitSet& commit) {
   // Transfers first: holds and withdrawals reference them.
   if (!commit.transfers.empty()) {
@@ -660,6 +969,7 @@ absl::Status PgLedgerTxn::WriteAll(const CommitSet& commit) {
   if (!commit.holds.empty()) ML_RETURN_IF_ERROR(UpsertHolds(tx_, commit.holds));
   if (!commit.accounts.empty()) ML_RETURN_IF_ERROR(UpdateAccounts(tx_, commit.accounts));
   if (!commit.withdrawals.empty()) UpsertWithdrawals(tx_, commit.withdrawals);
+  WriteLoanParts(tx_, commit);
   if (!commit.idempotency.empty()) InsertRecords(tx_, commit.idempotency);
   if (!commit.events.empty()) InsertEvents(tx_, commit.events);
   return absl::OkStatus();
@@ -1100,6 +1410,200 @@ absl::StatusOr<Withdrawal> PgLedgerStore::GetWithdrawal(WithdrawalId id) {
           return absl::NotFoundError(absl::StrCat("withdrawal ", id.value(), " not found"));
         }
         return ReadWithdrawal(r[0]);
+      });
+}
+
+absl::StatusOr<LoanMoney> PgLedgerStore::GetLoanMoney(LoanId id) {
+  return RunIn<pqxx::read_transaction>(
+      *pool_, "reading a loan", [&](pqxx::read_transaction& tx) -> absl::StatusOr<LoanMoney> {
+        pqxx::result r = tx.exec_params(
+            absl::StrCat("SELECT ", kLoanMoneyColumns, " FROM loans l WHERE l.id = $1::bigint"),
+            id.value());
+        if (r.empty() || r[0][2].as<int>() < static_cast<int>(LoanStatus::kFundraising)) {
+          return absl::NotFoundError(absl::StrCat("loan ", id.value(), " not found"));
+        }
+        return ReadLoanMoney(r[0]);
+      });
+}
+
+absl::StatusOr<std::vector<std::pair<BasketItem, std::optional<HoldState>>>>
+PgLedgerStore::ListBasket(LenderId lender) {
+  using Line = std::pair<BasketItem, std::optional<HoldState>>;
+  return RunIn<pqxx::read_transaction>(
+      *pool_, "reading a basket",
+      [&](pqxx::read_transaction& tx) -> absl::StatusOr<std::vector<Line>> {
+        std::vector<Line> out;
+        for (const auto& row : tx.exec_params(
+                 absl::StrCat("SELECT ", kBasketColumns, ", h.state FROM basket_items b",
+                              " LEFT JOIN holds h ON h.hold_id = b.hold_id",
+                              " WHERE b.lender_id = $1::bigint ORDER BY b.added_at, b.loan_id"),
+                 lender.value())) {
+          std::optional<HoldState> state;
+          if (!row[6].is_null()) state = static_cast<HoldState>(row[6].as<int>());
+          out.emplace_back(ReadBasketItem(row), state);
+        }
+        return out;
+      });
+}
+
+absl::StatusOr<Page<LoanFunder>> PgLedgerStore::ListFunders(LoanId loan, const PageSpec& page) {
+  ML_RETURN_IF_ERROR(CheckLimit(page));
+  return RunIn<pqxx::read_transaction>(
+      *pool_, "listing a loan's funders",
+      [&](pqxx::read_transaction& tx) -> absl::StatusOr<Page<LoanFunder>> {
+        // The cursor is the position in (first_lent_at, account_id) order.
+        std::vector<LoanFunder> items = ReadAll<LoanFunder>(
+            tx.exec_params(absl::StrCat("SELECT ", kFunderColumns, " FROM loan_funders f",
+                                        " WHERE f.loan_id = $1::bigint"
+                                        " ORDER BY f.first_lent_at, f.account_id"
+                                        " OFFSET $2::bigint LIMIT $3::bigint"),
+                           loan.value(), page.after_id, page.limit + 1),
+            ReadFunder);
+        const int64_t total =
+            tx.exec_params1("SELECT count(*) FROM loan_funders WHERE loan_id = $1::bigint",
+                            loan.value())[0]
+                .as<int64_t>();
+        Page<LoanFunder> out;
+        out.total_count = total;
+        if (items.size() > static_cast<size_t>(page.limit)) {
+          items.resize(page.limit);
+          out.next_after_id = page.after_id + page.limit;
+        }
+        out.items = std::move(items);
+        return out;
+      });
+}
+
+absl::StatusOr<std::vector<LoanFunder>> PgLedgerStore::ListPositions(AccountId funder) {
+  return RunIn<pqxx::read_transaction>(
+      *pool_, "listing a funder's loans",
+      [&](pqxx::read_transaction& tx) -> absl::StatusOr<std::vector<LoanFunder>> {
+        return ReadAll<LoanFunder>(
+            tx.exec_params(absl::StrCat("SELECT ", kFunderColumns, " FROM loan_funders f",
+                                        " WHERE f.account_id = $1::bigint"
+                                        " ORDER BY f.first_lent_at DESC, f.loan_id DESC"),
+                           funder.value()),
+            ReadFunder);
+      });
+}
+
+absl::StatusOr<Page<RepaymentRecord>> PgLedgerStore::ListRepayments(LoanId loan,
+                                                                    const PageSpec& page) {
+  ML_RETURN_IF_ERROR(CheckLimit(page));
+  return RunIn<pqxx::read_transaction>(
+      *pool_, "listing repayments",
+      [&](pqxx::read_transaction& tx) -> absl::StatusOr<Page<RepaymentRecord>> {
+        std::vector<RepaymentRecord> items = ReadAll<RepaymentRecord>(
+            tx.exec_params(absl::StrCat("SELECT ", kRepaymentColumns, " FROM repayments",
+                                        " WHERE loan_id = $1::bigint",
+                                        " AND ($2::bigint = 0 OR id < $2::bigint)",
+                                        " ORDER BY id DESC LIMIT $3::bigint"),
+                           loan.value(), page.after_id, page.limit + 1),
+            ReadRepayment);
+        Page<RepaymentRecord> out;
+        out.total_count =
+            tx.exec_params1("SELECT count(*) FROM repayments WHERE loan_id = $1::bigint",
+                            loan.value())[0]
+                .as<int64_t>();
+        if (items.size() > static_cast<size_t>(page.limit)) {
+          items.resize(page.limit);
+          out.next_after_id = items.back().id.value();
+        }
+        out.items = std::move(items);
+        return out;
+      });
+}
+
+absl::StatusOr<std::vector<LoanId>> PgLedgerStore::ListLoansToExpire(absl::Time now, size_t limit) {
+  return RunIn<pqxx::read_transaction>(
+      *pool_, "listing loans to expire",
+      [&](pqxx::read_transaction& tx) -> absl::StatusOr<std::vector<LoanId>> {
+        return ReadAll<LoanId>(
+            tx.exec_params("SELECT id FROM loans WHERE status = 3"
+                           " AND fundraising_deadline <= from_micros($1::bigint)"
+                           " ORDER BY fundraising_deadline, id LIMIT $2::bigint",
+                           absl::ToUnixMicros(now), static_cast<int64_t>(limit)),
+            [](const pqxx::row& r) { return LoanId(r[0].as<int64_t>()); });
+      });
+}
+
+absl::StatusOr<std::vector<LoanMoney>> PgLedgerStore::ListActiveLoans(LoanId after, size_t limit) {
+  return RunIn<pqxx::read_transaction>(
+      *pool_, "listing active loans",
+      [&](pqxx::read_transaction& tx) -> absl::StatusOr<std::vector<LoanMoney>> {
+        return ReadAll<LoanMoney>(
+            tx.exec_params(absl::StrCat("SELECT ", kLoanMoneyColumns, " FROM loans l",
+                                        " WHERE l.status IN (5, 9) AND l.id > $1::bigint",
+                                        " ORDER BY l.id LIMIT $2::bigint"),
+                           after.value(), static_cast<int64_t>(limit)),
+            ReadLoanMoney);
+      });
+}
+
+absl::StatusOr<bool> PgLedgerStore::SetArrears(LoanId id, int64_t expected_repaid_local,
+                                               bool delinquent, int32_t days_in_arrears,
+                                               int64_t arrears_local_minor) {
+  return RunIn<pqxx::work>(*pool_, "setting arrears",
+                           [&](pqxx::work& tx) -> absl::StatusOr<bool> {
+                             pqxx::result r = tx.exec_params(
+                                 "UPDATE loans SET delinquent = $2, days_in_arrears = $3,"
+                                 " arrears_local_minor = $4 WHERE id = $1::bigint"
+                                 " AND repaid_local_minor = $5::bigint AND status IN (5, 9)",
+                                 id.value(), delinquent, days_in_arrears, arrears_local_minor,
+                                 expected_repaid_local);
+                             return r.affected_rows() == 1;
+                           });
+}
+
+namespace {
+
+// "YYYY-MM-DD=principal,..." (string_agg of the schedule, by seq) back into entries.
+absl::StatusOr<std::vector<ScheduleEntry>> ParseScheduleLines(const pqxx::field& field,
+                                                              const LoanMoney& loan) {
+  std::vector<ScheduleEntry> out;
+  if (field.is_null()) return out;
+  for (absl::string_view line : absl::StrSplit(field.as<std::string>(), ',')) {
+    std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(line, '=');
+    absl::CivilDay due;
+    int64_t principal = 0;
+    if (!absl::ParseCivilTime(parts.first, &due) || !absl::SimpleAtoi(parts.second, &principal)) {
+      return absl::DataLossError(absl::StrCat("loan ", loan.id.value(), " has a bad schedule"));
+    }
+    out.push_back({due, Money::FromMinor(loan.local_currency, principal)});
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<PortfolioPosition>> PgLedgerStore::ListPortfolio(AccountId funder,
+                                                                            size_t limit) {
+  // Funder columns 0..8, loan money 9..37, then name, country, sector and the schedule of loans
+  // not yet closed (FUNDRAISING, FUNDED, PAYING_BACK).
+  const std::string query = absl::StrCat(
+      "SELECT ", kFunderColumns, ", ", kLoanMoneyColumns,
+      ", coalesce(l.details->>'name', ''), l.country, l.sector, s.lines"
+      " FROM loan_funders f JOIN loans l ON l.id = f.loan_id"
+      " LEFT JOIN LATERAL (SELECT string_agg(to_char(e.due_date, 'YYYY-MM-DD') || '=' ||"
+      "   e.principal_minor, ',' ORDER BY e.seq) AS lines FROM loan_schedule_entries e"
+      "   WHERE e.loan_id = l.id AND l.status IN (3, 4, 5)) s ON true"
+      " WHERE f.account_id = $1::bigint"
+      " ORDER BY f.first_lent_at DESC, f.loan_id DESC LIMIT $2::bigint");
+  return RunIn<pqxx::read_transaction>(
+      *pool_, "reading a portfolio",
+      [&](pqxx::read_transaction& tx) -> absl::StatusOr<std::vector<PortfolioPosition>> {
+        std::vector<PortfolioPosition> out;
+        for (const pqxx::row& r :
+             tx.exec_params(query, funder.value(), static_cast<int64_t>(limit))) {
+          PortfolioPosition p{.funder = ReadFunder(r.slice(0, 9)),
+                              .loan = ReadLoanMoney(r.slice(9, 38)),
+                              .loan_name = r[38].as<std::string>(),
+                              .country = r[39].as<std::string>(),
+                              .sector = r[40].as<int32_t>()};
+          ML_ASSIGN_OR_RETURN(p.schedule, ParseScheduleLines(r[41], p.loan));
+          out.push_back(std::move(p));
+        }
+        return out;
       });
 }
 

@@ -71,7 +71,10 @@ constexpr char kLoanColumns[] =
     " l.details::text, l.review_return_reason, to_micros(l.review_returned_at), l.review_reviewer,"
     " to_micros(l.fundraising_deadline), l.version, to_micros(l.created_at),"
     " to_micros(l.updated_at), to_micros(l.submitted_at), to_micros(l.published_at),"
-    " p.risk_rating_half_stars";
+    " p.risk_rating_half_stars, coalesce(l.funding_account_id, 0), to_micros(l.funded_at),"
+    " to_micros(l.disbursed_at), to_micros(l.closed_at), l.repaid_usd_minor,"
+    " l.repaid_local_minor, l.currency_loss_minor, l.written_off_minor, l.delinquent,"
+    " l.days_in_arrears, l.arrears_local_minor, l.ended_with_currency_loss";
 constexpr char kLoanFrom[] = " FROM loans l JOIN partners p ON p.id = l.partner_id";
 
 absl::StatusOr<Loan> ReadLoan(const pqxx::row& r) {
@@ -114,6 +117,18 @@ absl::StatusOr<Loan> ReadLoan(const pqxx::row& r) {
   loan.submitted_at = TimeAt(r[27]);
   loan.posted_at = TimeAt(r[28]);
   loan.partner_risk_rating_half_stars = r[29].as<int32_t>();
+  loan.funding_account_id = AccountId(r[30].as<int64_t>());
+  loan.funded_at = TimeAt(r[31]);
+  loan.disbursed_at = TimeAt(r[32]);
+  loan.closed_at = TimeAt(r[33]);
+  loan.repaid_usd_minor = r[34].as<int64_t>();
+  loan.repaid_local_minor = r[35].as<int64_t>();
+  loan.currency_loss_minor = r[36].as<int64_t>();
+  loan.written_off_minor = r[37].as<int64_t>();
+  loan.delinquent = r[38].as<bool>();
+  loan.days_in_arrears = r[39].as<int32_t>();
+  loan.arrears_local_minor = r[40].as<int64_t>();
+  loan.ended_with_currency_loss = r[41].as<bool>();
   return loan;
 }
 

@@ -227,4 +227,43 @@ absl::StatusOr<Partner> PgPartnerStore::Update(PartnerId id, int64_t expected_ve
       });
 }
 
+absl::StatusOr<PartnerLoanTotals> PgPartnerStore::LoanTotals(PartnerId id) {
+  // One statement, so one snapshot. Statuses: 3 FUNDRAISING .. 5 PAYING_BACK, 6 ENDED, 7 EXPIRED,
+  // 8 REFUNDED, 9 DEFAULTED. `unpaid` is a loan's principal at the posting rate not yet repaid;
+  // arrears convert at the loan's own posting ratio (usd / local), rounded down.
+  constexpr char kTotals[] =
+      "WITH l AS (SELECT status, funded_minor, days_in_arrears, currency_loss_minor,"
+      "   repaid_usd_minor, coalesce(usd_amount_minor, 0) AS usd,"
+      "   coalesce(usd_amount_minor, 0) - repaid_usd_minor - currency_loss_minor AS unpaid,"
+      "   CASE WHEN coalesce(local_amount_minor, 0) > 0 THEN div(arrears_local_minor::numeric"
+      "     * coalesce(usd_amount_minor, 0), local_amount_minor) ELSE 0 END AS arrears_usd"
+      " FROM loans WHERE partner_id = $1::bigint AND status >= 3)"
+      " SELECT EXISTS (SELECT 1 FROM partners WHERE id = $1::bigint), count(*),"
+      " count(*) FILTER (WHERE status IN (5, 9)),"
+      " coalesce(sum(funded_minor) FILTER (WHERE status NOT IN (7, 8)), 0)::bigint,"
+      " coalesce(sum(unpaid) FILTER (WHERE status IN (5, 9)), 0)::bigint,"
+      " coalesce(sum(least(arrears_usd, unpaid)) FILTER (WHERE status IN (5, 9)), 0)::bigint,"
+      " coalesce(sum(unpaid) FILTER (WHERE status IN (5, 9) AND days_in_arrears > 30), 0)::bigint,"
+      " coalesce(sum(usd) FILTER (WHERE status IN (5, 6, 9)), 0)::bigint,"
+      " coalesce(sum(unpaid) FILTER (WHERE status = 9), 0)::bigint,"
+      " coalesce(sum(currency_loss_minor), 0)::bigint, coalesce(sum(repaid_usd_minor), 0)::bigint"
+      " FROM l";
+  return RunIn<pqxx::read_transaction>(
+      *pool_, "reading a partner's loan totals",
+      [&](pqxx::read_transaction& tx) -> absl::StatusOr<PartnerLoanTotals> {
+        pqxx::row r = tx.exec_params1(kTotals, id.value());
+        if (!r[0].as<bool>()) return NotFound(id);
+        return PartnerLoanTotals{.loans_posted = r[1].as<int64_t>(),
+                                 .loans_active = r[2].as<int64_t>(),
+                                 .raised_minor = r[3].as<int64_t>(),
+                                 .outstanding_minor = r[4].as<int64_t>(),
+                                 .arrears_minor = r[5].as<int64_t>(),
+                                 .par30_outstanding_minor = r[6].as<int64_t>(),
+                                 .disbursed_principal_minor = r[7].as<int64_t>(),
+                                 .defaulted_outstanding_minor = r[8].as<int64_t>(),
+                                 .currency_loss_minor = r[9].as<int64_t>(),
+                                 .repaid_minor = r[10].as<int64_t>()};
+      });
+}
+
 }  // namespace microlend::lending

@@ -56,6 +56,8 @@ class PgPartnerStore final : public PartnerStore {
   absl::StatusOr<Partner> Update(PartnerId id, int64_t expected_version, absl::Time now,
                                  const PartnerMutator& mutate, const IdempotencyRecord& record,
                                  const PartnerEncoder& encode) override;
+  // One aggregate statement over the partner's loans (loans_partner_idx).
+  absl::StatusOr<PartnerLoanTotals> LoanTotals(PartnerId id) override;
 
  private:
   explicit PgPartnerStore(std::unique_ptr<pg::ConnectionPool> pool);

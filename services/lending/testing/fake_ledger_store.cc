@@ -264,6 +264,11 @@ class FakeLedgerStore::Txn final : public LedgerTxn {
     }
   }
 
+  absl::StatusOr<RepaymentId> AllocateRepaymentId() override {
+    if (!poisoned_.ok()) return Aborted();
+    return RepaymentId(store_->next_repayment_id_++);
+  }
+
   absl::Status Write(const CommitSet& commit) override {
     if (!poisoned_.ok()) return Aborted();
     if (std::optional<absl::Status> failure = store_->TakeFailure(&store_->fail_next_write_)) {
@@ -545,6 +550,36 @@ absl::StatusOr<std::vector<HoldId>> FakeLedgerStore::ListExpiredHolds(absl::Time
     if (hold.state == HoldState::kPending && expires_at && *expires_at <= now) out.push_back(id);
   }
   return out;
+}
+
+// Loans are not modelled (see the header): the loan lifecycle is tested against PostgreSQL.
+absl::StatusOr<LoanMoney> FakeLedgerStore::GetLoanMoney(LoanId id) {
+  return absl::NotFoundError(absl::StrCat("loan ", id.value(), " not found"));
+}
+absl::StatusOr<std::vector<std::pair<BasketItem, std::optional<HoldState>>>>
+FakeLedgerStore::ListBasket(LenderId) {
+  return std::vector<std::pair<BasketItem, std::optional<HoldState>>>{};
+}
+absl::StatusOr<Page<LoanFunder>> FakeLedgerStore::ListFunders(LoanId, const PageSpec&) {
+  return Page<LoanFunder>{};
+}
+absl::StatusOr<std::vector<LoanFunder>> FakeLedgerStore::ListPositions(AccountId) {
+  return std::vector<LoanFunder>{};
+}
+absl::StatusOr<Page<RepaymentRecord>> FakeLedgerStore::ListRepayments(LoanId, const PageSpec&) {
+  return Page<RepaymentRecord>{};
+}
+absl::StatusOr<std::vector<LoanId>> FakeLedgerStore::ListLoansToExpire(absl::Time, size_t) {
+  return std::vector<LoanId>{};
+}
+absl::StatusOr<std::vector<LoanMoney>> FakeLedgerStore::ListActiveLoans(LoanId, size_t) {
+  return std::vector<LoanMoney>{};
+}
+absl::StatusOr<bool> FakeLedgerStore::SetArrears(LoanId, int64_t, bool, int32_t, int64_t) {
+  return false;
+}
+absl::StatusOr<std::vector<PortfolioPosition>> FakeLedgerStore::ListPortfolio(AccountId, size_t) {
+  return std::vector<PortfolioPosition>{};
 }
 
 absl::StatusOr<Withdrawal> FakeLedgerStore::GetWithdrawal(WithdrawalId id) {

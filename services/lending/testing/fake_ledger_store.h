@@ -65,6 +65,21 @@ class FakeLedgerStore final : public LedgerStore {
                                                const PageSpec& page) override;
   absl::StatusOr<std::vector<HoldId>> ListExpiredHolds(absl::Time now, size_t limit) override;
   absl::StatusOr<Withdrawal> GetWithdrawal(WithdrawalId id) override;
+  // Loans are not modelled: no loan is found and every loan list is empty.
+  absl::StatusOr<LoanMoney> GetLoanMoney(LoanId id) override;
+  absl::StatusOr<std::vector<std::pair<BasketItem, std::optional<HoldState>>>> ListBasket(
+      LenderId lender) override;
+  absl::StatusOr<Page<LoanFunder>> ListFunders(LoanId loan, const PageSpec& page) override;
+  absl::StatusOr<std::vector<LoanFunder>> ListPositions(AccountId funder) override;
+  absl::StatusOr<Page<RepaymentRecord>> ListRepayments(LoanId loan, const PageSpec& page) override;
+  absl::StatusOr<std::vector<LoanId>> ListLoansToExpire(absl::Time now, size_t limit) override;
+  absl::StatusOr<std::vector<LoanMoney>> ListActiveLoans(LoanId after, size_t limit) override;
+  absl::StatusOr<bool> SetArrears(LoanId id, int64_t expected_repaid_local, bool delinquent,
+                                  int32_t days_in_arrears, int64_t arrears_local_minor) override;
+  // Empty: loans are not modelled (the portfolio is tested against PostgreSQL; its arithmetic is
+  // core/loan_stats.h's, unit-tested on its own).
+  absl::StatusOr<std::vector<PortfolioPosition>> ListPortfolio(AccountId funder,
+                                                               size_t limit) override;
   absl::StatusOr<Page<Withdrawal>> ListWithdrawals(std::optional<LenderId> lender,
                                                    std::optional<WithdrawalState> state,
                                                    const PageSpec& page) override;
@@ -93,6 +108,7 @@ class FakeLedgerStore final : public LedgerStore {
 
  private:
   class Txn;
+  int64_t next_repayment_id_ = 1;
 
   std::shared_ptr<const State> Snapshot() const ABSL_LOCKS_EXCLUDED(mu_);
   // The committed state, for a writer to change in place (copied first while a reader still

@@ -142,4 +142,18 @@ absl::StatusOr<Partner> FakePartnerStore::Update(PartnerId id, int64_t expected_
   return updated;
 }
 
+absl::StatusOr<PartnerLoanTotals> FakePartnerStore::LoanTotals(PartnerId id) {
+  absl::MutexLock lock(&mu_);
+  if (!partners_.contains(id.value())) {
+    return absl::NotFoundError(absl::StrCat("partner ", id.value(), " not found"));
+  }
+  auto it = loan_totals_.find(id.value());
+  return it == loan_totals_.end() ? PartnerLoanTotals{} : it->second;
+}
+
+void FakePartnerStore::SetLoanTotals(PartnerId id, const PartnerLoanTotals& totals) {
+  absl::MutexLock lock(&mu_);
+  loan_totals_[id.value()] = totals;
+}
+
 }  // namespace microlend::lending

@@ -3,6 +3,8 @@
 // not rolled back, a mutation's partner row and idempotency record committed together or not at
 // all, Aborted on a stale expected_version. FailNextMutation makes the next Create or Update
 // return the given status without writing anything (e.g. Unavailable for "outcome unknown").
+// It holds no loans: LoanTotals of a known partner is all zeros unless a test set them with
+// SetLoanTotals (the arithmetic on them is core/loan_stats.h's, tested on its own).
 // Thread-safe (one mutex; `encode` and `mutate` run under it and must not call the store).
 #ifndef MICROLEND_SERVICES_LENDING_TESTING_FAKE_PARTNER_STORE_H_
 #define MICROLEND_SERVICES_LENDING_TESTING_FAKE_PARTNER_STORE_H_
@@ -32,8 +34,10 @@ class FakePartnerStore final : public PartnerStore {
   absl::StatusOr<Partner> Update(PartnerId id, int64_t expected_version, absl::Time now,
                                  const PartnerMutator& mutate, const IdempotencyRecord& record,
                                  const PartnerEncoder& encode) override;
+  absl::StatusOr<PartnerLoanTotals> LoanTotals(PartnerId id) override;
 
   void FailNextMutation(absl::Status status);
+  void SetLoanTotals(PartnerId id, const PartnerLoanTotals& totals);
   size_t partner_count() const;
   size_t record_count() const;
 
@@ -50,6 +54,7 @@ class FakePartnerStore final : public PartnerStore {
   std::map<std::pair<std::string, std::string>, IdempotencyRecord> records_ ABSL_GUARDED_BY(mu_);
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::optional<absl::Status> fail_next_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, PartnerLoanTotals> loan_totals_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace microlend::lending

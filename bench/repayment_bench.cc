@@ -1,0 +1,234 @@
+// Repayment distribution through the real lending server on a private PostgreSQL (fsync and
+// synchronous_commit on): one loan funded by --lenders lenders in $25 shares, disbursed, then
+//   repayment_10k_lenders_ms           one PostRepayment split to every lender, committed
+//                                      (median of --repeats; the name keeps the figure
+//                                      even when --lenders is smaller, see lenders_per_repayment)
+//   lenders_per_repayment              lender wallets credited by each of those repayments
+//   bulk_repayment_lender_credits_per_s  PostBulkRepayments of --bulk_items items on that loan:
+//                                      lender credits committed per second
+//   pgbench_tpcb_tps, repayment_credits_vs_pgbench_ratio   baseline on the same PostgreSQL
+// Flags: --lenders=N (10000), --repeats=N (5), --bulk_items=N (20), --clients=N (16).
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "harness/local_stack.h"
+#include "harness/rpc.h"
+#include "microlend/lending/v1/lending.grpc.pb.h"
+
+namespace microlend::testing {
+namespace {
+
+namespace lv1 = ::microlend::lending::v1;
+namespace cv1 = ::microlend::common::v1;
+
+struct Config {
+  int lenders = 10'000;
+  int repeats = 5;
+  int bulk_items = 20;
+  int clients = 16;
+};
+
+Config ParseArgs(int argc, char** argv) {
+  Config c;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    auto value = [&](std::string_view name, int* out) {
+      if (a.substr(0, name.size()) == name) *out = std::atoi(std::string(a.substr(name.size())).c_str());
+    };
+    value("--lenders=", &c.lenders);
+    value("--repeats=", &c.repeats);
+    value("--bulk_items=", &c.bulk_items);
+    value("--clients=", &c.clients);
+  }
+  return c;
+}
+
+std::unique_ptr<LocalStack>* g_stack = nullptr;
+
+void Die(const std::string& what) {
+  std::fprintf(stderr, "repayment_bench: %s\n", what.c_str());
+  if (g_stack != nullptr) g_stack->reset();
+  std::exit(1);
+}
+
+void Check(const grpc::Status& s, const std::string& what) {
+  if (!s.ok()) Die(absl::StrCat(what, ": ", s.error_message()));
+}
+
+void SetToday(cv1::CivilDate* out) {
+  const absl::CivilDay today = absl::ToCivilDay(absl::Now(), absl::UTCTimeZone());
+  out->set_year(static_cast<int32_t>(today.year()));
+  out->set_month(today.month());
+  out->set_day(today.day());
+}
+
+// A disbursed loan of lenders x $25, every lender holding one share; returns (loan id, partner).
+std::pair<cv1::LoanId, std::string> FundedLoan(LocalStack& stack, const Config& c) {
+  auto ch = Channel(stack.Address(Server::kLending));
+  auto partners = lv1::PartnerService::NewStub(ch);
+  auto loans = lv1::LoanService::NewStub(ch);
+  const std::string ops = stack.Token(Role::kOps, "bench-ops");
+  lv1::CreatePartnerRequest p;
+  p.set_request_id("bench-partner");
+  p.set_name("Bench MFI");
+  p.add_countries("KE");
+  p.set_risk_rating_half_stars(6);
+  *p.mutable_credit_limit() = M("100000000.00");
+  lv1::CreatePartnerResponse partner;
+  Check(partners->CreatePartner(Ctx(ops).get(), p, &partner), "create partner");
+  const std::string partner_token = stack.Token(Role::kPartner, partner.partner().id().value());
+  lv1::CreateLoanDraftRequest draft;
+  draft.set_request_id("bench-loan");
+  lv1::LoanDetails* d = draft.mutable_details();
+  lv1::Borrower* b = d->add_borrowers();
+  b->set_name("Cooperative");
+  b->set_gender(cv1::GENDER_FEMALE);
+  d->set_name("Cooperative");
+  d->set_story("A large cooperative loan for the benchmark.");
+  d->set_use("equipment");
+  d->set_sector(cv1::SECTOR_AGRICULTURE);
+  d->set_country("KE");
+  *d->mutable_local_amount() = M(absl::StrCat(c.lenders * 2'500, ".00"), "KES");  // $25 each at 100
+  d->set_posting_fx_rate("100");
+  d->set_term_months(12);
+  d->set_repayment_interval(lv1::REPAYMENT_INTERVAL_MONTHLY);
+  lv1::CreateLoanDraftResponse created;
+  Check(loans->CreateLoanDraft(Ctx(partner_token).get(), draft, &created), "create loan");
+  lv1::SubmitLoanForReviewRequest submit;
+  submit.set_request_id("bench-submit");
+  *submit.mutable_loan_id() = created.loan().id();
+  lv1::SubmitLoanForReviewResponse submitted;
+  Check(loans->SubmitLoanForReview(Ctx(partner_token).get(), submit, &submitted), "submit");
+  lv1::ReviewLoanRequest review;
+  review.set_request_id("bench-review");
+  *review.mutable_loan_id() = created.loan().id();
+  review.set_decision(lv1::REVIEW_DECISION_APPROVE);
+  lv1::ReviewLoanResponse reviewed;
+  Check(loans->ReviewLoan(Ctx(ops).get(), review, &reviewed), "approve");
+
+  // Lenders deposit $25 and lend it, from --clients threads.
+  const std::string svc = stack.Token(Role::kService, "bench");
+  std::atomic<int> next{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < c.clients; ++t) {
+    threads.emplace_back([&] {
+      auto lenders = lv1::LenderService::NewStub(ch);
+      auto baskets = lv1::BasketService::NewStub(ch);
+      for (int i = next++; i < c.lenders; i = next++) {
+        lv1::DepositRequest dep;
+        dep.set_request_id(absl::StrCat("bench-dep-", i));
+        dep.mutable_lender_id()->set_value(std::to_string(100'000 + i));
+        *dep.mutable_amount() = M("25.00");
+        dep.set_external_payment_id(absl::StrCat("bench-card-", i));
+        lv1::DepositResponse deposited;
+        Check(lenders->Deposit(Ctx(svc).get(), dep, &deposited), "deposit");
+        lv1::LendNowRequest lend;
+        lend.set_request_id(absl::StrCat("bench-lend-", i));
+        lend.mutable_lender_id()->set_value(std::to_string(100'000 + i));
+        *lend.mutable_loan_id() = created.loan().id();
+        *lend.mutable_amount() = M("25.00");
+        lv1::LendNowResponse lent;
+        Check(baskets->LendNow(Ctx(svc).get(), lend, &lent), "lend");
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  lv1::ReportDisbursementRequest disburse;
+  disburse.set_request_id("bench-disburse");
+  *disburse.mutable_loan_id() = created.loan().id();
+  SetToday(disburse.mutable_disbursed_on());
+  *disburse.mutable_local_amount() = d->local_amount();
+  lv1::ReportDisbursementResponse disbursed;
+  Check(loans->ReportDisbursement(Ctx(partner_token).get(), disburse, &disbursed), "disburse");
+  return {created.loan().id(), partner_token};
+}
+
+// pgbench TPC-B on the same PostgreSQL for --seconds 5 (the same way as ledger_bench).
+double PgbenchTps(LocalStack& stack) {
+  std::string port = stack.pg_url().substr(stack.pg_url().find("port=") + 5);
+  port = port.substr(0, port.find(' '));
+  const std::string base = absl::StrCat("pgbench -h 127.0.0.1 -p ", port, " -U microlend ");
+  const std::string init = absl::StrCat(
+      "psql -h 127.0.0.1 -p ", port,
+      " -U microlend -d postgres -qc 'CREATE DATABASE pgbench' >/dev/null 2>&1; ", base,
+      "-i -q -s 10 pgbench >/dev/null 2>&1");
+  if (std::system(init.c_str()) != 0) Die("pgbench -i failed");
+  FILE* out = popen(absl::StrCat(base, "-c 8 -j 2 -T 5 pgbench 2>/dev/null").c_str(), "r");
+  if (out == nullptr) Die("pgbench failed to start");
+  char line[512];
+  double tps = 0;
+  while (std::fgets(line, sizeof line, out) != nullptr) {
+    std::string_view l = line;
+    if (l.substr(0, 6) == "tps = ") tps = std::atof(line + 6);
+  }
+  pclose(out);
+  if (tps <= 0) Die("could not read pgbench tps");
+  return tps;
+}
+
+int Run(const Config& c) {
+  absl::StatusOr<std::unique_ptr<LocalStack>> started = LocalStack::Start();
+  if (!started.ok()) Die(std::string(started.status().message()));
+  std::unique_ptr<LocalStack> stack = *std::move(started);
+  g_stack = &stack;
+  const auto [loan_id, partner_token] = FundedLoan(*stack, c);
+  auto loans = lv1::LoanService::NewStub(Channel(stack->Address(Server::kLending)));
+  // Each repayment: $1.00 per 10 lenders' worth (10 cents a lender), so every lender is credited.
+  const int64_t usd_cents = std::max(c.lenders * 10, 100);
+  const std::string kes = absl::StrCat(usd_cents, ".00");  // 100 KES per USD: cents -> KES
+  std::vector<double> ms;
+  int32_t credited = 0;
+  for (int r = 0; r < c.repeats; ++r) {
+    lv1::PostRepaymentRequest req;
+    req.set_request_id(absl::StrCat("bench-repay-", r));
+    *req.mutable_loan_id() = loan_id;
+    *req.mutable_local_amount() = M(kes, "KES");
+    req.set_settlement_fx_rate("100");
+    SetToday(req.mutable_repaid_on());
+    lv1::PostRepaymentResponse out;
+    const absl::Time start = absl::Now();
+    Check(loans->PostRepayment(Ctx(partner_token).get(), req, &out), "repay");
+    ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
+    credited = out.repayment().credited_account_count();
+  }
+  std::sort(ms.begin(), ms.end());
+  lv1::PostBulkRepaymentsRequest bulk;
+  bulk.set_request_id("bench-bulk");
+  for (int i = 0; i < c.bulk_items; ++i) {
+    lv1::BulkRepaymentItem* item = bulk.add_items();
+    *item->mutable_loan_id() = loan_id;
+    *item->mutable_local_amount() = M(kes, "KES");
+    item->set_settlement_fx_rate("100");
+    SetToday(item->mutable_repaid_on());
+  }
+  lv1::PostBulkRepaymentsResponse bulk_out;
+  const absl::Time bulk_start = absl::Now();
+  Check(loans->PostBulkRepayments(Ctx(partner_token).get(), bulk, &bulk_out), "bulk");
+  const double bulk_s = absl::ToDoubleSeconds(absl::Now() - bulk_start);
+  int64_t bulk_credits = 0;
+  for (const auto& r : bulk_out.results()) {
+    if (r.status().code() != 0) Die("bulk item failed: " + r.status().message());
+    bulk_credits += r.repayment().credited_account_count();
+  }
+  const double credits_per_s = bulk_credits / bulk_s;
+  const double tps = PgbenchTps(*stack);
+  std::printf("repayment_10k_lenders_ms %.1f\n", ms[ms.size() / 2]);
+  std::printf("lenders_per_repayment %d\n", credited);
+  std::printf("bulk_repayment_lender_credits_per_s %.0f\n", credits_per_s);
+  std::printf("pgbench_tpcb_tps %.0f\n", tps);
+  std::printf("repayment_credits_vs_pgbench_ratio %.1f\n", tps > 0 ? credits_per_s / tps : 0.0);
+  g_stack = nullptr;
+  return 0;
+}
+
+}  // namespace
+}  // namespace microlend::testing
+
+int main(int argc, char** argv) {
+  return microlend::testing::Run(microlend::testing::ParseArgs(argc, argv));
+}

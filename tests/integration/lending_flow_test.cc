@@ -1,0 +1,579 @@
+// The loan lifecycle where money moves, end to end over gRPC against the real lending server and
+// PostgreSQL: lending (lend now, baskets, checkout), the funding race, disbursement, repayments
+// split to the cent (with currency loss), expiry and default driven by the server's business
+// clock (ServerAdmin.AdvanceClock, never sleeping), and the bad input of each step. Every test
+// ends with a clean reconciliation. The suite shares one stack; the tests that move the clock
+// come last.
+#include <grpcpp/support/status.h>
+
+#include <atomic>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "harness/local_stack.h"
+#include "harness/rpc.h"
+#include "harness/shared_stack_test.h"
+#include "microlend/common/v1/common.grpc.pb.h"
+#include "microlend/lending/v1/lending.grpc.pb.h"
+
+namespace microlend::testing {
+namespace {
+
+namespace lv1 = ::microlend::lending::v1;
+namespace cv1 = ::microlend::common::v1;
+using ::testing::HasSubstr;
+
+// "12.34" -> 1234 (test amounts are always two-decimal).
+int64_t Cents(const cv1::Money& m) {
+  std::string digits = m.amount();
+  const bool negative = !digits.empty() && digits[0] == '-';
+  if (negative) digits.erase(0, 1);
+  const size_t dot = digits.find('.');
+  int64_t whole = 0, frac = 0;
+  EXPECT_TRUE(absl::SimpleAtoi(digits.substr(0, dot), &whole)) << m.amount();
+  if (dot != std::string::npos) {
+    std::string f = digits.substr(dot + 1);
+    while (f.size() < 2) f += '0';
+    EXPECT_TRUE(absl::SimpleAtoi(f.substr(0, 2), &frac)) << m.amount();
+  }
+  return (negative ? -1 : 1) * (whole * 100 + frac);
+}
+
+std::string Amount(int64_t cents) {
+  return absl::StrCat(cents / 100, ".", cents % 100 < 10 ? "0" : "", cents % 100);
+}
+
+class LendingFlowTest : public SharedStackTest {
+ protected:
+  void SetUp() override {
+    auto ch = Channel(stack_->Address(Server::kLending));
+    partners_ = lv1::PartnerService::NewStub(ch);
+    loans_ = lv1::LoanService::NewStub(ch);
+    baskets_ = lv1::BasketService::NewStub(ch);
+    lenders_ = lv1::LenderService::NewStub(ch);
+    ledger_ = lv1::LedgerService::NewStub(ch);
+    admin_ = cv1::ServerAdmin::NewStub(ch);
+    ops_ = stack_->Token(Role::kOps, "ops-1");
+    svc_ = stack_->Token(Role::kService, "payments");
+  }
+
+  static std::string Rid() { return absl::StrCat("flow-", next_rid_++); }
+  std::string LenderToken(int64_t id) { return stack_->Token(Role::kLender, std::to_string(id)); }
+  std::string PartnerToken(const std::string& id) { return stack_->Token(Role::kPartner, id); }
+  // Lender ids unique across the suite.
+  static int64_t NewLender() { return next_lender_++; }
+
+  std::string MakePartner(int32_t coverage_bps = 1000) {
+    lv1::CreatePartnerRequest req;
+    req.set_request_id(Rid());
+    req.set_name(absl::StrCat("Flow MFI ", next_rid_++));
+    req.add_countries("KE");
+    req.set_risk_rating_half_stars(6);
+    req.set_currency_loss_coverage_bps(coverage_bps);
+    *req.mutable_credit_limit() = M("10000000.00");
+    lv1::CreatePartnerResponse out;
+    grpc::Status s = partners_->CreatePartner(Ctx(ops_).get(), req, &out);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return out.partner().id().value();
+  }
+
+  // A FUNDRAISING loan of `kes` KES at 100 KES per USD (so USD = kes / 100).
+  lv1::Loan MakeLoan(const std::string& partner, const std::string& kes = "100000.00") {
+    lv1::LoanDetails d;
+    lv1::Borrower* b = d.add_borrowers();
+    b->set_name("Wanjiru");
+    b->set_gender(cv1::GENDER_FEMALE);
+    d.set_name("Wanjiru");
+    d.set_story("Wanjiru runs a dairy.");
+    d.set_use("to buy a cow");
+    d.set_sector(cv1::SECTOR_AGRICULTURE);
+    d.set_country("KE");
+    d.set_region("Nyeri");
+    *d.mutable_local_amount() = M(kes, "KES");
+    d.set_posting_fx_rate("100");
+    d.set_term_months(12);
+    d.set_repayment_interval(lv1::REPAYMENT_INTERVAL_MONTHLY);
+    lv1::CreateLoanDraftRequest create;
+    create.set_request_id(Rid());
+    *create.mutable_details() = d;
+    lv1::CreateLoanDraftResponse created;
+    grpc::Status s = loans_->CreateLoanDraft(Ctx(PartnerToken(partner)).get(), create, &created);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    lv1::SubmitLoanForReviewRequest submit;
+    submit.set_request_id(Rid());
+    *submit.mutable_loan_id() = created.loan().id();
+    lv1::SubmitLoanForReviewResponse submitted;
+    s = loans_->SubmitLoanForReview(Ctx(PartnerToken(partner)).get(), submit, &submitted);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    lv1::ReviewLoanRequest review;
+    review.set_request_id(Rid());
+    *review.mutable_loan_id() = created.loan().id();
+    review.set_decision(lv1::REVIEW_DECISION_APPROVE);
+    lv1::ReviewLoanResponse reviewed;
+    s = loans_->ReviewLoan(Ctx(ops_).get(), review, &reviewed);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return reviewed.loan();
+  }
+
+  void Deposit(int64_t lender, int64_t cents) {
+    lv1::DepositRequest req;
+    req.set_request_id(Rid());
+    req.mutable_lender_id()->set_value(std::to_string(lender));
+    *req.mutable_amount() = M(Amount(cents));
+    req.set_external_payment_id(absl::StrCat("card-", req.request_id()));
+    lv1::DepositResponse out;
+    grpc::Status s = lenders_->Deposit(Ctx(svc_).get(), req, &out);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+
+  grpc::Status LendNow(int64_t lender, const lv1::Loan& loan, int64_t cents,
+                       lv1::LendNowResponse* out = nullptr, const std::string& rid = Rid()) {
+    lv1::LendNowRequest req;
+    req.set_request_id(rid);
+    *req.mutable_loan_id() = loan.id();
+    *req.mutable_amount() = M(Amount(cents));
+    lv1::LendNowResponse local;
+    return baskets_->LendNow(Ctx(LenderToken(lender)).get(), req, out ? out : &local);
+  }
+
+  grpc::Status AddToBasket(int64_t lender, const lv1::Loan& loan, int64_t cents) {
+    lv1::AddToBasketRequest req;
+    req.set_request_id(Rid());
+    *req.mutable_loan_id() = loan.id();
+    *req.mutable_amount() = M(Amount(cents));
+    lv1::AddToBasketResponse out;
+    return baskets_->AddToBasket(Ctx(LenderToken(lender)).get(), req, &out);
+  }
+
+  lv1::Balance Balance(int64_t lender) {
+    lv1::GetBalanceRequest req;
+    req.mutable_lender_id()->set_value(std::to_string(lender));
+    lv1::GetBalanceResponse out;
+    grpc::Status s = lenders_->GetBalance(Ctx(LenderToken(lender)).get(), req, &out);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return out.balance();
+  }
+  int64_t Posted(int64_t lender) { return Cents(Balance(lender).posted()); }
+  int64_t Available(int64_t lender) { return Cents(Balance(lender).available()); }
+
+  lv1::Loan GetLoan(const lv1::Loan& loan) {
+    lv1::GetLoanRequest req;
+    *req.mutable_loan_id() = loan.id();
+    lv1::GetLoanResponse out;
+    grpc::Status s = loans_->GetLoan(Ctx(ops_).get(), req, &out);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return out.loan();
+  }
+
+  grpc::Status Disburse(const std::string& partner, const lv1::Loan& loan,
+                        const std::string& kes = "100000.00") {
+    lv1::ReportDisbursementRequest req;
+    req.set_request_id(Rid());
+    *req.mutable_loan_id() = loan.id();
+    const absl::CivilDay today = absl::ToCivilDay(absl::Now(), absl::UTCTimeZone());
+    req.mutable_disbursed_on()->set_year(static_cast<int32_t>(today.year()));
+    req.mutable_disbursed_on()->set_month(today.month());
+    req.mutable_disbursed_on()->set_day(today.day());
+    *req.mutable_local_amount() = M(kes, "KES");
+    lv1::ReportDisbursementResponse out;
+    return loans_->ReportDisbursement(Ctx(PartnerToken(partner)).get(), req, &out);
+  }
+
+  grpc::Status Repay(const std::string& partner, const lv1::Loan& loan, const std::string& kes,
+                     const std::string& rate = "100", lv1::PostRepaymentResponse* out = nullptr,
+                     const std::string& rid = Rid()) {
+    lv1::PostRepaymentRequest req;
+    req.set_request_id(rid);
+    *req.mutable_loan_id() = loan.id();
+    *req.mutable_local_amount() = M(kes, "KES");
+    req.set_settlement_fx_rate(rate);
+    const absl::CivilDay today = absl::ToCivilDay(absl::Now(), absl::UTCTimeZone());
+    req.mutable_repaid_on()->set_year(static_cast<int32_t>(today.year()));
+    req.mutable_repaid_on()->set_month(today.month());
+    req.mutable_repaid_on()->set_day(today.day());
+    lv1::PostRepaymentResponse local;
+    return loans_->PostRepayment(Ctx(PartnerToken(partner)).get(), req, out ? out : &local);
+  }
+
+  lv1::RunLifecycleSweepResponse Sweep() {
+    lv1::RunLifecycleSweepRequest req;
+    req.set_request_id(Rid());
+    lv1::RunLifecycleSweepResponse out;
+    grpc::Status s = loans_->RunLifecycleSweep(Ctx(ops_).get(), req, &out);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return out;
+  }
+
+  void AdvanceDays(int64_t days) {
+    cv1::AdvanceClockRequest req;
+    req.set_seconds(days * 86'400);
+    cv1::AdvanceClockResponse out;
+    grpc::Status s = admin_->AdvanceClock(Ctx(ops_).get(), req, &out);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+
+  // Funds `loan` (USD `total` cents) with one lender per share in `shares` (cents); returns the
+  // lenders, each having deposited exactly its share.
+  std::vector<int64_t> Fund(const lv1::Loan& loan, const std::vector<int64_t>& shares) {
+    std::vector<int64_t> lenders;
+    for (int64_t share : shares) {
+      const int64_t lender = NewLender();
+      Deposit(lender, share);
+      grpc::Status s = LendNow(lender, loan, share);
+      EXPECT_TRUE(s.ok()) << s.error_message();
+      lenders.push_back(lender);
+    }
+    return lenders;
+  }
+
+  void ExpectReconciled() {
+    lv1::ReconcileResponse out;
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      grpc::Status s = ledger_->Reconcile(Ctx(ops_).get(), lv1::ReconcileRequest(), &out);
+      ASSERT_TRUE(s.ok()) << s.error_message();
+      if (out.report().clean()) return;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    ADD_FAILURE() << "reconciliation not clean: " << out.report().DebugString();
+  }
+
+  std::unique_ptr<lv1::PartnerService::Stub> partners_;
+  std::unique_ptr<lv1::LoanService::Stub> loans_;
+  std::unique_ptr<lv1::BasketService::Stub> baskets_;
+  std::unique_ptr<lv1::LenderService::Stub> lenders_;
+  std::unique_ptr<lv1::LedgerService::Stub> ledger_;
+  std::unique_ptr<cv1::ServerAdmin::Stub> admin_;
+  std::string ops_, svc_;
+  static inline int next_rid_ = 1;
+  static inline int64_t next_lender_ = 5'000;
+};
+
+TEST_F(LendingFlowTest, ThirtySevenLendersAreRepaidTheirSharesToTheCent) {
+  const std::string partner = MakePartner();
+  const lv1::Loan loan = MakeLoan(partner);  // USD 1,000.00
+  // 37 lenders in uneven shares: 75.00, 50.00 and 35 x 25.00 = 1,000.00.
+  std::vector<int64_t> shares = {7500, 5000};
+  for (int i = 0; i < 35; ++i) shares.push_back(2500);
+  const std::vector<int64_t> lenders = Fund(loan, shares);
+  lv1::Loan funded = GetLoan(loan);
+  EXPECT_EQ(funded.status(), lv1::LOAN_STATUS_FUNDED);
+  EXPECT_EQ(funded.lender_count(), 37);
+  EXPECT_EQ(Cents(funded.funded_amount()), 100000);
+  EXPECT_EQ(Cents(funded.remaining_amount()), 0);
+  for (int64_t lender : lenders) EXPECT_EQ(Posted(lender), 0);
+
+  ASSERT_TRUE(Disburse(partner, loan).ok());
+  EXPECT_EQ(GetLoan(loan).status(), lv1::LOAN_STATUS_PAYING_BACK);
+  // 12 monthly repayments with odd cents: 83.33 x 11 and 83.37.
+  int64_t credited = 0;
+  for (int month = 0; month < 12; ++month) {
+    lv1::PostRepaymentResponse out;
+    grpc::Status s = Repay(partner, loan, month < 11 ? "8333.00" : "8337.00", "100", &out);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(Cents(out.repayment().credited_usd_amount()), month < 11 ? 8333 : 8337);
+    EXPECT_EQ(Cents(out.repayment().currency_loss_amount()), 0);
+    credited += Cents(out.repayment().credited_usd_amount());
+  }
+  EXPECT_EQ(credited, 100000);
+  int64_t total = 0;
+  for (size_t i = 0; i < lenders.size(); ++i) {
+    EXPECT_EQ(Posted(lenders[i]), shares[i]) << "lender " << lenders[i];
+    total += Posted(lenders[i]);
+  }
+  EXPECT_EQ(total, 100000);
+  lv1::Loan ended = GetLoan(loan);
+  EXPECT_EQ(ended.status(), lv1::LOAN_STATUS_ENDED);
+  EXPECT_EQ(Cents(ended.repaid_amount()), 100000);
+  EXPECT_FALSE(ended.ended_with_currency_loss());
+  // A repayment of an ended loan is refused and moves nothing.
+  grpc::Status late = Repay(partner, loan, "1.00");
+  EXPECT_EQ(late.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << late.error_message();
+  EXPECT_THAT(late.error_message(), HasSubstr("ENDED"));
+
+  lv1::ListLoanLendersRequest list;
+  *list.mutable_loan_id() = loan.id();
+  list.mutable_page()->set_page_size(100);
+  lv1::ListLoanLendersResponse listed;
+  ASSERT_TRUE(loans_->ListLoanLenders(Ctx(ops_).get(), list, &listed).ok());
+  EXPECT_EQ(listed.lenders_size(), 37);
+  ExpectReconciled();
+}
+
+TEST_F(LendingFlowTest, TwoHundredLendersRacingForTheLastFiveHundredNeverOverFund) {
+  const std::string partner = MakePartner();
+  const lv1::Loan loan = MakeLoan(partner);  // USD 1,000.00
+  Fund(loan, {50000});
+  std::vector<int64_t> racers;
+  for (int i = 0; i < 200; ++i) {
+    racers.push_back(NewLender());
+    Deposit(racers.back(), 2500);
+  }
+  std::atomic<int> won{0}, refused{0}, other{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 200; ++i) {
+    threads.emplace_back([&, i] {
+      // Half hold through the basket, half lend at once: both race for the same room.
+      grpc::Status s = i % 2 == 0 ? LendNow(racers[i], loan, 2500) : AddToBasket(racers[i], loan, 2500);
+      if (s.ok()) {
+        ++won;
+      } else if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+        ++refused;
+      } else {
+        ++other;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(won.load(), 20);
+  EXPECT_EQ(refused.load(), 180);
+  EXPECT_EQ(other.load(), 0);
+  lv1::Loan after = GetLoan(loan);
+  EXPECT_EQ(Cents(after.funded_amount()) + Cents(after.held_amount()), 100000);
+  EXPECT_EQ(Cents(after.remaining_amount()), 0);
+  // The losers hold nothing: their whole deposit is still available.
+  int losers_untouched = 0;
+  for (int64_t lender : racers) {
+    if (Available(lender) == 2500) ++losers_untouched;
+  }
+  EXPECT_EQ(losers_untouched, 180);
+  ExpectReconciled();
+}
+
+TEST_F(LendingFlowTest, CurrencyLossOfFifteenPercentIsSplitWithTheTenPercentCoverage) {
+  const std::string partner = MakePartner(/*coverage_bps=*/1000);
+  const lv1::Loan loan = MakeLoan(partner);  // KES 100,000.00 = USD 1,000.00 at 100
+  const std::vector<int64_t> lenders = Fund(loan, {50000, 30000, 20000});
+  ASSERT_TRUE(Disburse(partner, loan).ok());
+  // The shilling fell 15%: 100,000.00 KES now buys 850.00 USD.
+  lv1::PostRepaymentResponse out;
+  ASSERT_TRUE(Repay(partner, loan, "100000.00", "117.64705882", &out).ok());
+  // Expected 1,000.00; received 850.00; loss 150.00; the partner covers 10% of 1,000.00 = 100.00;
+  // lenders bear 50.00 and are credited 950.00.
+  EXPECT_EQ(Cents(out.repayment().expected_usd_amount()), 100000);
+  EXPECT_EQ(Cents(out.repayment().partner_coverage_amount()), 10000);
+  EXPECT_EQ(Cents(out.repayment().credited_usd_amount()), 95000);
+  EXPECT_EQ(Cents(out.repayment().currency_loss_amount()), 5000);
+  EXPECT_EQ(out.loan().status(), lv1::LOAN_STATUS_ENDED);
+  EXPECT_TRUE(out.loan().ended_with_currency_loss());
+  EXPECT_EQ(Cents(out.loan().currency_loss_amount()), 5000);
+  EXPECT_EQ(Posted(lenders[0]), 47500);
+  EXPECT_EQ(Posted(lenders[1]), 28500);
+  EXPECT_EQ(Posted(lenders[2]), 19000);
+  ExpectReconciled();
+}
+
+TEST_F(LendingFlowTest, BasketHoldsThenCheckoutPostsEveryShareAndTheDonation) {
+  const std::string partner = MakePartner();
+  const lv1::Loan a = MakeLoan(partner);
+  const lv1::Loan b = MakeLoan(partner);
+  const int64_t lender = NewLender();
+  Deposit(lender, 10000);
+  ASSERT_TRUE(AddToBasket(lender, a, 5000).ok());
+  ASSERT_TRUE(AddToBasket(lender, b, 2500).ok());
+  EXPECT_EQ(AddToBasket(lender, a, 2500).error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(Available(lender), 2500);
+  EXPECT_EQ(Cents(GetLoan(a).held_amount()), 5000);
+  lv1::CheckoutRequest req;
+  req.set_request_id(Rid());
+  *req.mutable_donation() = M("5.00");
+  lv1::CheckoutResponse out;
+  grpc::Status s = baskets_->Checkout(Ctx(LenderToken(lender)).get(), req, &out);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(out.shares_size(), 2);
+  EXPECT_EQ(Cents(out.total()), 8000);
+  EXPECT_EQ(Posted(lender), 2000);
+  EXPECT_EQ(Cents(GetLoan(a).funded_amount()), 5000);
+  EXPECT_EQ(Cents(GetLoan(a).held_amount()), 0);
+  // Replayed: the same answer, nothing posted twice.
+  lv1::CheckoutResponse again;
+  ASSERT_TRUE(baskets_->Checkout(Ctx(LenderToken(lender)).get(), req, &again).ok());
+  EXPECT_TRUE(again.mutation().replayed());
+  EXPECT_EQ(Posted(lender), 2000);
+  // Now the basket is empty.
+  lv1::CheckoutRequest empty;
+  empty.set_request_id(Rid());
+  EXPECT_EQ(baskets_->Checkout(Ctx(LenderToken(lender)).get(), empty, &out).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  // Removing an item voids its hold.
+  Deposit(lender, 500);
+  ASSERT_TRUE(AddToBasket(lender, b, 2500).ok());
+  EXPECT_EQ(Available(lender), 0);
+  lv1::RemoveFromBasketRequest remove;
+  remove.set_request_id(Rid());
+  *remove.mutable_loan_id() = b.id();
+  lv1::RemoveFromBasketResponse removed;
+  ASSERT_TRUE(baskets_->RemoveFromBasket(Ctx(LenderToken(lender)).get(), remove, &removed).ok());
+  EXPECT_EQ(removed.basket().items_size(), 0);
+  EXPECT_EQ(Available(lender), 2500);
+  EXPECT_EQ(Cents(GetLoan(b).held_amount()), 0);
+  remove.set_request_id(Rid());
+  EXPECT_EQ(baskets_->RemoveFromBasket(Ctx(LenderToken(lender)).get(), remove, &removed).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  ExpectReconciled();
+}
+
+TEST_F(LendingFlowTest, BadLendingAndRepaymentInputIsRefusedAndMovesNothing) {
+  const std::string partner = MakePartner();
+  const std::string other_partner = MakePartner();
+  const lv1::Loan loan = MakeLoan(partner);
+  const int64_t lender = NewLender();
+  Deposit(lender, 200000);
+  EXPECT_EQ(LendNow(lender, loan, 3000).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(LendNow(lender, loan, 0).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(LendNow(lender, loan, 102500).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  {
+    lv1::LendNowRequest req;
+    req.set_request_id(Rid());
+    *req.mutable_loan_id() = loan.id();
+    *req.mutable_amount() = M("25.00", "EUR");
+    lv1::LendNowResponse out;
+    EXPECT_EQ(baskets_->LendNow(Ctx(LenderToken(lender)).get(), req, &out).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+    req.set_request_id(Rid());
+    *req.mutable_amount() = M("25.00");
+    req.mutable_lender_id()->set_value(std::to_string(lender + 1));
+    EXPECT_EQ(baskets_->LendNow(Ctx(LenderToken(lender)).get(), req, &out).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+  // No wallet at all.
+  EXPECT_EQ(LendNow(NewLender(), loan, 2500).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  // More than the wallet holds.
+  const int64_t poor = NewLender();
+  Deposit(poor, 2400);
+  EXPECT_EQ(LendNow(poor, loan, 2500).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Posted(lender), 200000);
+  EXPECT_EQ(Available(poor), 2400);
+  EXPECT_EQ(Cents(GetLoan(loan).funded_amount()), 0);
+
+  // Repayments before disbursement, by another partner, too much.
+  lv1::LendNowResponse share;
+  ASSERT_TRUE(LendNow(lender, loan, 100000, &share).ok());
+  lv1::LendNowResponse replay;
+  ASSERT_TRUE(LendNow(lender, loan, 100000, &replay, share.mutation().request_id()).ok());
+  EXPECT_TRUE(replay.mutation().replayed());
+  EXPECT_EQ(Posted(lender), 100000);
+  EXPECT_EQ(LendNow(lender, loan, 2500).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  grpc::Status early = Repay(partner, loan, "100.00");
+  EXPECT_EQ(early.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << early.error_message();
+  EXPECT_EQ(Disburse(partner, loan, "99999.00").error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Disburse(other_partner, loan).error_code(), grpc::StatusCode::NOT_FOUND);
+  ASSERT_TRUE(Disburse(partner, loan).ok());
+  EXPECT_EQ(Repay(other_partner, loan, "100.00").error_code(), grpc::StatusCode::NOT_FOUND);
+  grpc::Status over = Repay(partner, loan, "100000.01");
+  EXPECT_EQ(over.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(over.error_message(), HasSubstr("overpayment"));
+  EXPECT_EQ(Repay(partner, loan, "100.00", "-3").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  {
+    lv1::PostRepaymentRequest req;
+    req.set_request_id(Rid());
+    *req.mutable_loan_id() = loan.id();
+    *req.mutable_local_amount() = M("100.00", "UGX");
+    req.set_settlement_fx_rate("100");
+    req.mutable_repaid_on()->set_year(2026);
+    req.mutable_repaid_on()->set_month(1);
+    req.mutable_repaid_on()->set_day(1);
+    lv1::PostRepaymentResponse out;
+    EXPECT_EQ(loans_->PostRepayment(Ctx(PartnerToken(partner)).get(), req, &out).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  EXPECT_EQ(Posted(lender), 100000);
+  EXPECT_EQ(Cents(GetLoan(loan).repaid_amount()), 0);
+  ExpectReconciled();
+}
+
+TEST_F(LendingFlowTest, BulkRepaymentsApplyEachItemAndReplayTheCompletedOnes) {
+  const std::string partner = MakePartner();
+  const lv1::Loan a = MakeLoan(partner, "50000.00");
+  const lv1::Loan b = MakeLoan(partner, "50000.00");
+  const std::vector<int64_t> la = Fund(a, {25000, 25000});
+  const std::vector<int64_t> lb = Fund(b, {50000});
+  ASSERT_TRUE(Disburse(partner, a, "50000.00").ok());
+  ASSERT_TRUE(Disburse(partner, b, "50000.00").ok());
+  lv1::PostBulkRepaymentsRequest req;
+  req.set_request_id(Rid());
+  const absl::CivilDay today = absl::ToCivilDay(absl::Now(), absl::UTCTimeZone());
+  for (const auto& [loan, kes] : std::vector<std::pair<lv1::Loan, std::string>>{
+           {a, "1000.01"}, {b, "60000.00"}, {b, "2000.00"}}) {
+    lv1::BulkRepaymentItem* item = req.add_items();
+    *item->mutable_loan_id() = loan.id();
+    *item->mutable_local_amount() = M(kes, "KES");
+    item->set_settlement_fx_rate("100");
+    item->mutable_repaid_on()->set_year(static_cast<int32_t>(today.year()));
+    item->mutable_repaid_on()->set_month(today.month());
+    item->mutable_repaid_on()->set_day(today.day());
+  }
+  lv1::PostBulkRepaymentsResponse out;
+  ASSERT_TRUE(loans_->PostBulkRepayments(Ctx(PartnerToken(partner)).get(), req, &out).ok());
+  EXPECT_EQ(out.succeeded_count(), 2);
+  EXPECT_EQ(out.failed_count(), 1);
+  EXPECT_EQ(out.results(1).status().code(), grpc::StatusCode::FAILED_PRECONDITION);
+  // 10.00 USD split 5.00 / 5.00 (and one cent more to one of them).
+  EXPECT_EQ(Posted(la[0]) + Posted(la[1]), 1000);
+  EXPECT_EQ(Posted(lb[0]), 2000);
+  lv1::PostBulkRepaymentsResponse again;
+  ASSERT_TRUE(loans_->PostBulkRepayments(Ctx(PartnerToken(partner)).get(), req, &again).ok());
+  EXPECT_EQ(again.succeeded_count(), 2);
+  EXPECT_EQ(Posted(lb[0]), 2000);
+  lv1::PostBulkRepaymentsRequest none;
+  none.set_request_id(Rid());
+  EXPECT_EQ(loans_->PostBulkRepayments(Ctx(PartnerToken(partner)).get(), none, &out).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  ExpectReconciled();
+}
+
+// --- the clock moves from here on -------------------------------------------------------------
+
+TEST_F(LendingFlowTest, AnExpiredLoanRefundsEveryShareAndVoidsItsHolds) {
+  const std::string partner = MakePartner();
+  const lv1::Loan loan = MakeLoan(partner);
+  const std::vector<int64_t> lenders = Fund(loan, {2500, 5000});
+  const int64_t holder = NewLender();
+  Deposit(holder, 2500);
+  ASSERT_TRUE(AddToBasket(holder, loan, 2500).ok());
+  EXPECT_EQ(Available(holder), 0);
+  AdvanceDays(31);
+  lv1::RunLifecycleSweepResponse swept = Sweep();
+  EXPECT_GE(swept.loans_expired(), 1);
+  lv1::Loan expired = GetLoan(loan);
+  EXPECT_EQ(expired.status(), lv1::LOAN_STATUS_EXPIRED);
+  EXPECT_EQ(Cents(expired.held_amount()), 0);
+  EXPECT_EQ(Posted(lenders[0]), 2500);
+  EXPECT_EQ(Posted(lenders[1]), 5000);
+  EXPECT_EQ(Available(holder), 2500);
+  // A second pass at the same instant finds nothing more for this loan.
+  EXPECT_EQ(GetLoan(loan).status(), lv1::LOAN_STATUS_EXPIRED);
+  EXPECT_EQ(LendNow(holder, loan, 2500).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  ExpectReconciled();
+}
+
+TEST_F(LendingFlowTest, AStillDelinquentLoanDefaultsAndALateFullRepaymentEndsIt) {
+  const std::string partner = MakePartner();
+  const lv1::Loan loan = MakeLoan(partner);
+  const std::vector<int64_t> lenders = Fund(loan, {60000, 40000});
+  ASSERT_TRUE(Disburse(partner, loan).ok());
+  ASSERT_TRUE(Repay(partner, loan, "8000.00").ok());  // 80.00 USD, less than one installment
+  AdvanceDays(62);
+  Sweep();
+  lv1::Loan late = GetLoan(loan);
+  EXPECT_TRUE(late.delinquent());
+  EXPECT_GT(late.days_in_arrears(), 0);
+  EXPECT_EQ(late.status(), lv1::LOAN_STATUS_PAYING_BACK);
+  // A year of term plus 180 days later, still behind: defaulted, written off.
+  AdvanceDays(365 + 181);
+  lv1::RunLifecycleSweepResponse swept = Sweep();
+  EXPECT_GE(swept.loans_defaulted(), 1);
+  EXPECT_EQ(GetLoan(loan).status(), lv1::LOAN_STATUS_DEFAULTED);
+  // Later repayments still reach the lenders; the full one ends the loan.
+  lv1::PostRepaymentResponse out;
+  ASSERT_TRUE(Repay(partner, loan, "92000.00", "100", &out).ok());
+  EXPECT_EQ(out.loan().status(), lv1::LOAN_STATUS_ENDED);
+  EXPECT_EQ(Posted(lenders[0]), 60000);
+  EXPECT_EQ(Posted(lenders[1]), 40000);
+  ExpectReconciled();
+}
+
+}  // namespace
+}  // namespace microlend::testing
