@@ -7,9 +7,13 @@ source "$(dirname "$0")/stack.sh"
 trap 'echo; echo "stopping..."; stack_down; exit 0' INT TERM
 if ! stack_up; then stack_down; exit 1; fi
 
-# Seed the marketplace (partners, fundraising loans, a lender's wallet) so there is something to
-# explore. The seed uses fixed request ids: running again replays it instead of duplicating it.
+# Seed the marketplace with the demo (partners, a thousand loans through their lifecycle, lenders
+# with wallets, a fundraising catalogue) so there is something to explore. The seed uses fixed
+# request ids and skips what is done: running again replays it instead of duplicating it. It moves
+# lending's business clock months ahead of the wall clock (--clock_control, see stack.sh).
+echo "seeding the demo marketplace (about a minute the first time, seconds after that; log: $ML_DATA_DIR/logs/seed.log)"
 "$MLCTL" demo >"$ML_DATA_DIR/logs/seed.log" 2>&1 || { echo "seeding failed:" >&2; tail -n 20 "$ML_DATA_DIR/logs/seed.log" >&2; }
+sed -n '/^marketplace summary/,/^  FX loss/p' "$ML_DATA_DIR/logs/seed.log" || true
 grep -A6 '^catalogue:' "$ML_DATA_DIR/logs/seed.log" || true
 
 OPS_TOKEN=$("$MLCTL" token --role ops --subject ops-1)

@@ -13,6 +13,10 @@ export MICROLEND_NOTIFY_LISTEN=${MICROLEND_NOTIFY_LISTEN:-127.0.0.1:50053}
 export MICROLEND_LENDING_ADDR=$MICROLEND_LENDING_LISTEN
 export MICROLEND_MATCHING_ADDR=$MICROLEND_MATCHING_LISTEN
 export MICROLEND_NOTIFY_ADDR=$MICROLEND_NOTIFY_LISTEN
+# The demo moves the lending server's business clock forward (months of repayments, an expiry, a
+# default) with ServerAdmin.AdvanceClock, which needs --clock_control. The clock restarts at the
+# wall clock with the server. Set MICROLEND_CLOCK_CONTROL=false to refuse clock moves.
+export MICROLEND_CLOCK_CONTROL=${MICROLEND_CLOCK_CONTROL:-true}
 SERVER_PIDS=()
 
 stack_up() {

@@ -127,8 +127,8 @@ int Main(int argc, char** argv) {
       {{"postgresql", pg::DescribeEndpoint(pg_url), [pg_url] { return pg::Ping(pg_url); }},
        {"redis", redis_endpoint, [redis_endpoint] { return redis::Ping(redis_endpoint); }}});
   if (clock_control == "true") admin.EnableClockControl(&clock);
-  // GetPartnerStats, the lender-profile RPCs of LenderService and the catalogue feed for the
-  // matcher answer UNIMPLEMENTED until they land (never a fake success).
+  // The lender-profile RPCs of LenderService and the catalogue feed for the matcher answer
+  // UNIMPLEMENTED until they land (never a fake success).
   lending::PartnerGrpc partners(&partner_directory, partner_store->get(), &auth, &clock);
   lending::LoanGrpc loans(&loan_book, &loan_desk, store->get(), &auth, &clock);
   lending::BasketGrpc baskets(&loan_desk, &auth);

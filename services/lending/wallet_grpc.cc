@@ -589,13 +589,12 @@ grpc::Status WalletGrpc::GetPortfolio(grpc::ServerContext* context,
       return wallet.status();
     }
     if (positions.size() > kMaxPortfolioLoans) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "lender ", lender.value(), " has lent to more than ", kMaxPortfolioLoans,
-          " loans, more than one portfolio read covers"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("lender ", lender.value(), " has lent to more than ", kMaxPortfolioLoans,
+                       " loans, more than one portfolio read covers"));
     }
     ML_ASSIGN_OR_RETURN(Portfolio portfolio, BuildPortfolio(positions));
-    PortfolioPage shown =
-        SelectPortfolioPage(portfolio.loans, statuses, page.after_id, page.limit);
+    PortfolioPage shown = SelectPortfolioPage(portfolio.loans, statuses, page.after_id, page.limit);
     TotalsToProto(portfolio.totals, response->mutable_totals());
     for (const PortfolioLine& line : shown.loans) LineToProto(line, response->add_loans());
     for (const MonthlyAmount& m : portfolio.expected) {

@@ -1,5 +1,6 @@
 // `make demo` end to end: mlctl demo against the real servers, twice. It must succeed both times
-// (reconciliation clean) and the second run must replay the seed, not duplicate it.
+// (reconciliation clean) and the second run must replay the seed and the marketplace, not
+// duplicate them: the same loans, the same money, and no month of repayments reported twice.
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
@@ -26,6 +27,17 @@ int RunDemo(const LocalStack& stack, std::string* output) {
   return pclose(pipe);
 }
 
+// The first line of `output` that starts with `prefix` (empty when none does).
+std::string LineStartingWith(const std::string& output, const std::string& prefix) {
+  for (size_t at = 0; at < output.size();) {
+    size_t end = output.find('\n', at);
+    if (end == std::string::npos) end = output.size();
+    if (output.compare(at, prefix.size(), prefix) == 0) return output.substr(at, end - at);
+    at = end + 1;
+  }
+  return "";
+}
+
 int64_t FundraisingLoans(const LocalStack& stack) {
   auto loans = lv1::LoanService::NewStub(Channel(stack.Address(Server::kLending)));
   lv1::ListLoansRequest req;
@@ -44,9 +56,24 @@ TEST(DemoTest, DemoSucceedsTwiceAndItsSeedReplaysInsteadOfDuplicating) {
   EXPECT_THAT(first, ::testing::HasSubstr("catalogue: 7 loans fundraising"));
   const int64_t loans = FundraisingLoans(**stack);
   EXPECT_EQ(loans, 7);
+  // The marketplace ran its whole lifecycle: months of repayments, an expiry, a default and a
+  // repayment at a worse FX rate, whose loss the partner's 10% coverage only partly absorbed.
+  const std::string marketplace = LineStartingWith(first, "  loans ");
+  EXPECT_THAT(marketplace, ::testing::HasSubstr("1,050 posted, 1,049 funded"));
+  EXPECT_THAT(marketplace, ::testing::HasSubstr("1 expired, 1 defaulted"));
+  EXPECT_THAT(LineStartingWith(first, "  FX loss "), ::testing::HasSubstr("lenders bore 25.00"));
+  EXPECT_THAT(first, ::testing::HasSubstr("month 8 ("));
+  EXPECT_THAT(first, ::testing::Not(::testing::HasSubstr("earlier run")));
+
   ASSERT_EQ(RunDemo(**stack, &second), 0) << second;
   EXPECT_THAT(second, ::testing::HasSubstr("reconciliation: clean"));
   EXPECT_EQ(FundraisingLoans(**stack), loans);
+  // Nothing was lent, disbursed or repaid twice: the same loans and the same money.
+  EXPECT_THAT(second, ::testing::HasSubstr("month 8 ("));
+  EXPECT_THAT(second, ::testing::Not(::testing::HasSubstr("reported in bulk")));
+  EXPECT_EQ(LineStartingWith(second, "  loans "), marketplace);
+  EXPECT_EQ(LineStartingWith(second, "  USD "), LineStartingWith(first, "  USD "));
+  EXPECT_EQ(LineStartingWith(second, "  FX loss "), LineStartingWith(first, "  FX loss "));
 }
 
 }  // namespace

@@ -139,11 +139,36 @@ TEST_F(FoundationTest, LaterIssueRpcIsUnimplementedNotFakeSuccess) {
       grpc::CreateChannel(stack_->Address(Server::kLending), grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   WithToken(&ctx, stack_->Token(Role::kOps, "ops-1"));
-  // PostRepayment moves money, so it lands with the ledger-mutation loan issue (ADR 0005).
-  lending::v1::PostRepaymentRequest request;
-  lending::v1::PostRepaymentResponse response;
-  EXPECT_EQ(stub->PostRepayment(&ctx, request, &response).error_code(),
+  // The trending feed from notify lands with the notify issue.
+  lending::v1::UpdateTrendingScoresRequest request;
+  lending::v1::UpdateTrendingScoresResponse response;
+  EXPECT_EQ(stub->UpdateTrendingScores(&ctx, request, &response).error_code(),
             grpc::StatusCode::UNIMPLEMENTED);
+}
+
+TEST_F(FoundationTest, AdvanceClockIsRefusedUnlessTheServerAllowsIt) {
+  std::string ops = stack_->Token(Role::kOps, "ops-1");
+  // notify runs without --clock_control; lending (in tests) with it, for ops only.
+  auto notify = cv1::ServerAdmin::NewStub(
+      grpc::CreateChannel(stack_->Address(Server::kNotify), grpc::InsecureChannelCredentials()));
+  cv1::AdvanceClockRequest request;
+  request.set_seconds(60);
+  cv1::AdvanceClockResponse response;
+  grpc::ClientContext refused;
+  WithToken(&refused, ops);
+  EXPECT_EQ(notify->AdvanceClock(&refused, request, &response).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  auto lending = cv1::ServerAdmin::NewStub(
+      grpc::CreateChannel(stack_->Address(Server::kLending), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext lender;
+  WithToken(&lender, stack_->Token(Role::kLender, "5"));
+  EXPECT_EQ(lending->AdvanceClock(&lender, request, &response).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  grpc::ClientContext zero;
+  WithToken(&zero, ops);
+  cv1::AdvanceClockRequest nothing;
+  EXPECT_EQ(lending->AdvanceClock(&zero, nothing, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(FoundationTest, RestartingTheStackKeepsAppliedMigrations) {

@@ -292,17 +292,17 @@ TEST_F(PartnersIntegrationTest, ListFiltersAndPages) {
             grpc::StatusCode::UNAUTHENTICATED);
 }
 
-TEST_F(PartnersIntegrationTest, GetMissingPartnerIsNotFoundAndStatsUnimplemented) {
+TEST_F(PartnersIntegrationTest, GetMissingPartnerAndItsStatsAreNotFound) {
   lv1::GetPartnerRequest get;
   get.mutable_partner_id()->set_value("999999");
   lv1::GetPartnerResponse got;
   EXPECT_EQ(partners_->GetPartner(Ctx(ops_).get(), get, &got).error_code(),
             grpc::StatusCode::NOT_FOUND);
   lv1::GetPartnerStatsRequest stats;
-  stats.mutable_partner_id()->set_value("1");
+  stats.mutable_partner_id()->set_value("999999");
   lv1::GetPartnerStatsResponse out;
   EXPECT_EQ(partners_->GetPartnerStats(Ctx(ops_).get(), stats, &out).error_code(),
-            grpc::StatusCode::UNIMPLEMENTED);
+            grpc::StatusCode::NOT_FOUND);
 }
 
 }  // namespace

@@ -331,7 +331,8 @@ TEST_F(PortfolioTest, ALendersThreeLoansAndTheirPartnersStatsAreExactToTheCent) 
   // Most recent first_lent_at first.
   ExpectLine(mine.loans(0), refunded, {lv1::LOAN_STATUS_REFUNDED, 10000, 0, 0, 0, 0, 10000});
   ExpectLine(mine.loans(1), ended, {lv1::LOAN_STATUS_ENDED, 25000, 24167, 0, 0, 833, 0});
-  ExpectLine(mine.loans(2), repaying, {lv1::LOAN_STATUS_PAYING_BACK, 25000, 7000, 17500, 0, 500, 0});
+  ExpectLine(mine.loans(2), repaying,
+             {lv1::LOAN_STATUS_PAYING_BACK, 25000, 7000, 17500, 0, 500, 0});
   EXPECT_GE(mine.loans(0).first_lent_at().seconds(), mine.loans(1).first_lent_at().seconds());
   EXPECT_GE(mine.loans(1).first_lent_at().seconds(), mine.loans(2).first_lent_at().seconds());
   EXPECT_FALSE(mine.loans(2).delinquent());
@@ -380,13 +381,15 @@ TEST_F(PortfolioTest, ALendersThreeLoansAndTheirPartnersStatsAreExactToTheCent) 
   EXPECT_EQ(first.loans(0).loan_id().value(), refunded.id().value());
   EXPECT_EQ(first.page().total_count(), 3);
   ASSERT_FALSE(first.page().next_page_token().empty());
-  ASSERT_TRUE(GetPortfolio(LenderToken(lender), "", &second, 2, first.page().next_page_token()).ok());
+  ASSERT_TRUE(
+      GetPortfolio(LenderToken(lender), "", &second, 2, first.page().next_page_token()).ok());
   ASSERT_EQ(second.loans_size(), 1);
   EXPECT_EQ(second.loans(0).loan_id().value(), repaying.id().value());
   EXPECT_EQ(second.page().next_page_token(), "");
   EXPECT_EQ(Cents(second.totals().lent()), 60000);
-  ASSERT_TRUE(GetPortfolio(ops_, std::to_string(lender), &paying, 0, "",
-                           {lv1::LOAN_STATUS_PAYING_BACK}).ok());
+  ASSERT_TRUE(
+      GetPortfolio(ops_, std::to_string(lender), &paying, 0, "", {lv1::LOAN_STATUS_PAYING_BACK})
+          .ok());
   ASSERT_EQ(paying.loans_size(), 1);
   EXPECT_EQ(paying.loans(0).loan_id().value(), repaying.id().value());
   EXPECT_EQ(paying.page().total_count(), 1);
@@ -406,15 +409,16 @@ TEST_F(PortfolioTest, ALendersThreeLoansAndTheirPartnersStatsAreExactToTheCent) 
             grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(GetPortfolio(ops_, "", &seen).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(GetPortfolio(ops_, "x1", &seen).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(GetPortfolio(ops_, std::to_string(lender), &seen, 0, "",
-                         {lv1::LOAN_STATUS_UNSPECIFIED}).error_code(),
+  EXPECT_EQ(GetPortfolio(ops_, std::to_string(lender), &seen, 0, "", {lv1::LOAN_STATUS_UNSPECIFIED})
+                .error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(GetPortfolio(ops_, std::to_string(lender), &seen, -1).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
   // The other lender: 75% of the repaying loan.
   const lv1::GetPortfolioResponse theirs = PortfolioOf(other);
   ASSERT_EQ(theirs.loans_size(), 1);
-  ExpectLine(theirs.loans(0), repaying, {lv1::LOAN_STATUS_PAYING_BACK, 75000, 21000, 52500, 0, 1500, 0});
+  ExpectLine(theirs.loans(0), repaying,
+             {lv1::LOAN_STATUS_PAYING_BACK, 75000, 21000, 52500, 0, 1500, 0});
   EXPECT_EQ(SumMonths(theirs.expected_repayments()), 52500);
   // A lender that never deposited has an empty portfolio.
   const lv1::GetPortfolioResponse none = PortfolioOf(NewLender());

@@ -74,20 +74,77 @@ constexpr cv1::Gender kM = cv1::GENDER_MALE;
 // First names by partner (its region), women first as in most microfinance portfolios.
 const std::vector<Name>& NamesOf(int partner) {
   static const std::array<std::vector<Name>, 7> kNames = {{
-      {{"Amina", kF}, {"Wanjiru", kF}, {"Achieng", kF}, {"Neema", kF}, {"Halima", kF},
-       {"Mercy", kF}, {"Faith", kF}, {"Zawadi", kF}, {"Baraka", kM}, {"Juma", kM}, {"Otieno", kM}},
-      {{"Grace", kF}, {"Esther", kF}, {"Aisha", kF}, {"Immaculate", kF}, {"Uwase", kF},
-       {"Mukamana", kF}, {"Sarah", kF}, {"Brian", kM}, {"Joseph", kM}, {"Emmanuel", kM}},
-      {{"Maricel", kF}, {"Jocelyn", kF}, {"Liza", kF}, {"Analyn", kF}, {"Rowena", kF},
-       {"Joy", kF}, {"Marites", kF}, {"Rodel", kM}, {"Arnel", kM}, {"Edgar", kM}},
-      {{"Rosa", kF}, {"Carmen", kF}, {"Luz", kF}, {"Juana", kF}, {"Marisol", kF},
-       {"Yolanda", kF}, {"Nilda", kF}, {"Wilber", kM}, {"Fredy", kM}, {"Evo", kM}},
-      {{"Fatou", kF}, {"Awa", kF}, {"Aminata", kF}, {"Coumba", kF}, {"Mariama", kF},
-       {"Adama", kF}, {"Rokia", kF}, {"Moussa", kM}, {"Ousmane", kM}, {"Seydou", kM}},
-      {{"Sokha", kF}, {"Srey", kF}, {"Chenda", kF}, {"Linh", kF}, {"Hoa", kF}, {"Mai", kF},
-       {"Sophal", kF}, {"Dara", kM}, {"Thanh", kM}, {"Vuthy", kM}},
-      {{"Maria", kF}, {"Ana", kF}, {"Reina", kF}, {"Dilcia", kF}, {"Sonia", kF},
-       {"Gladys", kF}, {"Marta", kF}, {"Juan", kM}, {"Wilmer", kM}, {"Elvin", kM}},
+      {{"Amina", kF},
+       {"Wanjiru", kF},
+       {"Achieng", kF},
+       {"Neema", kF},
+       {"Halima", kF},
+       {"Mercy", kF},
+       {"Faith", kF},
+       {"Zawadi", kF},
+       {"Baraka", kM},
+       {"Juma", kM},
+       {"Otieno", kM}},
+      {{"Grace", kF},
+       {"Esther", kF},
+       {"Aisha", kF},
+       {"Immaculate", kF},
+       {"Uwase", kF},
+       {"Mukamana", kF},
+       {"Sarah", kF},
+       {"Brian", kM},
+       {"Joseph", kM},
+       {"Emmanuel", kM}},
+      {{"Maricel", kF},
+       {"Jocelyn", kF},
+       {"Liza", kF},
+       {"Analyn", kF},
+       {"Rowena", kF},
+       {"Joy", kF},
+       {"Marites", kF},
+       {"Rodel", kM},
+       {"Arnel", kM},
+       {"Edgar", kM}},
+      {{"Rosa", kF},
+       {"Carmen", kF},
+       {"Luz", kF},
+       {"Juana", kF},
+       {"Marisol", kF},
+       {"Yolanda", kF},
+       {"Nilda", kF},
+       {"Wilber", kM},
+       {"Fredy", kM},
+       {"Evo", kM}},
+      {{"Fatou", kF},
+       {"Awa", kF},
+       {"Aminata", kF},
+       {"Coumba", kF},
+       {"Mariama", kF},
+       {"Adama", kF},
+       {"Rokia", kF},
+       {"Moussa", kM},
+       {"Ousmane", kM},
+       {"Seydou", kM}},
+      {{"Sokha", kF},
+       {"Srey", kF},
+       {"Chenda", kF},
+       {"Linh", kF},
+       {"Hoa", kF},
+       {"Mai", kF},
+       {"Sophal", kF},
+       {"Dara", kM},
+       {"Thanh", kM},
+       {"Vuthy", kM}},
+      {{"Maria", kF},
+       {"Ana", kF},
+       {"Reina", kF},
+       {"Dilcia", kF},
+       {"Sonia", kF},
+       {"Gladys", kF},
+       {"Marta", kF},
+       {"Juan", kM},
+       {"Wilmer", kM},
+       {"Elvin", kM}},
   }};
   return kNames[static_cast<size_t>(partner)];
 }
@@ -100,17 +157,22 @@ struct SectorUses {
 
 const std::vector<SectorUses>& Sectors() {
   static const std::vector<SectorUses> kSectors = {
-      {cv1::SECTOR_AGRICULTURE, 24,
+      {cv1::SECTOR_AGRICULTURE,
+       24,
        {"to buy seed and fertiliser", "to buy a dairy cow", "to rent land for maize",
         "to buy a water pump", "to buy piglets and feed"}},
-      {cv1::SECTOR_FOOD, 18,
+      {cv1::SECTOR_FOOD,
+       18,
        {"to buy a vegetable cart", "to stock rice and cooking oil", "to buy a bigger oven",
         "to buy fish to resell at the market"}},
-      {cv1::SECTOR_RETAIL, 16,
+      {cv1::SECTOR_RETAIL,
+       16,
        {"to stock a kiosk", "to buy phone credit to resell", "to add shelves and stock"}},
       {cv1::SECTOR_CLOTHING, 7, {"to buy a sewing machine", "to buy fabric for school uniforms"}},
       {cv1::SECTOR_SERVICES, 7, {"to buy a hair dryer for a salon", "to equip a repair stall"}},
-      {cv1::SECTOR_TRANSPORTATION, 5, {"to repair a motorcycle taxi", "to buy tyres for a tricycle"}},
+      {cv1::SECTOR_TRANSPORTATION,
+       5,
+       {"to repair a motorcycle taxi", "to buy tyres for a tricycle"}},
       {cv1::SECTOR_ARTS, 4, {"to buy yarn and dyes for weaving", "to buy clay and a kiln"}},
       {cv1::SECTOR_HOUSING, 4, {"to repair a roof", "to connect the house to water"}},
       {cv1::SECTOR_EDUCATION, 3, {"to pay secondary school fees"}},
@@ -150,8 +212,8 @@ std::string LocalAmount(int64_t usd_cents, const Country& country) {
   __int128 numerator = static_cast<__int128>(usd_cents) * rate_scaled * currency->minor_per_major();
   __int128 denominator = 100;
   for (int i = 0; i < rate_decimals; ++i) denominator *= 10;
-  ML_CHECK(numerator % denominator == 0,
-           absl::StrCat("local amount of ", usd_cents, " cents in ", country.currency, " is inexact"));
+  ML_CHECK(numerator % denominator == 0, absl::StrCat("local amount of ", usd_cents, " cents in ",
+                                                      country.currency, " is inexact"));
   return Money::FromMinor(*currency, static_cast<int64_t>(numerator / denominator)).ToString();
 }
 
@@ -175,7 +237,8 @@ PlanLoan RegularLoan(Rng& rng, int index, const std::vector<PlanPartner>& partne
   loan.index = index;
   loan.partner = index % static_cast<int>(partners.size());
   const PlanPartner& partner = partners[static_cast<size_t>(loan.partner)];
-  loan.country = partner.countries[static_cast<size_t>(rng.Below(static_cast<int>(partner.countries.size())))];
+  loan.country =
+      partner.countries[static_cast<size_t>(rng.Below(static_cast<int>(partner.countries.size())))];
   const std::vector<Name>& names = NamesOf(loan.partner);
   const bool group = rng.Below(10) == 0;
   const int borrowers = group ? 3 + rng.Below(3) : 1;
@@ -188,7 +251,8 @@ PlanLoan RegularLoan(Rng& rng, int index, const std::vector<PlanPartner>& partne
   loan.sector = sector.sector;
   loan.use = sector.uses[static_cast<size_t>(rng.Below(static_cast<int>(sector.uses.size())))];
   // 4..40 shares of 25.00 (100.00 to 1,000.00 USD), most between 400 and 700; groups borrow more.
-  const int units = std::min(40, 4 + rng.Below(13) + rng.Below(13) + rng.Below(12) + (group ? 8 : 0));
+  const int units =
+      std::min(40, 4 + rng.Below(13) + rng.Below(13) + rng.Below(12) + (group ? 8 : 0));
   loan.usd_cents = units * kShareUnitCents;
   loan.local_amount = LocalAmount(loan.usd_cents, loan.country);
   static constexpr std::array<int32_t, 11> kTerms = {3, 4, 5, 6, 6, 8, 9, 10, 12, 12, 14};
@@ -261,7 +325,7 @@ std::vector<PlanLoan> SpecialLoans(Rng& rng, MarketplacePlan& plan) {
   return {loss, fails, unfunded};
 }
 
-// Every fifth or so lender lends through a basket, ten items a checkout, with a tip the first
+// Every sixth lender lends through a basket, ten items a checkout, with a donation the first
 // time; deposits cover what each lends and gives, plus a little left in the wallet.
 void PlanLenders(Rng& rng, MarketplacePlan& plan) {
   plan.lenders.resize(kMarketplaceLenders);
@@ -283,7 +347,8 @@ void PlanLenders(Rng& rng, MarketplacePlan& plan) {
     }
   }
   for (PlanLender& lender : plan.lenders) {
-    for (const BasketChunk& chunk : lender.basket_chunks) lender.deposit_cents += chunk.donation_cents;
+    for (const BasketChunk& chunk : lender.basket_chunks)
+      lender.deposit_cents += chunk.donation_cents;
     lender.deposit_cents += kShareUnitCents * rng.Below(9);
   }
 }

@@ -43,7 +43,7 @@ inline constexpr int kMaxBulkItems = 300;
 inline constexpr int kBasketChunkItems = 10;
 
 struct Country {
-  const char* code;      // ISO 3166-1 alpha-2
+  const char* code;  // ISO 3166-1 alpha-2
   const char* name;
   const char* currency;  // ISO 4217
   const char* fx_rate;   // local units per USD, at most 2 decimals (see the contract)

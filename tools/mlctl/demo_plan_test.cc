@@ -25,7 +25,8 @@ int64_t LocalMinor(const PlanLoan& loan) {
 // Everything a request is built from, so that two builds can be compared.
 std::string Digest(const MarketplacePlan& plan) {
   std::string out;
-  for (const PlanPartner& p : plan.partners) absl::StrAppend(&out, p.request_suffix, p.coverage_bps, ";");
+  for (const PlanPartner& p : plan.partners)
+    absl::StrAppend(&out, p.request_suffix, p.coverage_bps, ";");
   for (const PlanLoan& l : plan.loans) {
     absl::StrAppend(&out, l.index, l.partner, l.name, l.use, l.country.code, l.local_amount,
                     l.term_months, l.interval, l.settlement_fx_rate);
@@ -96,10 +97,12 @@ TEST(MarketplacePlan, LocalAmountsDivideBackToTheUsdAmountExactly) {
     const std::string rate(l.country.fx_rate);
     const size_t dot = rate.find('.');
     int64_t rate_scaled = 0;
-    ASSERT_TRUE(absl::SimpleAtoi(dot == std::string::npos ? rate : rate.substr(0, dot) + rate.substr(dot + 1),
-                                 &rate_scaled));
+    ASSERT_TRUE(absl::SimpleAtoi(
+        dot == std::string::npos ? rate : rate.substr(0, dot) + rate.substr(dot + 1),
+        &rate_scaled));
     int64_t scale = 1;
-    for (size_t i = dot == std::string::npos ? rate.size() : dot + 1; i < rate.size(); ++i) scale *= 10;
+    for (size_t i = dot == std::string::npos ? rate.size() : dot + 1; i < rate.size(); ++i)
+      scale *= 10;
     // usd_cents = local_minor / minor_per_major / (rate_scaled / scale) * 100, with no remainder.
     const __int128 numerator = static_cast<__int128>(LocalMinor(l)) * scale * 100;
     const __int128 denominator = static_cast<__int128>(currency.minor_per_major()) * rate_scaled;
@@ -129,7 +132,8 @@ TEST(MarketplacePlan, BasketChunksCarryEveryBasketShareTenAtATime) {
   std::vector<int64_t> in_shares(plan.lenders.size(), 0), in_chunks(plan.lenders.size(), 0);
   for (const PlanLoan& l : plan.loans) {
     for (const PlanShare& s : l.shares) {
-      if (plan.lenders[static_cast<size_t>(s.lender)].uses_basket) in_shares[static_cast<size_t>(s.lender)] += s.cents;
+      if (plan.lenders[static_cast<size_t>(s.lender)].uses_basket)
+        in_shares[static_cast<size_t>(s.lender)] += s.cents;
     }
   }
   int basket_lenders = 0;
@@ -221,12 +225,14 @@ TEST(RepaymentLocalMinor, WeeklyInstallmentsAreReportedTogetherByMonthAndSumToTh
   int64_t total = 0, paid = 0;
   for (const Installment& i : weekly) total += i.local_minor;
   const PlanLoan loan = LoanWithRole(LoanRole::kRegular);
-  for (int month = 1; month <= 4; ++month) {
+  // 13 weeks from March 1 end on May 31, inside the third month (which ends June 1).
+  for (int month = 1; month <= 3; ++month) {
     const int64_t part = RepaymentLocalMinor(loan, weekly, first, month);
     EXPECT_GT(part, 0) << month;
     paid += part;
   }
   EXPECT_EQ(paid, total);
+  EXPECT_EQ(RepaymentLocalMinor(loan, weekly, first, 4), 0);
 }
 
 TEST(RepaymentLocalMinor, TheDefaultingLoanStopsAfterMonthOneAndTheExpiringLoanNeverPays) {

@@ -71,11 +71,12 @@ absl::Status ParallelFor(size_t n, int threads, const std::function<absl::Status
 }
 
 absl::StatusOr<int64_t> MinorUnits(const common::v1::Money& money) {
-  absl::StatusOr<Money> parsed = Money::Parse(money.amount(), money.currency(),
-                                              {.allow_negative = true});
+  absl::StatusOr<Money> parsed =
+      Money::Parse(money.amount(), money.currency(), {.allow_negative = true});
   if (!parsed.ok()) {
     return absl::InternalError(absl::StrCat("the server sent a malformed amount \"", money.amount(),
-                                            " ", money.currency(), "\": ", parsed.status().message()));
+                                            " ", money.currency(),
+                                            "\": ", parsed.status().message()));
   }
   return parsed->minor_units();
 }

@@ -189,11 +189,10 @@ absl::Status Reconcile(const FlagSet& flags, const std::string& ops) {
     if (rec.report().clean() || !OnlyLateEvents(rec.report()) || attempt == 30) break;
     absl::SleepFor(absl::Seconds(1));
   }
-  std::printf("reconciliation: %s (%lld accounts, %lld transfers, %lld loans checked in %lld ms)\n",
+  std::printf("reconciliation: %s (%lld accounts and %lld transfers checked in %lld ms)\n",
               rec.report().clean() ? "clean" : "DISCREPANCIES",
               static_cast<long long>(rec.report().accounts_checked()),
               static_cast<long long>(rec.report().transfers_checked()),
-              static_cast<long long>(rec.report().loans_checked()),
               static_cast<long long>(rec.report().duration_ms()));
   if (!rec.report().clean()) return absl::DataLossError(rec.report().DebugString());
   return absl::OkStatus();

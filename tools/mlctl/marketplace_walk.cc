@@ -22,7 +22,9 @@ absl::Time FromProto(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
 }
 absl::CivilDay DayOf(absl::Time t) { return absl::ToCivilDay(t, absl::UTCTimeZone()); }
-absl::CivilDay DayOf(const cv1::CivilDate& d) { return absl::CivilDay(d.year(), d.month(), d.day()); }
+absl::CivilDay DayOf(const cv1::CivilDate& d) {
+  return absl::CivilDay(d.year(), d.month(), d.day());
+}
 absl::Time Noon(absl::CivilDay day) {
   return absl::FromCivil(absl::CivilSecond(day.year(), day.month(), day.day(), 12, 0, 0),
                          absl::UTCTimeZone());
@@ -54,10 +56,16 @@ bool IsStatus(const lv1::Loan& loan, std::initializer_list<lv1::LoanStatus> stat
   return std::find(statuses.begin(), statuses.end(), loan.status()) != statuses.end();
 }
 
+// " (all 300 replayed: done on an earlier run)" when a step's requests had been made before.
+std::string Replayed(int64_t n) {
+  if (n == 0) return "";
+  return absl::StrCat(" (", Count(n), " requests replayed: done on an earlier run)");
+}
+
 std::string Story(const PlanLoan& loan) {
   if (loan.borrowers.size() > 1) {
-    return absl::StrCat(loan.borrowers.size(), " neighbours in ", loan.country.name,
-                        ", led by ", loan.borrowers[0].name, ", borrow together ", loan.use, ".");
+    return absl::StrCat(loan.borrowers.size(), " neighbours in ", loan.country.name, ", led by ",
+                        loan.borrowers[0].name, ", borrow together ", loan.use, ".");
   }
   return absl::StrCat(loan.name, " runs a small business in ", loan.country.name, " and borrows ",
                       loan.use, ".");
@@ -81,8 +89,7 @@ std::string MarketplaceWalk::PartnerToken(int partner) {
   return tokens_->Get(Role::kPartner, partner_ids_[static_cast<size_t>(partner)]);
 }
 std::string MarketplaceWalk::LenderToken(int lender) {
-  return tokens_->Get(Role::kLender,
-                      absl::StrCat(plan_.lenders[static_cast<size_t>(lender)].id));
+  return tokens_->Get(Role::kLender, absl::StrCat(plan_.lenders[static_cast<size_t>(lender)].id));
 }
 std::string MarketplaceWalk::Elapsed() const {
   return absl::StrFormat("[%5.1fs]", absl::ToDoubleSeconds(absl::Now() - started_));
@@ -127,15 +134,18 @@ absl::Status MarketplaceWalk::OpenPartners() {
     }));
     partner_ids_.push_back(out.partner().id().value());
   }
-  std::printf("%s ops opened %zu field partners in %zu countries; %s covers 10%% of currency loss, "
-              "the others none\n",
-              Elapsed().c_str(), plan_.partners.size(), countries.size(),
-              plan_.partners[static_cast<size_t>(plan_.loans[static_cast<size_t>(plan_.currency_loss_loan)].partner)]
-                  .name.c_str());
+  std::printf(
+      "%s ops opened %zu field partners in %zu countries; %s covers 10%% of currency loss, "
+      "the others none\n",
+      Elapsed().c_str(), plan_.partners.size(), countries.size(),
+      plan_
+          .partners[static_cast<size_t>(
+              plan_.loans[static_cast<size_t>(plan_.currency_loss_loan)].partner)]
+          .name.c_str());
   return absl::OkStatus();
 }
 
-absl::Status MarketplaceWalk::PostLoan(const PlanLoan& plan) {
+absl::Status MarketplaceWalk::PostLoan(const PlanLoan& plan, std::atomic<int64_t>& replayed) {
   const std::string partner = PartnerToken(plan.partner);
   lv1::CreateLoanDraftRequest create;
   create.set_request_id(absl::StrCat("demo-mkt-loan-", plan.index));
@@ -175,6 +185,7 @@ absl::Status MarketplaceWalk::PostLoan(const PlanLoan& plan) {
     return loans_->ReviewLoan(ctx, review, &reviewed);
   }));
 
+  if (draft.mutation().replayed()) ++replayed;
   const lv1::Loan& loan = reviewed.loan();
   PostedLoan& posted = posted_[static_cast<size_t>(plan.index)];
   absl::Status error;
@@ -186,17 +197,17 @@ absl::Status MarketplaceWalk::PostLoan(const PlanLoan& plan) {
   }
   if (!error.ok()) return error;
   if (Minor(loan.usd_amount(), error) != plan.usd_cents || posted.schedule.empty()) {
-    return absl::InternalError(absl::StrCat("loan ", posted.id, " came back as ",
-                                            loan.usd_amount().amount(), " USD with ",
-                                            posted.schedule.size(), " installments; the plan has ",
-                                            UsdAmount(plan.usd_cents)));
+    return absl::InternalError(absl::StrCat(
+        "loan ", posted.id, " came back as ", loan.usd_amount().amount(), " USD with ",
+        posted.schedule.size(), " installments; the plan has ", UsdAmount(plan.usd_cents)));
   }
   return absl::OkStatus();
 }
 
 absl::Status MarketplaceWalk::PostLoans() {
+  std::atomic<int64_t> replayed{0};
   ML_RETURN_IF_ERROR(ParallelFor(plan_.loans.size(), kRpcThreads,
-                                 [&](size_t i) { return PostLoan(plan_.loans[i]); }));
+                                 [&](size_t i) { return PostLoan(plan_.loans[i], replayed); }));
   first_day_ = posted_.front().created_on;
   int64_t usd = 0;
   std::set<int> sectors;
@@ -205,10 +216,11 @@ absl::Status MarketplaceWalk::PostLoans() {
     usd += plan_.loans[i].usd_cents;
     sectors.insert(plan_.loans[i].sector);
   }
-  std::printf("%s partners posted %s loans (%s USD, %zu sectors, 100 to 1,000 USD, 2 to 14 months)"
-              " and ops approved them into fundraising on %s\n",
-              Elapsed().c_str(), Count(static_cast<int64_t>(posted_.size())).c_str(),
-              Dollars(usd).c_str(), sectors.size(), Date(first_day_).c_str());
+  std::printf(
+      "%s partners posted %s loans (%s USD, %zu sectors, 100 to 1,000 USD, 2 to 14 months)"
+      " and ops approved them into fundraising on %s%s\n",
+      Elapsed().c_str(), Count(static_cast<int64_t>(posted_.size())).c_str(), Dollars(usd).c_str(),
+      sectors.size(), Date(first_day_).c_str(), Replayed(replayed.load()).c_str());
   return absl::OkStatus();
 }
 
@@ -216,7 +228,7 @@ absl::Status MarketplaceWalk::PostLoans() {
 
 absl::Status MarketplaceWalk::Deposit() {
   const std::string payments = tokens_->Get(Role::kService, "payments-demo");
-  std::atomic<int64_t> total{0};
+  std::atomic<int64_t> total{0}, replayed{0};
   ML_RETURN_IF_ERROR(ParallelFor(plan_.lenders.size(), kRpcThreads, [&](size_t i) {
     const PlanLender& lender = plan_.lenders[i];
     lv1::DepositRequest req;
@@ -227,13 +239,14 @@ absl::Status MarketplaceWalk::Deposit() {
     req.set_payment_method("card");
     lv1::DepositResponse out;
     total += lender.deposit_cents;
-    return CallWithRetry("Deposit", payments, kCallDeadline,
-                         [&](auto* ctx) { return lenders_->Deposit(ctx, req, &out); });
+    ML_RETURN_IF_ERROR(CallWithRetry("Deposit", payments, kCallDeadline,
+                                     [&](auto* ctx) { return lenders_->Deposit(ctx, req, &out); }));
+    if (out.mutation().replayed()) ++replayed;
+    return absl::OkStatus();
   }));
-  std::printf("%s %s lenders deposited %s USD by card (the payment processor's calls; a retry "
-              "replays)\n",
-              Elapsed().c_str(), Count(static_cast<int64_t>(plan_.lenders.size())).c_str(),
-              Dollars(total.load()).c_str());
+  std::printf("%s %s lenders deposited %s USD by card%s\n", Elapsed().c_str(),
+              Count(static_cast<int64_t>(plan_.lenders.size())).c_str(),
+              Dollars(total.load()).c_str(), Replayed(replayed.load()).c_str());
   return absl::OkStatus();
 }
 
@@ -298,7 +311,13 @@ absl::Status MarketplaceWalk::Fund() {
     }
   }
   for (const PlanLender& lender : plan_.lenders) {
-    if (lender.uses_basket) tasks.push_back([&] { return BasketRounds(lender, states); });
+    bool open = false;
+    for (const BasketChunk& chunk : lender.basket_chunks) {
+      for (const auto& [loan, cents] : chunk.items) {
+        open = open || StateOf(states, loan).status() == lv1::LOAN_STATUS_FUNDRAISING;
+      }
+    }
+    if (open) tasks.push_back([&] { return BasketRounds(lender, states); });
   }
   ML_RETURN_IF_ERROR(ParallelFor(tasks.size(), kRpcThreads, [&](size_t i) { return tasks[i](); }));
 
@@ -317,10 +336,16 @@ absl::Status MarketplaceWalk::Fund() {
     if (!open) ++funded;
   }
   if (!error.ok()) return error;
-  std::printf("%s lenders have lent %s USD; %s loans are fully funded (this run: %s shares lent at "
-              "once, %s through baskets and checkout)\n",
-              Elapsed().c_str(), Dollars(lent).c_str(), Count(funded).c_str(),
-              Count(at_once).c_str(), Count(in_baskets).c_str());
+  if (tasks.empty()) {
+    std::printf("%s nothing left to lend: %s loans were funded on an earlier run (%s USD lent)\n",
+                Elapsed().c_str(), Count(funded).c_str(), Dollars(lent).c_str());
+  } else {
+    std::printf(
+        "%s lenders lent %s USD: %s shares at once (LendNow), %s through baskets and "
+        "checkout; %s loans are fully funded\n",
+        Elapsed().c_str(), Dollars(lent).c_str(), Count(at_once).c_str(), Count(in_baskets).c_str(),
+        Count(funded).c_str());
+  }
   return absl::OkStatus();
 }
 
@@ -367,7 +392,8 @@ absl::StatusOr<std::vector<int64_t>> MarketplaceWalk::RepaidLocal(const LoanStat
   for (const PlanLoan& loan : plan_.loans) {
     const lv1::Loan& state = StateOf(states, loan.index);
     if (state.status() == lv1::LOAN_STATUS_ENDED) {
-      repaid[static_cast<size_t>(loan.index)] = posted_[static_cast<size_t>(loan.index)].local_minor;
+      repaid[static_cast<size_t>(loan.index)] =
+          posted_[static_cast<size_t>(loan.index)].local_minor;
     } else if (IsStatus(state, {lv1::LOAN_STATUS_PAYING_BACK, lv1::LOAN_STATUS_DEFAULTED}) &&
                Minor(state.repaid_amount(), error) > 0) {
       ask.push_back(loan.index);
@@ -400,23 +426,15 @@ absl::Status MarketplaceWalk::Repay() {
   return absl::OkStatus();
 }
 
-// Month `month`: each partner reports, in bulk, what fell due on its loans that month, dated the
-// month's last day, once the business clock has reached that day; then the lifecycle sweep runs.
-// A batch whose every item the loans show as repaid was reported on an earlier run.
-absl::Status MarketplaceWalk::ReportMonth(int month, const std::vector<int64_t>& repaid_local,
-                                          std::vector<int64_t>& due_through) {
-  struct Item {
-    int loan;
-    int64_t local_minor;
-  };
-  struct Batch {
-    int partner;
-    std::vector<Item> items;
-  };
-  const absl::CivilDay end = AddMonthsClamped(first_day_, month);
-  std::vector<Batch> pending;
+// The batches of month `month`, each partner's loans in plan order, kMaxBulkItems a call. Adds
+// the month to `due_through`; returns only the partners whose month is not yet fully repaid by
+// the loans' own account (`repaid_local`): a partner's month is sent again whole (the ids are per
+// batch), so what went through replays and only what is missing applies.
+std::vector<MarketplaceWalk::RepaymentBatch> MarketplaceWalk::MonthBatches(
+    int month, const std::vector<int64_t>& repaid_local, std::vector<int64_t>& due_through) const {
+  std::vector<RepaymentBatch> pending;
   for (int p = 0; p < static_cast<int>(plan_.partners.size()); ++p) {
-    std::vector<Batch> batches;
+    std::vector<RepaymentBatch> batches;
     bool reported = true;
     for (const PlanLoan& loan : plan_.loans) {
       if (loan.partner != p) continue;
@@ -426,13 +444,58 @@ absl::Status MarketplaceWalk::ReportMonth(int month, const std::vector<int64_t>&
       due_through[i] += due;
       if (repaid_local[i] < due_through[i]) reported = false;
       if (batches.empty() || static_cast<int>(batches.back().items.size()) == kMaxBulkItems) {
-        batches.push_back({p, {}});
+        batches.push_back({.partner = p, .number = static_cast<int>(batches.size())});
       }
-      batches.back().items.push_back({loan.index, due});
+      batches.back().items.emplace_back(loan.index, due);
     }
-    // A partner's month is replayed whole when any of it is missing (the ids are per batch).
     if (!reported) pending.insert(pending.end(), batches.begin(), batches.end());
   }
+  return pending;
+}
+
+// One PostBulkRepayments call, dated `on`; any failed item fails the walk.
+absl::Status MarketplaceWalk::PostRepaymentBatch(int month, absl::CivilDay on,
+                                                 const RepaymentBatch& batch,
+                                                 std::atomic<int64_t>& items,
+                                                 std::atomic<int64_t>& credited) {
+  const PlanPartner& partner = plan_.partners[static_cast<size_t>(batch.partner)];
+  lv1::PostBulkRepaymentsRequest req;
+  req.set_request_id(
+      absl::StrCat("demo-mkt-repay-m", month, "-", partner.request_suffix, "-", batch.number));
+  for (const auto& [index, local_minor] : batch.items) {
+    const PlanLoan& loan = plan_.loans[static_cast<size_t>(index)];
+    lv1::BulkRepaymentItem* item = req.add_items();
+    item->mutable_loan_id()->set_value(posted_[static_cast<size_t>(index)].id);
+    ML_ASSIGN_OR_RETURN(std::string local, LocalWire(local_minor, loan.country));
+    item->mutable_local_amount()->set_amount(local);
+    item->mutable_local_amount()->set_currency(loan.country.currency);
+    item->set_settlement_fx_rate(loan.settlement_fx_rate);
+    SetDate(on, item->mutable_repaid_on());
+    item->set_partner_reference(absl::StrCat(partner.request_suffix, "-m", month, "-", index));
+  }
+  lv1::PostBulkRepaymentsResponse out;
+  ML_RETURN_IF_ERROR(
+      CallWithRetry("PostBulkRepayments", PartnerToken(batch.partner), kBulkCallDeadline,
+                    [&](auto* ctx) { return loans_->PostBulkRepayments(ctx, req, &out); }));
+  for (const lv1::BulkRepaymentResult& result : out.results()) {
+    if (result.status().code() != 0) {
+      return absl::InternalError(
+          absl::StrCat("repayment of loan ", req.items(result.index()).loan_id().value(), " in ",
+                       req.request_id(), " failed: ", result.status().message()));
+    }
+    ML_ASSIGN_OR_RETURN(int64_t cents, MinorUnits(result.repayment().credited_usd_amount()));
+    credited += cents;
+  }
+  items += out.succeeded_count();
+  return absl::OkStatus();
+}
+
+// Month `month`: once the business clock has reached the month's last day, each partner reports
+// in bulk what fell due on its loans that month, dated that day; then the lifecycle sweep runs.
+absl::Status MarketplaceWalk::ReportMonth(int month, const std::vector<int64_t>& repaid_local,
+                                          std::vector<int64_t>& due_through) {
+  const absl::CivilDay end = AddMonthsClamped(first_day_, month);
+  const std::vector<RepaymentBatch> pending = MonthBatches(month, repaid_local, due_through);
   if (pending.empty()) {
     std::printf("%s month %d (to %s): reported on an earlier run\n", Elapsed().c_str(), month,
                 Date(end).c_str());
@@ -440,52 +503,17 @@ absl::Status MarketplaceWalk::ReportMonth(int month, const std::vector<int64_t>&
   }
   ML_RETURN_IF_ERROR(MoveClockTo(Noon(end)));
   std::atomic<int64_t> items{0}, credited{0};
-  std::vector<int> batch_numbers(pending.size(), 0);
-  for (size_t b = 1; b < pending.size(); ++b) {
-    if (pending[b].partner == pending[b - 1].partner) batch_numbers[b] = batch_numbers[b - 1] + 1;
-  }
-  ML_RETURN_IF_ERROR(ParallelFor(pending.size(), kRpcThreads, [&](size_t b) -> absl::Status {
-    const Batch& batch = pending[b];
-    const PlanPartner& partner = plan_.partners[static_cast<size_t>(batch.partner)];
-    lv1::PostBulkRepaymentsRequest req;
-    req.set_request_id(absl::StrCat("demo-mkt-repay-m", month, "-", partner.request_suffix, "-",
-                                    batch_numbers[b]));
-    for (const Item& item : batch.items) {
-      const PlanLoan& loan = plan_.loans[static_cast<size_t>(item.loan)];
-      lv1::BulkRepaymentItem* out = req.add_items();
-      out->mutable_loan_id()->set_value(posted_[static_cast<size_t>(item.loan)].id);
-      ML_ASSIGN_OR_RETURN(std::string local, LocalWire(item.local_minor, loan.country));
-      out->mutable_local_amount()->set_amount(local);
-      out->mutable_local_amount()->set_currency(loan.country.currency);
-      out->set_settlement_fx_rate(loan.settlement_fx_rate);
-      SetDate(end, out->mutable_repaid_on());
-      out->set_partner_reference(absl::StrCat(partner.request_suffix, "-m", month, "-", item.loan));
-    }
-    lv1::PostBulkRepaymentsResponse out;
-    ML_RETURN_IF_ERROR(CallWithRetry("PostBulkRepayments", PartnerToken(batch.partner),
-                                     kBulkCallDeadline, [&](auto* ctx) {
-                                       return loans_->PostBulkRepayments(ctx, req, &out);
-                                     }));
-    for (const lv1::BulkRepaymentResult& result : out.results()) {
-      if (result.status().code() != 0) {
-        return absl::InternalError(absl::StrCat(
-            "repayment of loan ", req.items(result.index()).loan_id().value(), " in ",
-            req.request_id(), " failed: ", result.status().message()));
-      }
-      ML_ASSIGN_OR_RETURN(int64_t cents, MinorUnits(result.repayment().credited_usd_amount()));
-      credited += cents;
-    }
-    items += out.succeeded_count();
-    return absl::OkStatus();
+  ML_RETURN_IF_ERROR(ParallelFor(pending.size(), kRpcThreads, [&](size_t b) {
+    return PostRepaymentBatch(month, end, pending[b], items, credited);
   }));
   ML_ASSIGN_OR_RETURN(lv1::RunLifecycleSweepResponse swept,
                       Sweep(absl::StrCat("demo-mkt-sweep-m", month)));
-  std::printf("%s month %d (to %s): partners reported %s repayments in bulk, %s USD to lenders; "
-              "sweep: %d expired, %d newly delinquent, %d caught up, %d defaulted\n",
-              Elapsed().c_str(), month, Date(end).c_str(), Count(items.load()).c_str(),
-              Dollars(credited.load()).c_str(), swept.loans_expired(),
-              swept.loans_flagged_delinquent(), swept.loans_cleared_delinquent(),
-              swept.loans_defaulted());
+  std::printf(
+      "%s month %d (to %s): partners reported %s repayments in bulk, %s USD to lenders; "
+      "sweep: %d expired, %d newly delinquent, %d caught up, %d defaulted\n",
+      Elapsed().c_str(), month, Date(end).c_str(), Count(items.load()).c_str(),
+      Dollars(credited.load()).c_str(), swept.loans_expired(), swept.loans_flagged_delinquent(),
+      swept.loans_cleared_delinquent(), swept.loans_defaulted());
   return absl::OkStatus();
 }
 
@@ -502,7 +530,8 @@ absl::Status MarketplaceWalk::ExpireAndDefault() {
   }
   const lv1::Loan& failing = StateOf(states, plan_.default_loan);
   if (failing.status() == lv1::LOAN_STATUS_PAYING_BACK) {
-    const absl::CivilDay last_due = posted_[static_cast<size_t>(plan_.default_loan)].schedule.back().due;
+    const absl::CivilDay last_due =
+        posted_[static_cast<size_t>(plan_.default_loan)].schedule.back().due;
     ML_RETURN_IF_ERROR(MoveClockTo(Noon(last_due + kDefaultAfterDays + 1)));
     ML_RETURN_IF_ERROR(Sweep("demo-mkt-sweep-default").status());
     std::printf("%s the clock passed loan %s's last due date plus %d days\n", Elapsed().c_str(),
@@ -511,11 +540,13 @@ absl::Status MarketplaceWalk::ExpireAndDefault() {
   ML_ASSIGN_OR_RETURN(states, ReadLoans());
   if (StateOf(states, plan_.expiry_loan).status() != lv1::LOAN_STATUS_EXPIRED ||
       StateOf(states, plan_.default_loan).status() != lv1::LOAN_STATUS_DEFAULTED) {
-    return absl::InternalError(absl::StrCat(
-        "loan ", unfunded.id().value(), " is ",
-        lv1::LoanStatus_Name(StateOf(states, plan_.expiry_loan).status()), " (EXPIRED expected) and loan ",
-        failing.id().value(), " is ", lv1::LoanStatus_Name(StateOf(states, plan_.default_loan).status()),
-        " (DEFAULTED expected; is the server's --default_after_days above ", kDefaultAfterDays, "?)"));
+    return absl::InternalError(
+        absl::StrCat("loan ", unfunded.id().value(), " is ",
+                     lv1::LoanStatus_Name(StateOf(states, plan_.expiry_loan).status()),
+                     " (EXPIRED expected) and loan ", failing.id().value(), " is ",
+                     lv1::LoanStatus_Name(StateOf(states, plan_.default_loan).status()),
+                     " (DEFAULTED expected; is the server's --default_after_days above ",
+                     kDefaultAfterDays, "?)"));
   }
   return absl::OkStatus();
 }
@@ -534,9 +565,8 @@ absl::StatusOr<MarketplaceWalk::LoanStates> MarketplaceWalk::ReadLoans() {
   // Bounded: the plan's loans fit in far fewer pages.
   for (int page = 0; page < 1'000; ++page) {
     lv1::ListLoansResponse out;
-    ML_RETURN_IF_ERROR(CallWithRetry("ListLoans", Ops(), kCallDeadline, [&](auto* ctx) {
-      return loans_->ListLoans(ctx, req, &out);
-    }));
+    ML_RETURN_IF_ERROR(CallWithRetry("ListLoans", Ops(), kCallDeadline,
+                                     [&](auto* ctx) { return loans_->ListLoans(ctx, req, &out); }));
     for (lv1::Loan& loan : *out.mutable_loans()) states[loan.id().value()] = std::move(loan);
     if (out.page().next_page_token().empty()) return states;
     req.mutable_page()->set_page_token(out.page().next_page_token());
@@ -552,25 +582,32 @@ absl::StatusOr<absl::Time> MarketplaceWalk::BusinessNow() {
   return FromProto(out.server_time());
 }
 
+// AdvanceClock is not idempotent, so it is never retried blindly: after a transient failure the
+// clock is read again and only what is still missing is asked for.
 absl::Status MarketplaceWalk::MoveClockTo(absl::Time target) {
-  ML_ASSIGN_OR_RETURN(absl::Time now, BusinessNow());
-  if (now >= target) return absl::OkStatus();
-  cv1::AdvanceClockRequest req;
-  req.set_seconds(absl::ToInt64Seconds(absl::Ceil(target - now, absl::Seconds(1))));
-  cv1::AdvanceClockResponse out;
-  absl::Status moved = CallWithRetry("AdvanceClock", Ops(), kCallDeadline, [&](auto* ctx) {
-    return admin_->AdvanceClock(ctx, req, &out);
-  });
-  if (absl::IsFailedPrecondition(moved)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        moved.message(), "; the demo moves the lending server's business clock forward a month "
-        "at a time: start lending_server with --clock_control=true (MICROLEND_CLOCK_CONTROL=true; "
-        "`make run` and `make demo` do)"));
+  for (int attempt = 1;; ++attempt) {
+    ML_ASSIGN_OR_RETURN(absl::Time now, BusinessNow());
+    if (now >= target) return absl::OkStatus();
+    cv1::AdvanceClockRequest req;
+    req.set_seconds(absl::ToInt64Seconds(absl::Ceil(target - now, absl::Seconds(1))));
+    cv1::AdvanceClockResponse out;
+    const grpc::Status moved = admin_->AdvanceClock(Ctx(Ops()).get(), req, &out);
+    if (moved.ok()) return absl::OkStatus();
+    if (moved.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "AdvanceClock: ", moved.error_message(),
+          "; the demo moves the lending server's business clock forward a month at a time: start "
+          "lending_server with --clock_control=true (MICROLEND_CLOCK_CONTROL=true; `make run` and "
+          "`make demo` do)"));
+    }
+    const bool transient = moved.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                           moved.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+    if (!transient || attempt == kMaxAttempts) return Check(moved, "AdvanceClock");
   }
-  return moved;
 }
 
-absl::StatusOr<lv1::RunLifecycleSweepResponse> MarketplaceWalk::Sweep(const std::string& request_id) {
+absl::StatusOr<lv1::RunLifecycleSweepResponse> MarketplaceWalk::Sweep(
+    const std::string& request_id) {
   lv1::RunLifecycleSweepResponse total;
   // Bounded: each pass handles up to 10,000 items and the demo has about a thousand loans.
   for (int pass = 0; pass < 10; ++pass) {
@@ -581,8 +618,10 @@ absl::StatusOr<lv1::RunLifecycleSweepResponse> MarketplaceWalk::Sweep(const std:
       return loans_->RunLifecycleSweep(ctx, req, &out);
     }));
     total.set_loans_expired(total.loans_expired() + out.loans_expired());
-    total.set_loans_flagged_delinquent(total.loans_flagged_delinquent() + out.loans_flagged_delinquent());
-    total.set_loans_cleared_delinquent(total.loans_cleared_delinquent() + out.loans_cleared_delinquent());
+    total.set_loans_flagged_delinquent(total.loans_flagged_delinquent() +
+                                       out.loans_flagged_delinquent());
+    total.set_loans_cleared_delinquent(total.loans_cleared_delinquent() +
+                                       out.loans_cleared_delinquent());
     total.set_loans_defaulted(total.loans_defaulted() + out.loans_defaulted());
     *total.mutable_as_of() = out.as_of();
     if (!out.more_remaining()) return total;
@@ -590,78 +629,115 @@ absl::StatusOr<lv1::RunLifecycleSweepResponse> MarketplaceWalk::Sweep(const std:
   return total;
 }
 
-// ---- the summary ---------------------------------------------------------------------------------
+// ---- the summary
+// ---------------------------------------------------------------------------------
 
-absl::Status MarketplaceWalk::PrintSummary() {
-  ML_ASSIGN_OR_RETURN(LoanStates states, ReadLoans());
-  absl::flat_hash_map<int, int64_t> by_status;
-  int64_t lent = 0, disbursed = 0, repaid = 0, refunded = 0, written_off = 0, fx_loss = 0;
-  int64_t delinquent = 0;
+absl::StatusOr<MarketplaceWalk::Totals> MarketplaceWalk::Tally(const LoanStates& states) const {
+  Totals t;
   absl::Status error;
   for (const PlanLoan& loan : plan_.loans) {
     const lv1::Loan& s = StateOf(states, loan.index);
-    ++by_status[s.status()];
-    lent += Minor(s.funded_amount(), error);
-    repaid += Minor(s.repaid_amount(), error);
-    fx_loss += Minor(s.currency_loss_amount(), error);
-    if (s.delinquent() && s.status() == lv1::LOAN_STATUS_PAYING_BACK) ++delinquent;
-    if (IsStatus(s, {lv1::LOAN_STATUS_PAYING_BACK, lv1::LOAN_STATUS_ENDED, lv1::LOAN_STATUS_DEFAULTED})) {
-      disbursed += Minor(s.usd_amount(), error);
+    ++t.by_status[s.status()];
+    t.lent += Minor(s.funded_amount(), error);
+    t.repaid += Minor(s.repaid_amount(), error);
+    const int64_t loss = Minor(s.currency_loss_amount(), error);
+    t.fx_loss += loss;
+    if (loan.role != LoanRole::kCurrencyLoss && loss > 0) {
+      t.fx_loss_elsewhere += loss;
+      ++t.loans_elsewhere;
+    }
+    if (s.delinquent() && s.status() == lv1::LOAN_STATUS_PAYING_BACK) ++t.delinquent;
+    if (IsStatus(s, {lv1::LOAN_STATUS_PAYING_BACK, lv1::LOAN_STATUS_ENDED,
+                     lv1::LOAN_STATUS_DEFAULTED})) {
+      t.disbursed += Minor(s.usd_amount(), error);
     }
     if (IsStatus(s, {lv1::LOAN_STATUS_EXPIRED, lv1::LOAN_STATUS_REFUNDED})) {
-      refunded += Minor(s.funded_amount(), error);
+      t.refunded += Minor(s.funded_amount(), error);
     }
     if (s.status() == lv1::LOAN_STATUS_DEFAULTED) {
-      written_off += Minor(s.usd_amount(), error) - Minor(s.repaid_amount(), error);
+      t.written_off += Minor(s.usd_amount(), error) - Minor(s.repaid_amount(), error);
     }
   }
   if (!error.ok()) return error;
-  const int64_t funded = by_status[lv1::LOAN_STATUS_FUNDED] + by_status[lv1::LOAN_STATUS_PAYING_BACK] +
-                         by_status[lv1::LOAN_STATUS_ENDED] + by_status[lv1::LOAN_STATUS_DEFAULTED];
+  return t;
+}
+
+absl::Status MarketplaceWalk::PrintSummary() {
+  ML_ASSIGN_OR_RETURN(LoanStates states, ReadLoans());
+  ML_ASSIGN_OR_RETURN(Totals t, Tally(states));
+  auto count = [&](lv1::LoanStatus status) { return Count(t.by_status[status]); };
+  const int64_t funded =
+      t.by_status[lv1::LOAN_STATUS_FUNDED] + t.by_status[lv1::LOAN_STATUS_PAYING_BACK] +
+      t.by_status[lv1::LOAN_STATUS_ENDED] + t.by_status[lv1::LOAN_STATUS_DEFAULTED];
   ML_ASSIGN_OR_RETURN(absl::Time now, BusinessNow());
   std::printf("\nmarketplace summary (business clock %s; the wall clock says %s)\n",
               Date(DayOf(now)).c_str(), Date(DayOf(absl::Now())).c_str());
-  std::printf("  loans    %s posted, %s funded, %s ended (repaid in full), %s paying back (%s "
-              "delinquent), %s expired, %s defaulted\n",
-              Count(static_cast<int64_t>(plan_.loans.size())).c_str(), Count(funded).c_str(),
-              Count(by_status[lv1::LOAN_STATUS_ENDED]).c_str(),
-              Count(by_status[lv1::LOAN_STATUS_PAYING_BACK]).c_str(), Count(delinquent).c_str(),
-              Count(by_status[lv1::LOAN_STATUS_EXPIRED]).c_str(),
-              Count(by_status[lv1::LOAN_STATUS_DEFAULTED]).c_str());
-  std::printf("  USD      %s lent, %s disbursed, %s repaid to lenders, %s refunded, %s lost to "
-              "default, %s lost to currency movements\n",
-              Dollars(lent).c_str(), Dollars(disbursed).c_str(), Dollars(repaid).c_str(),
-              Dollars(refunded).c_str(), Dollars(written_off).c_str(), Dollars(fx_loss).c_str());
+  std::printf(
+      "  loans    %s posted, %s funded, %s ended (repaid in full), %s paying back (%s "
+      "delinquent), %s expired, %s defaulted\n",
+      Count(static_cast<int64_t>(plan_.loans.size())).c_str(), Count(funded).c_str(),
+      count(lv1::LOAN_STATUS_ENDED).c_str(), count(lv1::LOAN_STATUS_PAYING_BACK).c_str(),
+      Count(t.delinquent).c_str(), count(lv1::LOAN_STATUS_EXPIRED).c_str(),
+      count(lv1::LOAN_STATUS_DEFAULTED).c_str());
+  std::printf(
+      "  USD      %s lent, %s disbursed, %s repaid to lenders, %s refunded, %s lost to "
+      "default, %s lost to currency movements\n",
+      Dollars(t.lent).c_str(), Dollars(t.disbursed).c_str(), Dollars(t.repaid).c_str(),
+      Dollars(t.refunded).c_str(), Dollars(t.written_off).c_str(), Dollars(t.fx_loss).c_str());
+  if (t.fx_loss_elsewhere > 0) {
+    // Every other loan repays at its posting rate: this is rounding, not a currency move.
+    std::printf(
+        "           (of which %s on %s loans repaid at their posting rate: per-repayment "
+        "rounding of the received USD)\n",
+        Dollars(t.fx_loss_elsewhere).c_str(), Count(t.loans_elsewhere).c_str());
+  }
   ML_RETURN_IF_ERROR(PrintStories(states));
-  const auto& first_funder = [&](int loan) {
+  auto first_funder = [&](int loan) {
     return plan_.loans[static_cast<size_t>(loan)].shares.front().lender;
   };
-  ML_RETURN_IF_ERROR(PrintLenderSample(first_funder(plan_.default_loan), "a funder of the defaulted loan"));
-  ML_RETURN_IF_ERROR(PrintLenderSample(first_funder(plan_.expiry_loan), "a funder of the expired loan"));
-  ML_RETURN_IF_ERROR(PrintLenderSample(first_funder(plan_.currency_loss_loan), "a funder of the loan repaid at a loss"));
-  return absl::OkStatus();
+  ML_RETURN_IF_ERROR(
+      PrintLenderSample(first_funder(plan_.default_loan), "a funder of the defaulted loan"));
+  ML_RETURN_IF_ERROR(
+      PrintLenderSample(first_funder(plan_.expiry_loan), "a funder of the expired loan"));
+  const auto [basket_lender, why] = BasketLenderSample();
+  return PrintLenderSample(basket_lender, why);
+}
+
+// A lender who uses the basket, preferably one who funded the loan repaid at a loss.
+std::pair<int, std::string> MarketplaceWalk::BasketLenderSample() const {
+  const PlanLoan& loss = plan_.loans[static_cast<size_t>(plan_.currency_loss_loan)];
+  for (const PlanShare& share : loss.shares) {
+    if (plan_.lenders[static_cast<size_t>(share.lender)].uses_basket) {
+      return {share.lender, "a funder of the loan repaid at a loss"};
+    }
+  }
+  for (size_t i = 0; i < plan_.lenders.size(); ++i) {
+    if (plan_.lenders[i].uses_basket) return {static_cast<int>(i), "a basket lender"};
+  }
+  return {loss.shares.front().lender, "a funder of the loan repaid at a loss"};
 }
 
 // The three loans with a part to play, as the server tells their story.
 absl::Status MarketplaceWalk::PrintStories(const LoanStates& states) {
   absl::Status error;
   const lv1::Loan& expired = StateOf(states, plan_.expiry_loan);
-  std::printf("  expired  loan %s %s (%s): %s of %s USD raised by its deadline %s; its %d lenders "
-              "were refunded\n",
-              expired.id().value().c_str(), expired.details().name().c_str(),
-              expired.details().country().c_str(),
-              Dollars(Minor(expired.funded_amount(), error)).c_str(),
-              Dollars(Minor(expired.usd_amount(), error)).c_str(),
-              Date(DayOf(FromProto(expired.fundraising_deadline()))).c_str(), expired.lender_count());
+  std::printf(
+      "  expired  loan %s %s (%s): %s of %s USD raised by its deadline %s; its %d lenders "
+      "were refunded\n",
+      expired.id().value().c_str(), expired.details().name().c_str(),
+      expired.details().country().c_str(), Dollars(Minor(expired.funded_amount(), error)).c_str(),
+      Dollars(Minor(expired.usd_amount(), error)).c_str(),
+      Date(DayOf(FromProto(expired.fundraising_deadline()))).c_str(), expired.lender_count());
   const lv1::Loan& failed = StateOf(states, plan_.default_loan);
   const int64_t failed_usd = Minor(failed.usd_amount(), error);
   const int64_t failed_repaid = Minor(failed.repaid_amount(), error);
-  std::printf("  default  loan %s %s (%s): repaid %s of %s USD, then stopped; defaulted on %s and "
-              "%s was written off\n",
-              failed.id().value().c_str(), failed.details().name().c_str(),
-              failed.details().country().c_str(), Dollars(failed_repaid).c_str(),
-              Dollars(failed_usd).c_str(), Date(DayOf(FromProto(failed.closed_at()))).c_str(),
-              Dollars(failed_usd - failed_repaid).c_str());
+  std::printf(
+      "  default  loan %s %s (%s): repaid %s of %s USD, then stopped; defaulted on %s and "
+      "%s was written off\n",
+      failed.id().value().c_str(), failed.details().name().c_str(),
+      failed.details().country().c_str(), Dollars(failed_repaid).c_str(),
+      Dollars(failed_usd).c_str(), Date(DayOf(FromProto(failed.closed_at()))).c_str(),
+      Dollars(failed_usd - failed_repaid).c_str());
   if (!error.ok()) return error;
 
   const PlanLoan& plan = plan_.loans[static_cast<size_t>(plan_.currency_loss_loan)];
@@ -674,16 +750,16 @@ absl::Status MarketplaceWalk::PrintStories(const LoanStates& states) {
   }));
   for (const lv1::Repayment& r : out.repayments()) {
     if (r.settlement_fx_rate() == plan.country.fx_rate) continue;
-    std::printf("  FX loss  loan %s %s (%s): %s %s repaid on %s at %s %s/USD (posted at %s): "
-                "expected %s USD; %s covered %s, lenders bore %s\n",
-                req.loan_id().value().c_str(), plan.name.c_str(), plan.country.code,
-                r.local_amount().amount().c_str(), r.local_amount().currency().c_str(),
-                Date(DayOf(r.repaid_on())).c_str(), r.settlement_fx_rate().c_str(),
-                plan.country.currency, plan.country.fx_rate,
-                Dollars(Minor(r.expected_usd_amount(), error)).c_str(),
-                plan_.partners[static_cast<size_t>(plan.partner)].name.c_str(),
-                Dollars(Minor(r.partner_coverage_amount(), error)).c_str(),
-                Dollars(Minor(r.currency_loss_amount(), error)).c_str());
+    std::printf(
+        "  FX loss  loan %s %s (%s): %s %s repaid on %s at %s %s/USD (posted at %s): "
+        "expected %s USD; %s covered %s, lenders bore %s\n",
+        req.loan_id().value().c_str(), plan.name.c_str(), plan.country.code,
+        r.local_amount().amount().c_str(), r.local_amount().currency().c_str(),
+        Date(DayOf(r.repaid_on())).c_str(), r.settlement_fx_rate().c_str(), plan.country.currency,
+        plan.country.fx_rate, Dollars(Minor(r.expected_usd_amount(), error)).c_str(),
+        plan_.partners[static_cast<size_t>(plan.partner)].name.c_str(),
+        Dollars(Minor(r.partner_coverage_amount(), error)).c_str(),
+        Dollars(Minor(r.currency_loss_amount(), error)).c_str());
   }
   return error;
 }
@@ -717,17 +793,19 @@ absl::Status MarketplaceWalk::PrintLenderSample(int lender, const std::string& w
   ML_RETURN_IF_ERROR(CallWithRetry("GetBalance", token, kCallDeadline, [&](auto* ctx) {
     return lenders_->GetBalance(ctx, balance_req, &balance);
   }));
-  std::printf("  lender %lld (%s, %s): deposited %s, lent %s in %lld shares, repaid %s, refunded "
-              "%s, donated %s; wallet %s USD (available %s)\n",
-              static_cast<long long>(plan.id), why.c_str(),
-              plan.uses_basket ? "lends through a basket" : "lends at once",
-              Dollars(by_code[lv1::TRANSFER_CODE_DEPOSIT]).c_str(),
-              Dollars(by_code[lv1::TRANSFER_CODE_LOAN_SHARE]).c_str(), static_cast<long long>(shares),
-              Dollars(by_code[lv1::TRANSFER_CODE_REPAYMENT]).c_str(),
-              Dollars(by_code[lv1::TRANSFER_CODE_REFUND]).c_str(),
-              Dollars(by_code[lv1::TRANSFER_CODE_DONATION]).c_str(),
-              balance.balance().posted().amount().c_str(),
-              balance.balance().available().amount().c_str());
+  ML_ASSIGN_OR_RETURN(int64_t posted, MinorUnits(balance.balance().posted()));
+  ML_ASSIGN_OR_RETURN(int64_t available, MinorUnits(balance.balance().available()));
+  std::printf(
+      "  lender %lld (%s, %s): deposited %s, lent %s in %lld shares, repaid %s, refunded "
+      "%s, donated %s; wallet %s USD (available %s)\n",
+      static_cast<long long>(plan.id), why.c_str(),
+      plan.uses_basket ? "lends through a basket" : "lends at once",
+      Dollars(by_code[lv1::TRANSFER_CODE_DEPOSIT]).c_str(),
+      Dollars(by_code[lv1::TRANSFER_CODE_LOAN_SHARE]).c_str(), static_cast<long long>(shares),
+      Dollars(by_code[lv1::TRANSFER_CODE_REPAYMENT]).c_str(),
+      Dollars(by_code[lv1::TRANSFER_CODE_REFUND]).c_str(),
+      Dollars(by_code[lv1::TRANSFER_CODE_DONATION]).c_str(), Dollars(posted).c_str(),
+      Dollars(available).c_str());
   return absl::OkStatus();
 }
 

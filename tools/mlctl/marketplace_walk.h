@@ -21,8 +21,10 @@
 
 #include <grpcpp/channel.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -60,10 +62,23 @@ class MarketplaceWalk {
     int64_t local_minor = 0;
   };
   using LoanStates = absl::flat_hash_map<std::string, lending::v1::Loan>;
+  struct Totals {
+    absl::flat_hash_map<int, int64_t> by_status;  // loans by lending.v1.LoanStatus
+    int64_t delinquent = 0;
+    int64_t lent = 0, disbursed = 0, repaid = 0, refunded = 0, written_off = 0;  // USD cents
+    int64_t fx_loss = 0;            // borne by lenders, all loans
+    int64_t fx_loss_elsewhere = 0;  // of which on loans repaid at their posting rate
+    int64_t loans_elsewhere = 0;
+  };
+  struct RepaymentBatch {
+    int partner = 0;
+    int number = 0;  // among the partner's batches of the month; names the request
+    std::vector<std::pair<int, int64_t>> items;  // (loan index, local minor units)
+  };
 
   absl::Status OpenPartners();
   absl::Status PostLoans();
-  absl::Status PostLoan(const PlanLoan& plan);
+  absl::Status PostLoan(const PlanLoan& plan, std::atomic<int64_t>& replayed);
   absl::Status Deposit();
   absl::Status Fund();
   absl::Status LendNow(const PlanLoan& loan, const PlanShare& share);
@@ -72,11 +87,17 @@ class MarketplaceWalk {
   absl::Status Repay();
   absl::Status ReportMonth(int month, const std::vector<int64_t>& repaid_local,
                            std::vector<int64_t>& due_through);
+  std::vector<RepaymentBatch> MonthBatches(int month, const std::vector<int64_t>& repaid_local,
+                                           std::vector<int64_t>& due_through) const;
+  absl::Status PostRepaymentBatch(int month, absl::CivilDay on, const RepaymentBatch& batch,
+                                  std::atomic<int64_t>& items, std::atomic<int64_t>& credited);
   absl::Status ExpireAndDefault();
   absl::Status PrintStories(const LoanStates& states);
   absl::Status PrintLenderSample(int lender, const std::string& why);
+  std::pair<int, std::string> BasketLenderSample() const;
 
   absl::StatusOr<LoanStates> ReadLoans();
+  absl::StatusOr<Totals> Tally(const LoanStates& states) const;
   const lending::v1::Loan& StateOf(const LoanStates& states, int loan) const;
   absl::StatusOr<std::vector<int64_t>> RepaidLocal(const LoanStates& states);
   absl::StatusOr<absl::Time> BusinessNow();

@@ -37,8 +37,8 @@ absl::StatusOr<int64_t> CurrencyLossPart(const PortfolioPosition& p) {
     case LoanStatus::kDefaulted:
       if (loan.currency_loss_minor == 0) return 0;
       if (loan.usd_amount_minor <= 0) return BadPosition(p, "has currency loss but no principal");
-      return static_cast<int64_t>(static_cast<__int128>(f.amount_minor) *
-                                  loan.currency_loss_minor / loan.usd_amount_minor);
+      return static_cast<int64_t>(static_cast<__int128>(f.amount_minor) * loan.currency_loss_minor /
+                                  loan.usd_amount_minor);
     default:
       return 0;
   }
@@ -85,7 +85,7 @@ int32_t RateBps(int64_t numerator, int64_t denominator) {
   if (denominator == 0) return 0;
   const __int128 bps = static_cast<__int128>(numerator) * 10'000 / denominator;
   return bps > std::numeric_limits<int32_t>::max() ? std::numeric_limits<int32_t>::max()
-                                                    : static_cast<int32_t>(bps);
+                                                   : static_cast<int32_t>(bps);
 }
 
 absl::StatusOr<PortfolioLine> ValuePosition(const PortfolioPosition& p) {

@@ -113,8 +113,8 @@ struct PortfolioTotals {
 
 struct Portfolio {
   PortfolioTotals totals;
-  std::vector<PortfolioLine> loans;       // in the order of the positions given
-  std::vector<MonthlyAmount> expected;    // over every loan, ascending months
+  std::vector<PortfolioLine> loans;     // in the order of the positions given
+  std::vector<MonthlyAmount> expected;  // over every loan, ascending months
 };
 
 // One position valued (see the header comment). Internal when the row breaks the invariants
@@ -141,9 +141,9 @@ struct PartnerLoanTotals {
   int64_t loans_posted = 0;
   int64_t loans_active = 0;
   int64_t raised_minor = 0;
-  int64_t outstanding_minor = 0;         // active loans
-  int64_t arrears_minor = 0;             // active loans
-  int64_t par30_outstanding_minor = 0;   // active loans more than 30 days in arrears
+  int64_t outstanding_minor = 0;        // active loans
+  int64_t arrears_minor = 0;            // active loans
+  int64_t par30_outstanding_minor = 0;  // active loans more than 30 days in arrears
   int64_t disbursed_principal_minor = 0;
   int64_t defaulted_outstanding_minor = 0;
   int64_t currency_loss_minor = 0;

@@ -17,8 +17,11 @@ const Currency kKes = *Currency::FromCode("KES");
 // account, nothing repaid yet.
 PortfolioPosition Position(LoanStatus status, int64_t loan_id = 1) {
   PortfolioPosition p;
-  p.funder = LoanFunder{.loan_id = LoanId(loan_id), .account_id = AccountId(7),
-                        .owner_id = "42", .amount_minor = 25'000, .share_count = 10,
+  p.funder = LoanFunder{.loan_id = LoanId(loan_id),
+                        .account_id = AccountId(7),
+                        .owner_id = "42",
+                        .amount_minor = 25'000,
+                        .share_count = 10,
                         .first_lent_at = kLent};
   p.loan.id = LoanId(loan_id);
   p.loan.status = status;
@@ -265,8 +268,8 @@ TEST(Portfolio, AnEmptyPortfolioHasZeroTotals) {
 TEST(Portfolio, PartsSumToTheLentAmountOverRandomPositions) {
   std::mt19937_64 rng(20261121);
   const LoanStatus statuses[] = {LoanStatus::kFundraising, LoanStatus::kFunded,
-                                 LoanStatus::kPayingBack, LoanStatus::kEnded,
-                                 LoanStatus::kDefaulted, LoanStatus::kRefunded};
+                                 LoanStatus::kPayingBack,  LoanStatus::kEnded,
+                                 LoanStatus::kDefaulted,   LoanStatus::kRefunded};
   for (int i = 0; i < 20'000; ++i) {
     PortfolioPosition p = Position(statuses[rng() % 6]);
     const int64_t usd = 2'500 + static_cast<int64_t>(rng() % 10'000'000);
@@ -277,9 +280,10 @@ TEST(Portfolio, PartsSumToTheLentAmountOverRandomPositions) {
     p.schedule.clear();
     const int lines = 1 + static_cast<int>(rng() % 12);
     for (int k = 0; k < lines; ++k) {
-      const int64_t principal = k + 1 < lines ? usd * 100 / lines
-                                              : usd * 100 - (usd * 100 / lines) * (lines - 1);
-      p.schedule.push_back({absl::CivilDay(2027, 1, 1) + 30 * k, Money::FromMinor(kKes, principal)});
+      const int64_t principal =
+          k + 1 < lines ? usd * 100 / lines : usd * 100 - (usd * 100 / lines) * (lines - 1);
+      p.schedule.push_back(
+          {absl::CivilDay(2027, 1, 1) + 30 * k, Money::FromMinor(kKes, principal)});
     }
     // Short of the whole amount: a loan repaid in full is ENDED.
     const int64_t repaid_local = static_cast<int64_t>(rng() % p.loan.local_amount_minor);
