@@ -71,8 +71,9 @@ Config ParseArgs(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     auto value = [&](std::string_view name, int* out) {
-      if (a.substr(0, name.size()) == name)
+      if (a.substr(0, name.size()) == name) {
         *out = std::atoi(std::string(a.substr(name.size())).c_str());
+      }
     };
     value("--loans=", &c.loans);
     value("--fundraising=", &c.fundraising);
@@ -220,7 +221,8 @@ SELECT ($4::bigint[])[a.slot], b.status, ($5::text[])[a.slot], b.region, b.regio
   b.published + interval '30 days', 3 + (c.funded + 4999) / 5000,
   c.created,
   least(from_micros($3::bigint), b.published + CASE WHEN b.status = 3
-        THEN pg_temp.u(g, 16) * (from_micros($3::bigint) - b.published) ELSE interval '45 days' END),
+        THEN pg_temp.u(g, 16) * (from_micros($3::bigint) - b.published)
+        ELSE interval '45 days' END),
   c.created + pg_temp.u(g, 14) * (b.published - c.created),
   b.published
 FROM generate_series(1, $1::bigint) AS g
@@ -245,7 +247,8 @@ CROSS JOIN LATERAL (SELECT
          WHEN a.age < 0.40 THEN CASE WHEN pg_temp.u(g, 8) < 0.03 THEN 9 ELSE 5 END
          ELSE CASE WHEN pg_temp.u(g, 8) < 0.02 THEN 9 ELSE 6 END END AS status,
     CASE WHEN a.fundraising THEN from_micros($3::bigint) - interval '30 days' * least(0.999,
-           greatest(0.001, ($1::bigint - g)::float8 / $2::bigint::float8 + (pg_temp.u(g, 9) - 0.5) * 0.02))
+           greatest(0.001, ($1::bigint - g)::float8 / $2::bigint::float8
+                           + (pg_temp.u(g, 9) - 0.5) * 0.02))
          ELSE from_micros($3::bigint) - interval '31 days' - a.age * interval '5 years'
               - pg_temp.u(g, 9) * interval '1 day' END AS published,
     split_part(($10::text[])[a.slot], '|', 1 + floor(pg_temp.u(g, 10) * 3)::int) AS region,
@@ -257,7 +260,8 @@ CROSS JOIN LATERAL (SELECT
       CASE WHEN pg_temp.u(g, 24) < 0.05 THEN 'animals' END,
       CASE WHEN pg_temp.u(g, 25) < 0.03 THEN 'refugee' END], NULL) AS tags,
     array_remove(ARRAY[CASE WHEN pg_temp.u(g, 26) < 0.05 THEN 'volunteer_pick' END,
-                       CASE WHEN pg_temp.u(g, 27) < 0.02 THEN 'user_favorite' END], NULL) AS hashtags,
+                       CASE WHEN pg_temp.u(g, 27) < 0.02 THEN 'user_favorite' END], NULL)
+      AS hashtags,
     ('{Amina,Grace,Maricel,Rosa,Fatou,Sreymom,Wanjiru,Nakato,Priya,Ana,Mariam,Joy}'::text[])
       [1 + floor(pg_temp.u(g, 11) * 12)::int] AS fname,
     ('{Joseph,Rodel,Evo,Moussa,Sokha,Otieno,Okello,Ravi,Juan,Ibrahim,Samuel,Dara}'::text[])
@@ -412,18 +416,19 @@ std::optional<std::vector<std::optional<std::string>>> ParseParameters(std::stri
     } else {
       return std::nullopt;
     }
-    if (s.substr(i, 2) == ", ")
+    if (s.substr(i, 2) == ", ") {
       i += 2;
-    else if (i < s.size())
+    } else if (i < s.size()) {
       return std::nullopt;
+    }
   }
   return out;
 }
 
 struct LogEntry {
   std::string pid;
-  std::string
-      message;  // "LOG:  duration: ...", "DETAIL:  parameters: ...", continuation lines joined
+  // "LOG:  duration: ...", "DETAIL:  parameters: ...", with continuation lines joined.
+  std::string message;
 };
 
 // Entries of a PostgreSQL log with the default prefix "%m [%p] ".

@@ -14,7 +14,7 @@ if ! stack_up; then stack_down; exit 1; fi
 echo "seeding the demo marketplace (about a minute the first time, seconds after that; log: $ML_DATA_DIR/logs/seed.log)"
 "$MLCTL" demo >"$ML_DATA_DIR/logs/seed.log" 2>&1 || { echo "seeding failed:" >&2; tail -n 20 "$ML_DATA_DIR/logs/seed.log" >&2; }
 sed -n '/^marketplace summary/,/^  FX loss/p' "$ML_DATA_DIR/logs/seed.log" || true
-grep -A6 '^catalogue:' "$ML_DATA_DIR/logs/seed.log" || true
+grep -A5 '^catalogue:' "$ML_DATA_DIR/logs/seed.log" || true
 
 OPS_TOKEN=$("$MLCTL" token --role ops --subject ops-1)
 cat <<MSG

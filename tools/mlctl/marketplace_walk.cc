@@ -56,7 +56,7 @@ bool IsStatus(const lv1::Loan& loan, std::initializer_list<lv1::LoanStatus> stat
   return std::find(statuses.begin(), statuses.end(), loan.status()) != statuses.end();
 }
 
-// " (all 300 replayed: done on an earlier run)" when a step's requests had been made before.
+// " (300 requests replayed: done on an earlier run)" when a step's requests were made before.
 std::string Replayed(int64_t n) {
   if (n == 0) return "";
   return absl::StrCat(" (", Count(n), " requests replayed: done on an earlier run)");
@@ -134,14 +134,13 @@ absl::Status MarketplaceWalk::OpenPartners() {
     }));
     partner_ids_.push_back(out.partner().id().value());
   }
+  const PlanLoan& loss = plan_.loans[static_cast<size_t>(plan_.currency_loss_loan)];
+  const PlanPartner& covering = plan_.partners[static_cast<size_t>(loss.partner)];
   std::printf(
-      "%s ops opened %zu field partners in %zu countries; %s covers 10%% of currency loss, "
+      "%s ops opened %zu field partners in %zu countries; %s covers %d%% of currency loss, "
       "the others none\n",
-      Elapsed().c_str(), plan_.partners.size(), countries.size(),
-      plan_
-          .partners[static_cast<size_t>(
-              plan_.loans[static_cast<size_t>(plan_.currency_loss_loan)].partner)]
-          .name.c_str());
+      Elapsed().c_str(), plan_.partners.size(), countries.size(), covering.name.c_str(),
+      covering.coverage_bps / 100);
   return absl::OkStatus();
 }
 

@@ -776,16 +776,23 @@ absl::StatusOr<RepaymentUsd> ComputeRepaymentUsd(const LoanMoney& loan, int64_t 
                                                      loan.posting_fx_rate));
     expected_total = std::min(expected.minor_units(), loan.usd_amount_minor);
   }
-  ML_ASSIGN_OR_RETURN(Money received, ConvertToUsd(Money::FromMinor(loan.local_currency, local_minor),
-                                                   settlement_fx_rate));
-  const int64_t received_total = loan.received_usd_minor + received.minor_units();
+  // Received = this repayment's expected USD moved by the rate difference, each side converted
+  // the same way, so that a repayment at the posting rate receives exactly what was expected
+  // (converting it alone would round differently from the cumulative expected and invent a loss).
+  const Money local = Money::FromMinor(loan.local_currency, local_minor);
+  ML_ASSIGN_OR_RETURN(Money at_settlement, ConvertToUsd(local, settlement_fx_rate));
+  ML_ASSIGN_OR_RETURN(Money at_posting, ConvertToUsd(local, loan.posting_fx_rate));
+  const int64_t expected_delta = expected_total - loan.expected_usd_minor;
+  const int64_t received_minor = std::max<int64_t>(
+      0, expected_delta + at_settlement.minor_units() - at_posting.minor_units());
+  const int64_t received_total = loan.received_usd_minor + received_minor;
   const int64_t loss_total = std::max<int64_t>(0, expected_total - received_total);
   const int64_t cap = static_cast<int64_t>(static_cast<__int128>(expected_total) * coverage_bps / 10'000);
   const int64_t coverage_total = std::min(loss_total, cap);
   const int64_t borne_total = loss_total - coverage_total;
   RepaymentUsd out;
   out.expected_minor = expected_total - loan.expected_usd_minor;
-  out.received_minor = received.minor_units();
+  out.received_minor = received_minor;
   out.coverage_minor = coverage_total - loan.coverage_usd_minor;
   out.loss_minor = borne_total - loan.currency_loss_minor;
   out.credited_minor = (expected_total - borne_total) -

@@ -16,7 +16,9 @@
 //   expiry/refund: loan funding -> each funder (REFUND); open holds on the loan are voided
 //
 // Currency loss (per loan, cumulative): expected = the repaid local principal at the posting rate
-// (half-even), received = the sum of each repayment at its settlement rate, loss = max(0,
+// (half-even), received = the sum over repayments of (its expected USD + its local amount at the
+// settlement rate − at the posting rate), so a repayment at the posting rate loses nothing to
+// rounding; loss = max(0,
 // expected - received); the partner covers min(loss, expected x coverage_bps / 10000, rounded
 // down); funders bear the rest. Each repayment credits funders the change in (expected - borne
 // loss), so the totals over a loan are exact whatever the order of rates.
