@@ -844,8 +844,8 @@ absl::StatusOr<AccountId> LossAccount(Wallets* wallets) {
 
 }  // namespace
 
-LedgerReply LoanDesk::LendNow(RequestKey key, LenderId lender, LoanId loan, Money amount,
-                              DeskEncoder encode) {
+LedgerReply LoanDesk::Lend(RequestKey key, LenderId lender, LoanId loan, Money amount,
+                           bool to_basket, DeskEncoder encode) {
   if (std::optional<LedgerReply> recorded = ledger_->Recorded(key)) return *std::move(recorded);
   if (absl::Status ok = CheckUsdAmount(amount); !ok.ok()) return Fail(ok);
   if (amount.minor_units() > options_.share_unit_minor &&
@@ -868,40 +868,20 @@ LedgerReply LoanDesk::LendNow(RequestKey key, LenderId lender, LoanId loan, Mone
   AccountId funding{0}, settlement{0};
   if (absl::Status ok = EnsureAccounts(*money, &funding, &settlement); !ok.ok()) return Fail(ok);
   auto m = std::make_unique<LendMutation>(lender, wallet->id, loan, funding, settlement,
-                                          amount.minor_units(), /*to_basket=*/false, options_,
+                                          amount.minor_units(), to_basket, options_,
                                           std::move(encode));
   m->key = std::move(key);
   return ledger_->Submit(std::move(m));
 }
 
+LedgerReply LoanDesk::LendNow(RequestKey key, LenderId lender, LoanId loan, Money amount,
+                              DeskEncoder encode) {
+  return Lend(std::move(key), lender, loan, amount, /*to_basket=*/false, std::move(encode));
+}
+
 LedgerReply LoanDesk::AddToBasket(RequestKey key, LenderId lender, LoanId loan, Money amount,
                                   DeskEncoder encode) {
-  if (std::optional<LedgerReply> recorded = ledger_->Recorded(key)) return *std::move(recorded);
-  if (absl::Status ok = CheckUsdAmount(amount); !ok.ok()) return Fail(ok);
-  if (amount.minor_units() > options_.share_unit_minor &&
-      amount.minor_units() % options_.share_unit_minor != 0) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "amount: a share is a multiple of ", Usd(options_.share_unit_minor))));
-  }
-  absl::StatusOr<LoanMoney> money = ledger_->store()->GetLoanMoney(loan);
-  if (!money.ok()) return Fail(money.status());
-  absl::StatusOr<Account> wallet = wallets_->FindWallet(lender, Currency::Usd());
-  if (!wallet.ok()) {
-    return Fail(wallet.status().code() == absl::StatusCode::kNotFound
-                    ? absl::FailedPreconditionError(absl::StrCat(
-                          "lender ", lender.value(), " has no USD wallet yet; deposit first"))
-                    : wallet.status());
-  }
-  if (money->status != LoanStatus::kFundraising) {
-    return Fail(absl::FailedPreconditionError(absl::StrCat(LoanIs(*money), ", not FUNDRAISING")));
-  }
-  AccountId funding{0}, settlement{0};
-  if (absl::Status ok = EnsureAccounts(*money, &funding, &settlement); !ok.ok()) return Fail(ok);
-  auto m = std::make_unique<LendMutation>(lender, wallet->id, loan, funding, settlement,
-                                          amount.minor_units(), /*to_basket=*/true, options_,
-                                          std::move(encode));
-  m->key = std::move(key);
-  return ledger_->Submit(std::move(m));
+  return Lend(std::move(key), lender, loan, amount, /*to_basket=*/true, std::move(encode));
 }
 
 LedgerReply LoanDesk::RemoveFromBasket(RequestKey key, LenderId lender, LoanId loan,

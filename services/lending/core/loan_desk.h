@@ -150,6 +150,10 @@ class LoanDesk {
   const LoanDeskOptions& options() const { return options_; }
 
  private:
+  // LendNow (a posted share) and AddToBasket (a hold, or none near the deadline): the same
+  // checks before the committer, the same mutation.
+  LedgerReply Lend(RequestKey key, LenderId lender, LoanId loan, Money amount, bool to_basket,
+                   DeskEncoder encode);
   // The loan's funding and settlement accounts, opened on first use.
   absl::Status EnsureAccounts(const LoanMoney& loan, AccountId* funding, AccountId* settlement);
   absl::StatusOr<std::vector<ScheduleEntry>> Schedule(LoanId loan);
