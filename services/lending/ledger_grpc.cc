@@ -25,6 +25,8 @@ constexpr char kVoidPendingTransfer[] = "LedgerService.VoidPendingTransfer";
 
 static_assert(static_cast<int>(ReconcileFinding::Kind::kOutboxUnpublished) ==
               v1::DISCREPANCY_KIND_OUTBOX_UNPUBLISHED);
+static_assert(static_cast<int>(ReconcileFinding::Kind::kAccountHistoryMismatch) ==
+              v1::DISCREPANCY_KIND_ACCOUNT_HISTORY_MISMATCH);
 
 bool Owns(const Principal& caller, const Account& account) {
   switch (caller.role) {
@@ -167,7 +169,8 @@ void ToDiscrepancy(const ReconcileFinding& finding, v1::Discrepancy* out) {
   out->set_kind(static_cast<v1::DiscrepancyKind>(finding.kind));
   if (finding.account_id) IdToProto(*finding.account_id, out->mutable_account_id());
   absl::StatusOr<Currency> currency = Currency::FromCode(finding.currency);
-  if (currency.ok() && finding.kind != ReconcileFinding::Kind::kOutboxUnpublished) {
+  if (currency.ok() && finding.kind != ReconcileFinding::Kind::kOutboxUnpublished &&
+      finding.kind != ReconcileFinding::Kind::kAccountHistoryMismatch) {
     ToProto(Money::FromMinor(*currency, finding.expected), out->mutable_expected());
     ToProto(Money::FromMinor(*currency, finding.actual), out->mutable_actual());
   }

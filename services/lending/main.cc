@@ -53,6 +53,8 @@ int Main(int argc, char** argv) {
                    "days a loan may stay delinquent after its last due date before it defaults"});
   specs.push_back({"lifecycle_sweep_ms", "MICROLEND_LIFECYCLE_SWEEP_MS", "60000",
                    "how often loans are expired, arrears recomputed and defaults declared"});
+  specs.push_back({"log_commit_groups_of", "MICROLEND_LOG_COMMIT_GROUPS_OF", "0",
+                   "log the phase times of ledger commits of at least this many transfers (0: off)"});
   FlagSet flags(absl::StrCat(kServer, "_server"), specs);
   ParseFlagsOrExit(flags, argc, argv);
 
@@ -92,7 +94,13 @@ int Main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<lending::PgLedgerStore>> store =
       lending::PgLedgerStore::Create(pg_url, static_cast<int>(*pool_size));
   if (!store.ok()) ExitFatal(kServer, store.status());
-  lending::Ledger ledger(store->get(), &clock);
+  absl::StatusOr<int64_t> log_commit_groups_of = flags.GetInt("log_commit_groups_of");
+  if (!log_commit_groups_of.ok() || *log_commit_groups_of < 0) {
+    ExitFatal(kServer, absl::InvalidArgumentError("--log_commit_groups_of must be 0 or more"));
+  }
+  lending::Ledger ledger(
+      store->get(), &clock,
+      {.log_groups_of_transfers = static_cast<size_t>(*log_commit_groups_of)});
   lending::Wallets wallets(&ledger);
   absl::StatusOr<std::unique_ptr<lending::PgPartnerStore>> partner_store =
       lending::PgPartnerStore::Create(pg_url, static_cast<int>(*pool_size));

@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
 
@@ -505,7 +506,10 @@ void Ledger::CommitGroup(std::vector<std::unique_ptr<Mutation>>& group) {
 
 absl::Status Ledger::TryCommit(std::vector<std::unique_ptr<Mutation>>& group) {
   const absl::Time now = clock_->Now();
-  return store_->Transact([&](LedgerTxn& txn) -> absl::Status {
+  // Phase times for the diagnostics log (wall time: how long, not when).
+  absl::Time t0 = absl::Now(), t1 = t0, t2 = t0, t3 = t0;
+  size_t ntransfers = 0;
+  absl::Status st = store_->Transact([&](LedgerTxn& txn) -> absl::Status {
     LoadRequest request;
     size_t ids_needed = 0, withdrawal_ids = 0, repayment_ids = 0;
     for (const auto& m : group) {
@@ -516,6 +520,7 @@ absl::Status Ledger::TryCommit(std::vector<std::unique_ptr<Mutation>>& group) {
       if (!m->key.request_id.empty()) request.idempotency.emplace_back(m->key.caller, m->key.request_id);
     }
     ML_ASSIGN_OR_RETURN(Loaded loaded, txn.LoadForUpdate(request));
+    t1 = absl::Now();
     std::vector<TransferId> ids;
     if (ids_needed > 0) {
       // Allocate spares so that ids a client chose in this same group can be skipped.
@@ -583,8 +588,10 @@ absl::Status Ledger::TryCommit(std::vector<std::unique_ptr<Mutation>>& group) {
       records.emplace(key, record);
       fresh_records.push_back(std::move(record));
     }
+    t2 = absl::Now();
     CommitSet commit = g.working.TakeCommitSet();
     commit.idempotency = std::move(fresh_records);
+    ntransfers = commit.transfers.size();
     // Two steps of one withdrawal in a group: the row is written once, in its final state.
     absl::flat_hash_map<WithdrawalId, size_t> last_change;
     for (size_t i = 0; i < g.changed_withdrawals.size(); ++i) {
@@ -605,8 +612,22 @@ absl::Status Ledger::TryCommit(std::vector<std::unique_ptr<Mutation>>& group) {
     commit.basket_deletes = std::move(g.basket_deletes);
     commit.repayments = std::move(g.repayments);
     if (commit.empty()) return absl::OkStatus();
-    return txn.Write(commit);
+    absl::Status w = txn.Write(commit);
+    t3 = absl::Now();
+    return w;
   });
+  const absl::Time t4 = absl::Now();
+  if (options_.log_groups_of_transfers > 0 && ntransfers >= options_.log_groups_of_transfers) {
+    auto ms = [](absl::Duration d) { return absl::StrCat(absl::ToDoubleMilliseconds(d)); };
+    LogInfo("ledger_commit", {{"transfers", absl::StrCat(ntransfers)},
+                              {"mutations", absl::StrCat(group.size())},
+                              {"load_ms", ms(t1 - t0)},
+                              {"apply_ms", ms(t2 - t1)},
+                              {"write_ms", ms(t3 - t2)},
+                              {"commit_ms", ms(t4 - t3)},
+                              {"ok", st.ok() ? "true" : "false"}});
+  }
+  return st;
 }
 
 }  // namespace microlend::lending

@@ -75,6 +75,9 @@ struct LedgerOptions {
   size_t max_queued_mutations = 100'000;  // beyond this: ResourceExhausted
   int max_commit_attempts = 5;            // a group hitting Aborted is retried this often
   absl::Duration outbox_deadline = absl::Seconds(60);
+  // Diagnostics: a group of at least this many transfers logs how long each phase took
+  // ("ledger_commit": load and lock, apply, write, commit). 0: never.
+  size_t log_groups_of_transfers = 0;
 };
 
 // A unit of work for the committer (internal; see ledger.cc for the kinds).

@@ -623,7 +623,7 @@ void BatchApplier::Commit(Plan plan) {
     hold.resolved_by = t.id;
     SaveHold(hold, /*is_new=*/false);
   }
-  w_.events.push_back(TransferEvent(t, debit, credit));
+  w_.events.push_back(TransferEventByRef(t, debit, credit));
   w_.transfers.push_back(std::move(plan.transfer));
 }
 
@@ -822,13 +822,13 @@ class JsonObject {
   std::string out_;
 };
 
-std::string SideObject(const Account& account) {
+std::string SideObject(const Account& account, int64_t balance, int64_t available) {
   JsonObject out;
   out.Str("owner_type", OwnerTypeName(account.owner_type))
       .Str("owner_id", account.owner_id)
       .Str("kind", KindName(account.kind))
-      .Str("balance", Money::FromMinor(account.currency, account.balance()).ToString())
-      .Str("available", Money::FromMinor(account.currency, account.available()).ToString());
+      .Str("balance", Money::FromMinor(account.currency, balance).ToString())
+      .Str("available", Money::FromMinor(account.currency, available).ToString());
   return std::move(out).Close();
 }
 
@@ -856,7 +856,27 @@ const std::string& CachedRfc3339(absl::Time t) {
 
 }  // namespace
 
-OutboxEvent TransferEvent(const Transfer& transfer, const Account& debit, const Account& credit) {
+OutboxEvent TransferEventByRef(const Transfer& transfer, const Account& debit,
+                               const Account& credit) {
+  OutboxEvent event;
+  event.event_id = absl::StrCat("transfer-", transfer.id.value());
+  event.kind = "transfer_committed";
+  event.account_id = debit.id;
+  event.created_at = transfer.created_at;
+  event.ref = TransferEventRef{.transfer_id = transfer.id,
+                               .debit_balance = debit.balance(),
+                               .debit_available = debit.available(),
+                               .credit_balance = credit.balance(),
+                               .credit_available = credit.available()};
+  return event;
+}
+
+OutboxEvent RenderTransferEvent(const OutboxEvent& event, const Transfer& transfer,
+                                const Account& debit, const Account& credit) {
+  ML_CHECK(event.ref.has_value() && event.ref->transfer_id == transfer.id &&
+               debit.id == transfer.debit_account_id && credit.id == transfer.credit_account_id,
+           absl::StrCat("rendering event ", event.event_id, " with the wrong transfer or accounts"));
+  const TransferEventRef& ref = *event.ref;
   JsonObject payload;
   payload.Str("id", transfer.id.ToString())
       .Str("type", TypeName(transfer.type))
@@ -869,19 +889,21 @@ OutboxEvent TransferEvent(const Transfer& transfer, const Account& debit, const 
       .Str("created_at", CachedRfc3339(transfer.created_at))
       .Str("batch_request_id", transfer.batch_request_id)
       .Int("batch_index", transfer.batch_index)
-      .Raw("debit_owner", SideObject(debit))
-      .Raw("credit_owner", SideObject(credit));
+      .Raw("debit_owner", SideObject(debit, ref.debit_balance, ref.debit_available))
+      .Raw("credit_owner", SideObject(credit, ref.credit_balance, ref.credit_available));
   if (transfer.pending_id) payload.Str("pending_id", transfer.pending_id->ToString());
   if (transfer.timeout_ms > 0) payload.Int("timeout_ms", transfer.timeout_ms);
   if (transfer.expires_at) payload.Str("expires_at", Rfc3339(*transfer.expires_at));
   if (!transfer.memo.empty()) payload.Str("memo", transfer.memo);
-  OutboxEvent event;
-  event.event_id = absl::StrCat("transfer-", transfer.id.value());
-  event.kind = "transfer_committed";
-  event.account_id = debit.id;
-  event.payload = std::move(payload).Close();
-  event.created_at = transfer.created_at;
-  return event;
+  OutboxEvent out = event;
+  out.account_id = transfer.debit_account_id;
+  out.payload = std::move(payload).Close();
+  out.ref.reset();
+  return out;
+}
+
+OutboxEvent TransferEvent(const Transfer& transfer, const Account& debit, const Account& credit) {
+  return RenderTransferEvent(TransferEventByRef(transfer, debit, credit), transfer, debit, credit);
 }
 
 }  // namespace microlend::lending

@@ -96,8 +96,19 @@ class LedgerEngine {
   static TransferSpec ExpirySpec(HoldId hold);
 };
 
-// The outbox event for a committed transfer (JSON payload; event id "transfer-<id>").
+// The outbox event for a committed transfer (JSON payload; event id "transfer-<id>"), with the
+// accounts as they are right after it.
 OutboxEvent TransferEvent(const Transfer& transfer, const Account& debit, const Account& credit);
+
+// The same event by reference, as the committer writes it: no payload, `ref` holding the
+// balances that RenderTransferEvent needs later.
+OutboxEvent TransferEventByRef(const Transfer& transfer, const Account& debit, const Account& credit);
+
+// Renders `event` (by reference, of `transfer`) in full: the payload TransferEvent would have
+// given. `debit` and `credit` supply the owners (their totals are not used). Returns the event
+// with its payload set and `ref` cleared; its sequence is kept.
+OutboxEvent RenderTransferEvent(const OutboxEvent& event, const Transfer& transfer,
+                                const Account& debit, const Account& credit);
 
 }  // namespace microlend::lending
 

@@ -716,12 +716,24 @@ TEST_F(LedgerEngineTest, TransferEventCarriesTheTransferAsJson) {
   std::vector<Transfer> applied = ApplyOk({WithId(share, 31)});
   CommitSet commit = working_.TakeCommitSet();
   ASSERT_EQ(commit.events.size(), 1u);
-  const OutboxEvent& event = commit.events[0];
-  EXPECT_EQ(event.event_id, "transfer-31");
-  EXPECT_EQ(event.kind, "transfer_committed");
-  EXPECT_EQ(event.account_id, kWallet);
-  EXPECT_EQ(event.created_at, kNow);
+  // The committer writes the event by reference: the balances right after the transfer.
+  const OutboxEvent& by_ref = commit.events[0];
+  EXPECT_EQ(by_ref.event_id, "transfer-31");
+  EXPECT_EQ(by_ref.kind, "transfer_committed");
+  EXPECT_EQ(by_ref.account_id, kWallet);
+  EXPECT_EQ(by_ref.created_at, kNow);
+  EXPECT_EQ(by_ref.payload, "");
+  EXPECT_EQ(by_ref.ref, (TransferEventRef{.transfer_id = TransferId(31),
+                                          .debit_balance = Acc(kWallet).balance(),
+                                          .debit_available = Acc(kWallet).available(),
+                                          .credit_balance = Acc(kLoan).balance(),
+                                          .credit_available = Acc(kLoan).available()}));
+  // Rendered later from the transfer and the accounts' owners, whatever their totals are then.
+  Account wallet_later = Acc(kWallet);
+  wallet_later.credits_posted += 1'000'000;
+  const OutboxEvent event = RenderTransferEvent(by_ref, applied.at(0), wallet_later, Acc(kLoan));
   EXPECT_EQ(event, TransferEvent(applied.at(0), Acc(kWallet), Acc(kLoan)));
+  EXPECT_FALSE(event.ref.has_value());
   const nlohmann::json json = nlohmann::json::parse(event.payload);
   EXPECT_EQ(json["id"], "31");
   EXPECT_EQ(json["type"], "post_pending");

@@ -42,8 +42,24 @@ struct IdempotencyRecord {
   friend bool operator==(const IdempotencyRecord&, const IdempotencyRecord&) = default;
 };
 
+// What a transfer_committed event needs beyond the transfer itself (which is immutable and in
+// the same transaction): both accounts' balance and available amount right after it.
+struct TransferEventRef {
+  TransferId transfer_id{0};
+  int64_t debit_balance = 0;
+  int64_t debit_available = 0;
+  int64_t credit_balance = 0;
+  int64_t credit_available = 0;
+  friend bool operator==(const TransferEventRef&, const TransferEventRef&) = default;
+};
+
 // An event for the outbox: written in the same transaction as the money movement, relayed to
 // Redis Streams at least once. `event_id` is unique ("transfer-<id>"); `payload` is JSON.
+//
+// The committer writes a transfer's event by reference: `ref` set and `payload` empty. A store
+// keeps the reference (a few numbers, not kilobytes of JSON per transfer on the commit path) and
+// renders the payload with RenderTransferEvent (ledger_engine.h) when the relay fetches it, so
+// FetchUnpublished always returns payloads.
 struct OutboxEvent {
   int64_t sequence = 0;  // assigned by the store at write; commit order per account
   std::string event_id;
@@ -51,6 +67,7 @@ struct OutboxEvent {
   std::optional<AccountId> account_id;  // ordering key (the debit account)
   std::string payload;
   absl::Time created_at;
+  std::optional<TransferEventRef> ref;
   friend bool operator==(const OutboxEvent&, const OutboxEvent&) = default;
 };
 
@@ -265,7 +282,7 @@ struct StatementRow {
 
 struct ReconcileFinding {
   enum class Kind { kCurrencySumNonzero = 1, kBalanceReplayMismatch, kConstrainedAccountNegative,
-                    kLoanOverfunded, kOutboxUnpublished };
+                    kLoanOverfunded, kOutboxUnpublished, kAccountHistoryMismatch };
   Kind kind;
   std::optional<AccountId> account_id;
   std::string currency;
@@ -290,11 +307,14 @@ struct ReconcileData {
 };
 
 // What the outbox relay needs of the store. Sequences are assigned at commit and increase;
-// they may have gaps (a rolled-back transaction's unused numbers).
+// they may have gaps (a rolled-back transaction's unused numbers). Consecutive events may share
+// a sequence (a store that writes several events per row): such events are fetched, published
+// and marked together.
 class OutboxSource {
  public:
   virtual ~OutboxSource() = default;
-  // Events after the published cursor, oldest first, at most `limit`.
+  // Events after the published cursor, oldest first: about `limit` (whole groups of events that
+  // share a sequence, so possibly a few more), at least one group when any is unpublished.
   virtual absl::StatusOr<std::vector<OutboxEvent>> FetchUnpublished(size_t limit) = 0;
   // Records that every event up to the largest of `sequences` is published: the relay passes
   // the whole prefix it fetched and published, in order (the store may keep just a cursor).

@@ -380,5 +380,16 @@ TEST(OutboxRelayTest, ALateCommitFillingTheGapIsPublishedInOrder) {
   EXPECT_EQ(publisher.published, (std::vector<int64_t>{1, 2, 3, 4}));
 }
 
+TEST(OutboxRelayTest, EventsSharingASequenceArePublishedTogetherAndAGapAfterThemStillWaits) {
+  FakeClock clock(kStart);
+  GappyOutbox outbox;
+  for (int64_t s : {1, 2, 2, 2, 3, 5}) outbox.Add(s, kStart);  // 2 is a row of three events
+  RecordingPublisher publisher;
+  OutboxRelay relay(&outbox, &publisher, &clock, {.gap_settle = absl::Seconds(5)});
+  EXPECT_EQ(*relay.RelayOnce(), 5u);
+  EXPECT_EQ(*relay.RelayOnce(), 0u);  // 5 waits behind 4
+  EXPECT_EQ(publisher.published, (std::vector<int64_t>{1, 2, 2, 2, 3}));
+}
+
 }  // namespace
 }  // namespace microlend::lending

@@ -20,6 +20,7 @@ absl::StatusOr<size_t> OutboxRelay::RelayOnce() {
   size_t keep = 0;
   for (; keep < events.size(); ++keep) {
     const OutboxEvent& e = events[keep];
+    if (keep > 0 && e.sequence == events[keep - 1].sequence) continue;  // same row
     if (e.sequence != expected && e.created_at > settled) break;
     if (e.sequence != expected) {
       LogWarning("outbox_gap_skipped", {{"from", absl::StrCat(expected)},

@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <charconv>
 #include <pqxx/pqxx>
+#include <pqxx/tablewriter>
 #include <stdexcept>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -19,6 +21,7 @@
 #include "common/strings.h"
 #include "pg/connect.h"
 #include "pg/pool.h"
+#include "services/lending/core/ledger_engine.h"
 
 namespace microlend::lending {
 namespace {
@@ -145,8 +148,12 @@ constexpr char kRecordColumns[] =
     "r.caller, r.request_id, r.method, encode(r.body_sha256, 'hex'), r.status_code, "
     "r.status_text, encode(coalesce(r.response, ''::bytea), 'hex')";
 
+// outbox_events.encoding (migration 0008).
+constexpr int kEncodingJson = 0;       // one JSON event, or event_count packed JSON lines
+constexpr int kEncodingTransfers = 1;  // event_count transfer references (PackRefs)
+
 constexpr char kEventColumns[] =
-    "sequence, event_id, kind, account_id, payload, to_micros(created_at)";
+    "sequence, event_id, kind, account_id, payload, to_micros(created_at), event_count, encoding";
 
 Currency CurrencyOf(const pqxx::field& field) {
   absl::StatusOr<Currency> currency = Currency::FromCode(field.c_str());
@@ -256,6 +263,56 @@ OutboxEvent ReadEvent(const pqxx::row& r) {
   e.payload = r[4].as<std::string>();
   e.created_at = TimeOf(r[5]);
   return e;
+}
+
+// The events of outbox rows in stream order; a packed row (event_count > 1, see InsertEvents)
+// becomes its events, each with the row's sequence and time. Events by reference keep `ref` and
+// an empty payload here (RenderRefs fills them in).
+std::vector<OutboxEvent> ReadEvents(const pqxx::result& rows) {
+  std::vector<OutboxEvent> out;
+  for (const pqxx::row& r : rows) {
+    OutboxEvent row = ReadEvent(r);
+    const bool by_ref = r[7].as<int>() == kEncodingTransfers;
+    if (r[6].as<int>() == 1 && !by_ref) {
+      out.push_back(std::move(row));
+      continue;
+    }
+    auto malformed = [&] {
+      return std::runtime_error(absl::StrCat("outbox row ", row.sequence, " has a malformed event"));
+    };
+    for (absl::string_view line : absl::StrSplit(row.payload, '\n')) {
+      OutboxEvent e;
+      e.sequence = row.sequence;
+      e.created_at = row.created_at;
+      if (by_ref) {
+        std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
+        int64_t v[5];
+        if (f.size() != 5) throw malformed();
+        for (int i = 0; i < 5; ++i) {
+          if (!absl::SimpleAtoi(f[i], &v[i])) throw malformed();
+        }
+        e.ref = TransferEventRef{.transfer_id = TransferId(v[0]), .debit_balance = v[1],
+                                 .debit_available = v[2], .credit_balance = v[3],
+                                 .credit_available = v[4]};
+        e.event_id = absl::StrCat("transfer-", v[0]);
+        e.kind = row.kind;
+        out.push_back(std::move(e));
+        continue;
+      }
+      std::vector<absl::string_view> f = absl::StrSplit(line, absl::MaxSplits('\t', 3));
+      if (f.size() != 4) throw malformed();
+      e.event_id = std::string(f[0]);
+      e.kind = std::string(f[1]);
+      if (!f[2].empty()) {
+        int64_t id = 0;
+        if (!absl::SimpleAtoi(f[2], &id)) throw malformed();
+        e.account_id = AccountId(id);
+      }
+      e.payload = std::string(f[3]);
+      out.push_back(std::move(e));
+    }
+  }
+  return out;
 }
 
 template <typename T, typename ReadFn>
@@ -399,11 +456,6 @@ std::string PgTime(absl::Time time) {
   return std::string(buf, out) + "+00";
 }
 
-std::optional<std::string> OptionalPgTime(const std::optional<absl::Time>& time) {
-  if (!time.has_value()) return std::nullopt;
-  return PgTime(*time);
-}
-
 template <typename IdT>
 std::optional<int64_t> OptionalValue(const std::optional<IdT>& id) {
   if (!id.has_value()) return std::nullopt;
@@ -434,22 +486,156 @@ const std::vector<std::string>& TransferCopyColumns() {
   return *columns;
 }
 
+// COPY text built directly (not field by field through pqxx::stream_to, whose per-field
+// conversion and escaping was two thirds of writing a transfer) and sent in large chunks.
+class CopyText {
+ public:
+  void Int(int64_t v) {
+    Sep();
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+    out_.append(buf, end);
+  }
+  void Null() {
+    Sep();
+    out_.append("\\N");
+  }
+  template <typename T>
+  void Optional(const std::optional<T>& v) {
+    if (v.has_value()) {
+      Int(*v);
+    } else {
+      Null();
+    }
+  }
+  // Text in COPY's escaping (CheckText has already refused NUL bytes).
+  void Text(std::string_view text) {
+    Sep();
+    for (char c : text) {
+      switch (c) {
+        case '\\': out_.append("\\\\"); break;
+        case '\n': out_.append("\\n"); break;
+        case '\r': out_.append("\\r"); break;
+        case '\t': out_.append("\\t"); break;
+        default: out_.push_back(c);
+      }
+    }
+  }
+  void EndRow() {
+    out_.push_back('\n');
+    first_ = true;
+  }
+  size_t size() const { return out_.size(); }
+  // Sends the rows so far (whole lines) into the COPY and starts empty.
+  void Flush(pqxx::tablewriter& copy) {
+    if (out_.empty()) return;
+    out_.pop_back();  // write_raw_line adds the last newline
+    copy.write_raw_line(out_);
+    out_.clear();
+  }
+
+ private:
+  void Sep() {
+    if (!first_) out_.push_back('\t');
+    first_ = false;
+  }
+  std::string out_;
+  bool first_ = true;
+};
+
+// pqxx 6 keeps raw COPY lines to its deprecated tablewriter; stream_to formats every field.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+template <typename RowFn>
+void CopyRows(pqxx::work& tx, const std::string& table, const std::vector<std::string>& columns,
+              size_t rows, RowFn row) {
+  constexpr size_t kChunkBytes = 1 << 20;
+  pqxx::tablewriter copy(tx, table, columns.begin(), columns.end());
+  CopyText text;
+  for (size_t i = 0; i < rows; ++i) {
+    row(i, text);
+    text.EndRow();
+    if (text.size() >= kChunkBytes) text.Flush(copy);
+  }
+  text.Flush(copy);
+  copy.complete();
+}
+#pragma GCC diagnostic pop
+
 void InsertTransfers(pqxx::work& tx, const std::vector<Transfer>& transfers) {
   for (const Transfer& t : transfers) {
     CheckText(t.references.external_payment_id);
     CheckText(t.memo);
     CheckText(t.batch_request_id);
   }
-  pqxx::stream_to copy(tx, "transfers", TransferCopyColumns());
-  for (const Transfer& t : transfers) {
+  // A commit's transfers share their time: format it once.
+  absl::Time last_time = absl::InfinitePast();
+  std::string last_text;
+  auto time_text = [&](absl::Time t) -> const std::string& {
+    if (t != last_time) {
+      last_time = t;
+      last_text = PgTime(t);
+    }
+    return last_text;
+  };
+  CopyRows(tx, "transfers", TransferCopyColumns(), transfers.size(), [&](size_t i, CopyText& row) {
+    const Transfer& t = transfers[i];
     const TransferReferences& r = t.references;
-    copy << std::make_tuple(
-        t.id.value(), t.debit_account_id.value(), t.credit_account_id.value(),
-        t.amount.minor_units(), std::string(t.amount.currency().code()), static_cast<int>(t.code),
-        static_cast<int>(t.type), OptionalValue(t.pending_id), t.timeout_ms,
-        OptionalPgTime(t.expires_at), OptionalValue(r.loan_id), OptionalValue(r.order_id),
-        OptionalValue(r.repayment_id), OptionalValue(r.withdrawal_id), OptionalValue(r.campaign_id),
-        r.external_payment_id, t.memo, PgTime(t.created_at), t.batch_request_id, t.batch_index);
+    row.Int(t.id.value());
+    row.Int(t.debit_account_id.value());
+    row.Int(t.credit_account_id.value());
+    row.Int(t.amount.minor_units());
+    row.Text(t.amount.currency().code());
+    row.Int(static_cast<int>(t.code));
+    row.Int(static_cast<int>(t.type));
+    row.Optional(OptionalValue(t.pending_id));
+    row.Int(t.timeout_ms);
+    if (t.expires_at.has_value()) {
+      row.Text(PgTime(*t.expires_at));
+    } else {
+      row.Null();
+    }
+    row.Optional(OptionalValue(r.loan_id));
+    row.Optional(OptionalValue(r.order_id));
+    row.Optional(OptionalValue(r.repayment_id));
+    row.Optional(OptionalValue(r.withdrawal_id));
+    row.Optional(OptionalValue(r.campaign_id));
+    row.Text(r.external_payment_id);
+    row.Text(t.memo);
+    row.Text(time_text(t.created_at));
+    row.Text(t.batch_request_id);
+    row.Int(t.batch_index);
+  });
+}
+
+// One account_entries row per account the transfers touch, listing their ids on it in ascending
+// order (migration 0008).
+void InsertAccountEntries(pqxx::work& tx, const std::vector<Transfer>& transfers) {
+  absl::flat_hash_map<int64_t, std::vector<int64_t>> by_account;
+  by_account.reserve(transfers.size());
+  for (const Transfer& t : transfers) {
+    by_account[t.debit_account_id.value()].push_back(t.id.value());
+    by_account[t.credit_account_id.value()].push_back(t.id.value());
+  }
+  std::vector<int64_t> accounts;
+  accounts.reserve(by_account.size());
+  for (auto& [account, ids] : by_account) {
+    std::sort(ids.begin(), ids.end());
+    accounts.push_back(account);
+  }
+  std::sort(accounts.begin(), accounts.end());
+  pqxx::stream_to copy(tx, "account_entries",
+                       std::vector<std::string>{"account_id", "first_transfer_id", "transfer_ids"});
+  std::string array;
+  for (int64_t account : accounts) {
+    const std::vector<int64_t>& ids = by_account[account];
+    array.assign("{");
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (i > 0) array.push_back(',');
+      absl::StrAppend(&array, ids[i]);
+    }
+    array.push_back('}');
+    copy << std::make_tuple(account, ids.front(), array);
   }
   copy.complete();
 }
@@ -533,19 +719,73 @@ void InsertRecords(pqxx::work& tx, const std::vector<IdempotencyRecord>& records
                    std::move(msg).Take(), std::move(payload).Take());
 }
 
-// The identity column numbers the events in stream order, which is the commit set's order.
+// Up to this many events share one outbox row (migration 0008): the commit path writes a row per
+// few hundred events instead of one per transfer.
+constexpr size_t kEventsPerOutboxRow = 256;
+
+bool Packable(const OutboxEvent& e) {
+  auto clean = [](std::string_view s, std::string_view bad) {
+    return s.find_first_of(bad) == std::string_view::npos;
+  };
+  return clean(e.event_id, "\t\n") && clean(e.kind, "\t\n") && clean(e.payload, "\n");
+}
+
+// "<event_id>\t<kind>\t<account_id or empty>\t<payload>" per event, one per line.
+std::string PackEvents(const OutboxEvent* first, size_t n) {
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    const OutboxEvent& e = first[i];
+    if (i > 0) out.push_back('\n');
+    absl::StrAppend(&out, e.event_id, "\t", e.kind, "\t",
+                    e.account_id ? e.account_id->ToString() : "", "\t", e.payload);
+  }
+  return out;
+}
+
+// Lines of a by-reference row: "<transfer id> <debit balance> <debit available> <credit balance>
+// <credit available>" per event.
+std::string PackRefs(const OutboxEvent* first, size_t n) {
+  std::string out;
+  out.reserve(n * 40);
+  for (size_t i = 0; i < n; ++i) {
+    const TransferEventRef& r = *first[i].ref;
+    if (i > 0) out.push_back('\n');
+    absl::StrAppend(&out, r.transfer_id.value(), " ", r.debit_balance, " ", r.debit_available, " ",
+                    r.credit_balance, " ", r.credit_available);
+  }
+  return out;
+}
+
+// The identity column numbers the rows in stream order, which is the commit set's order. Runs of
+// events with the same commit time are packed into rows of up to kEventsPerOutboxRow: events by
+// reference (the committer's) as references, rendered when fetched; others as JSON lines, except
+// that an event whose text could not be unpacked unambiguously gets a row of its own.
 void InsertEvents(pqxx::work& tx, const std::vector<OutboxEvent>& events) {
   for (const OutboxEvent& e : events) {
     CheckText(e.event_id);
     CheckText(e.kind);
     CheckText(e.payload);
   }
-  pqxx::stream_to copy(
-      tx, "outbox_events",
-      std::vector<std::string>{"event_id", "kind", "account_id", "payload", "created_at"});
-  for (const OutboxEvent& e : events) {
-    copy << std::make_tuple(e.event_id, e.kind, OptionalValue(e.account_id), e.payload,
-                            PgTime(e.created_at));
+  pqxx::stream_to copy(tx, "outbox_events",
+                       std::vector<std::string>{"event_id", "kind", "account_id", "payload",
+                                                "created_at", "event_count", "encoding"});
+  for (size_t i = 0; i < events.size();) {
+    const OutboxEvent& e = events[i];
+    const bool by_ref = e.ref.has_value();
+    size_t n = 1;
+    if (by_ref || Packable(e)) {
+      while (i + n < events.size() && n < kEventsPerOutboxRow &&
+             events[i + n].ref.has_value() == by_ref && (by_ref || Packable(events[i + n])) &&
+             events[i + n].created_at == e.created_at) {
+        ++n;
+      }
+    }
+    std::string payload = by_ref ? PackRefs(&events[i], n)
+                                 : (n == 1 ? e.payload : PackEvents(&events[i], n));
+    copy << std::make_tuple(e.event_id, e.kind, OptionalValue(e.account_id), payload,
+                            PgTime(e.created_at), static_cast<int>(n),
+                            by_ref ? kEncodingTransfers : kEncodingJson);
+    i += n;
   }
   copy.complete();
 }
@@ -965,6 +1205,7 @@ absl::Status PgLedgerTxn::WriteAll(const CommitSet& commit) {
     for (const Transfer& t : commit.transfers) max_id = std::max(max_id, t.id.value());
     if (max_id > max_allocated_id_) AdvanceSequence(tx_, "transfer_id_seq", max_id);
     InsertTransfers(tx_, commit.transfers);
+    InsertAccountEntries(tx_, commit.transfers);
   }
   if (!commit.holds.empty()) ML_RETURN_IF_ERROR(UpsertHolds(tx_, commit.holds));
   if (!commit.accounts.empty()) ML_RETURN_IF_ERROR(UpdateAccounts(tx_, commit.accounts));
@@ -1058,16 +1299,21 @@ int64_t Count(pqxx::transaction_base& tx, const std::string& sql, const Params& 
   return tx.exec_params(sql, params.dynamic())[0][0].as<int64_t>();
 }
 
-// Page of transfers touching an account: one ordered index range per side, merged.
+// The transfers touching an account, as a subquery "t": its account_entries rows (by primary key)
+// unnested, each id fetched by the transfers primary key. `a` is the account's parameter.
+std::string AccountTransfers(const std::string& a) {
+  return absl::StrCat("(SELECT tr.* FROM account_entries e CROSS JOIN LATERAL unnest(e.transfer_ids)"
+                      " AS x(id) JOIN transfers tr ON tr.id = x.id WHERE e.account_id = ",
+                      a, "::bigint) t");
+}
+
+// Page of transfers touching an account.
 std::string AccountTransfersSql(AccountId account, const TransferFilter& f, const PageSpec& page,
                                 Params& p) {
   std::string a = p.Add(account.value());
-  std::string rest = absl::StrCat(TransferConditions(f, p), CursorCondition(page, "t.id", p),
-                                  OrderAndLimit(page, "t.id", p));
-  return absl::StrCat("SELECT ", kTransferColumns, " FROM (",
-                      "(SELECT * FROM transfers t WHERE t.debit_account_id = ", a, "::bigint", rest,
-                      ") UNION ALL (SELECT * FROM transfers t WHERE t.credit_account_id = ", a,
-                      "::bigint", rest, ")) t", OrderAndLimit(page, "t.id", p));
+  return absl::StrCat("SELECT ", kTransferColumns, " FROM ", AccountTransfers(a), " WHERE TRUE",
+                      TransferConditions(f, p), CursorCondition(page, "t.id", p),
+                      OrderAndLimit(page, "t.id", p));
 }
 
 std::string TransferPageSql(const TransferFilter& f, const PageSpec& page, Params& p) {
@@ -1078,24 +1324,18 @@ std::string TransferPageSql(const TransferFilter& f, const PageSpec& page, Param
 }
 
 std::string TransferCountSql(const TransferFilter& f, Params& p) {
-  std::string account;
-  if (f.account_id.has_value()) {
-    std::string a = p.Add(f.account_id->value());
-    account = absl::StrCat(" AND (t.debit_account_id = ", a,
-                           "::bigint OR t.credit_account_id = ", a, "::bigint)");
-  }
-  return absl::StrCat("SELECT count(*) FROM transfers t WHERE TRUE", account,
-                      TransferConditions(f, p));
+  std::string from = "transfers t";
+  if (f.account_id.has_value()) from = AccountTransfers(p.Add(f.account_id->value()));
+  return absl::StrCat("SELECT count(*) FROM ", from, " WHERE TRUE", TransferConditions(f, p));
 }
 
 // The account's posted entries, signed from its side ($1 is the account).
 constexpr char kEntriesCte[] =
     "WITH entries AS ("
-    "SELECT t.*, t.amount AS signed_amount FROM transfers t"
-    " WHERE t.credit_account_id = $1::bigint AND t.type IN (1, 3)"
-    " UNION ALL "
-    "SELECT t.*, -t.amount FROM transfers t"
-    " WHERE t.debit_account_id = $1::bigint AND t.type IN (1, 3))";
+    "SELECT t.*, CASE WHEN t.credit_account_id = $1::bigint THEN t.amount ELSE -t.amount END"
+    " AS signed_amount"
+    " FROM account_entries e CROSS JOIN LATERAL unnest(e.transfer_ids) AS x(id)"
+    " JOIN transfers t ON t.id = x.id WHERE e.account_id = $1::bigint AND t.type IN (1, 3))";
 
 std::string StatementPageSql(const TransferFilter& f, const PageSpec& page, Params& p) {
   // The running balance is taken over every entry before filters and cursor cut rows out.
@@ -1627,17 +1867,63 @@ absl::StatusOr<Page<Withdrawal>> PgLedgerStore::ListWithdrawals(
       });
 }
 
+namespace {
+
+// Fills in the payload of every event by reference from its transfer and accounts.
+void RenderRefs(pqxx::transaction_base& tx, std::vector<OutboxEvent>& events) {
+  std::vector<TransferId> ids;
+  for (const OutboxEvent& e : events) {
+    if (e.ref.has_value()) ids.push_back(e.ref->transfer_id);
+  }
+  if (ids.empty()) return;
+  absl::flat_hash_map<TransferId, Transfer> transfers;
+  std::vector<AccountId> account_ids;
+  for (const pqxx::row& r : tx.exec_params(
+           absl::StrCat("SELECT ", kTransferColumns, " FROM transfers t WHERE t.id = ANY($1::bigint[])"),
+           IdArray(ids))) {
+    Transfer t = ReadTransfer(r);
+    account_ids.push_back(t.debit_account_id);
+    account_ids.push_back(t.credit_account_id);
+    transfers.emplace(t.id, std::move(t));
+  }
+  std::sort(account_ids.begin(), account_ids.end());
+  account_ids.erase(std::unique(account_ids.begin(), account_ids.end()), account_ids.end());
+  absl::flat_hash_map<AccountId, Account> accounts;
+  for (const pqxx::row& r : tx.exec_params(
+           absl::StrCat("SELECT ", kAccountColumns, " FROM accounts WHERE id = ANY($1::bigint[])"),
+           IdArray(account_ids))) {
+    Account a = ReadAccount(r);
+    accounts.emplace(a.id, std::move(a));
+  }
+  for (OutboxEvent& e : events) {
+    if (!e.ref.has_value()) continue;
+    auto t = transfers.find(e.ref->transfer_id);
+    if (t == transfers.end()) {
+      throw std::runtime_error(absl::StrCat("outbox event ", e.event_id, " names a missing transfer"));
+    }
+    e = RenderTransferEvent(e, t->second, accounts.at(t->second.debit_account_id),
+                            accounts.at(t->second.credit_account_id));
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<OutboxEvent>> PgLedgerStore::FetchUnpublished(size_t limit) {
   return RunIn<pqxx::read_transaction>(
       *pool_, "reading unpublished events",
       [&](pqxx::read_transaction& tx) -> absl::StatusOr<std::vector<OutboxEvent>> {
-        return ReadAll<OutboxEvent>(
+        std::vector<OutboxEvent> events = ReadEvents(
             tx.exec_params(
-                absl::StrCat("SELECT ", kEventColumns, " FROM outbox_events WHERE sequence >"
+                // Whole rows, up to about `limit` events: the rows whose events start before it.
+                absl::StrCat("SELECT ", kEventColumns, " FROM (SELECT *, sum(event_count) OVER"
+                             " (ORDER BY sequence) - event_count AS events_before"
+                             " FROM (SELECT * FROM outbox_events WHERE sequence >"
                              " (SELECT last_sequence FROM outbox_relay_cursor WHERE id = 1)",
-                             " ORDER BY sequence LIMIT $1::bigint"),
-                static_cast<int64_t>(limit)),
-            ReadEvent);
+                             " ORDER BY sequence LIMIT $1::bigint) unpublished) counted"
+                             " WHERE events_before < $1::bigint ORDER BY sequence"),
+                static_cast<int64_t>(limit)));
+        RenderRefs(tx, events);
+        return events;
       });
 }
 
@@ -1799,9 +2085,35 @@ void ReconcileConstrained(ReadTxn& tx, const std::string& scope, ReconcileData& 
   }
 }
 
+// Every transfer is listed exactly once in the history of each of its two accounts, and nothing
+// else is listed (migration 0008): statements read the history, reconciliation the transfers.
+void ReconcileHistory(ReadTxn& tx, const std::string& scope, ReconcileData& data) {
+  std::string sql = absl::StrCat(
+      "WITH listed AS (SELECT e.account_id, x.id FROM account_entries e"
+      " CROSS JOIN LATERAL unnest(e.transfer_ids) AS x(id)),"
+      " owed AS (SELECT debit_account_id AS account_id, id FROM transfers"
+      " UNION ALL SELECT credit_account_id, id FROM transfers),"
+      " wrong AS ((SELECT * FROM listed EXCEPT ALL SELECT * FROM owed)"
+      " UNION ALL (SELECT * FROM owed EXCEPT ALL SELECT * FROM listed))"
+      " SELECT w.account_id, coalesce(a.currency, ''), count(*), min(w.id) FROM wrong w"
+      " LEFT JOIN accounts a ON a.id = w.account_id WHERE a.id IS NULL OR ",
+      InScope("a.currency"), " GROUP BY w.account_id, a.currency ORDER BY w.account_id");
+  for (const pqxx::row& r : tx.exec_params(sql, scope)) {
+    data.findings.push_back(
+        {.kind = ReconcileFinding::Kind::kAccountHistoryMismatch,
+         .account_id = AccountId(r[0].as<int64_t>()),
+         .currency = r[1].as<std::string>(),
+         .count = r[2].as<int64_t>(),
+         .detail = absl::StrCat(r[2].as<int64_t>(),
+                                " entries of the account's history disagree with its transfers,"
+                                " the first at transfer ",
+                                r[3].as<int64_t>())});
+  }
+}
+
 void ReconcileOutbox(ReadTxn& tx, absl::Time deadline, ReconcileData& data) {
   int64_t late = tx.exec_params(
-                       "SELECT count(*) FROM outbox_events WHERE sequence >"
+                       "SELECT coalesce(sum(event_count), 0) FROM outbox_events WHERE sequence >"
                        " (SELECT last_sequence FROM outbox_relay_cursor WHERE id = 1)"
                        " AND created_at < from_micros($1::bigint)",
                        absl::ToUnixMicros(deadline))[0][0]
@@ -1830,7 +2142,10 @@ absl::StatusOr<ReconcileData> PgLedgerStore::Reconcile(const std::vector<Currenc
                         [&](ReadTxn& tx) -> absl::StatusOr<ReconcileData> {
                           ReconcileData data;
                           ReconcileTotals(tx, currencies, scope, data);
-                          if (replay_balances) ReconcileReplay(tx, scope, data);
+                          if (replay_balances) {
+                            ReconcileReplay(tx, scope, data);
+                            ReconcileHistory(tx, scope, data);
+                          }
                           ReconcileConstrained(tx, scope, data);
                           ReconcileSums(data);
                           ReconcileOutbox(tx, outbox_deadline, data);

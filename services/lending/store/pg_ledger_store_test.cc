@@ -16,6 +16,7 @@
 #include "harness/local_stack.h"
 #include "pg/connect.h"
 #include "pg/migrator.h"
+#include "services/lending/core/ledger_engine.h"
 
 #ifndef MICROLEND_SOURCE_DIR
 #error "define MICROLEND_SOURCE_DIR (the checkout): the tests read infra/migrations/lending from it"
@@ -762,6 +763,119 @@ TEST_F(PgLedgerStoreTest, FetchUnpublishedAndMarkPublished) {
   // Marking an older prefix again never moves the cursor back.
   ASSERT_TRUE(store_->MarkPublished({(*first)[0].sequence}, kT0).ok());
   EXPECT_EQ(store_->FetchUnpublished(10)->size(), 2u);
+}
+
+TEST_F(PgLedgerStoreTest, EventsOfOneCommitArePackedAndUnpackedInOrder) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account wallet = Open(Wallet("lender-1"));
+  std::vector<Transfer> transfers;
+  for (int64_t id = 1; id <= 600; ++id) {
+    Transfer t = Posted(id, cash, wallet, 1);
+    t.created_at = kT0;  // one commit time: packed, 256 to a row
+    transfers.push_back(t);
+  }
+  CommitSet commit;
+  for (const Transfer& t : transfers) commit.events.push_back(Event(t));
+  commit.events[300].payload = "{\"memo\":\"two\nlines\"}";  // cannot be packed: a row of its own
+  commit.transfers = transfers;
+  cash.debits_posted += 600;
+  wallet.credits_posted += 600;
+  commit.accounts = {cash, wallet};
+  ASSERT_TRUE(Commit(commit).ok());
+  // Rows: 256 events, 44 (up to the odd one), 1, 256, 43.
+  EXPECT_EQ(Scalar("SELECT count(*) FROM lending.outbox_events"), 5);
+  EXPECT_EQ(Scalar("SELECT sum(event_count) FROM lending.outbox_events"), 600);
+
+  auto first = store_->FetchUnpublished(300);  // whole rows whose events start before 300
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_EQ(first->size(), 300u);
+  for (size_t i = 0; i < first->size(); ++i) {
+    const OutboxEvent& e = (*first)[i];
+    ASSERT_EQ(e, (OutboxEvent{.sequence = e.sequence,
+                              .event_id = commit.events[i].event_id,
+                              .kind = "transfer_committed",
+                              .account_id = cash.id,
+                              .payload = commit.events[i].payload,
+                              .created_at = kT0}));
+  }
+  EXPECT_EQ((*first)[0].sequence, (*first)[255].sequence);
+  EXPECT_LT((*first)[255].sequence, (*first)[256].sequence);
+  std::vector<int64_t> published;
+  for (const OutboxEvent& e : *first) published.push_back(e.sequence);
+  ASSERT_TRUE(store_->MarkPublished(published, kT0).ok());
+  // Reconciliation counts the events, not the rows.
+  auto report = store_->Reconcile({}, false, kT0 + absl::Seconds(1));
+  ASSERT_TRUE(report.ok());
+  ASSERT_EQ(report->findings.size(), 1u);
+  EXPECT_EQ(report->findings[0].kind, Kind::kOutboxUnpublished);
+  EXPECT_EQ(report->findings[0].count, 300);
+
+  auto rest = store_->FetchUnpublished(1000);
+  ASSERT_TRUE(rest.ok());
+  ASSERT_EQ(rest->size(), 300u);
+  EXPECT_EQ((*rest)[0].event_id, "transfer-301");
+  EXPECT_EQ((*rest)[0].payload, "{\"memo\":\"two\nlines\"}");
+  EXPECT_EQ(rest->back().event_id, "transfer-600");
+}
+
+TEST_F(PgLedgerStoreTest, EventsByReferenceAreRenderedWhenFetched) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account a = Open(Wallet("lender-1"));
+  Account b = Open(Wallet("lender-2"));
+  CommitSet commit;
+  std::vector<OutboxEvent> expected;
+  for (int64_t id = 1; id <= 300; ++id) {
+    Account* debit = id % 3 == 0 ? &a : &cash;
+    Account* credit = id % 3 == 1 ? &a : &b;
+    const int64_t amount = id % 3 == 0 ? 1 : id;  // the wallet never overdraws
+    Transfer t = Posted(id, *debit, *credit, amount);
+    t.created_at = kT0;
+    t.memo = id == 7 ? "a \"memo\"\n\twith a \\ line\r" : "";
+    debit->debits_posted += amount;
+    credit->credits_posted += amount;
+    commit.events.push_back(TransferEventByRef(t, *debit, *credit));
+    expected.push_back(TransferEvent(t, *debit, *credit));
+    commit.transfers.push_back(t);
+  }
+  commit.accounts = {cash, a, b};
+  ASSERT_TRUE(Commit(commit).ok()) << Commit(commit);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM lending.outbox_events"), 2);  // 256 + 44
+  auto events = store_->FetchUnpublished(1000);
+  ASSERT_TRUE(events.ok()) << events.status();
+  ASSERT_EQ(events->size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    expected[i].sequence = (*events)[i].sequence;
+    ASSERT_EQ((*events)[i], expected[i]) << i;
+  }
+}
+
+TEST_F(PgLedgerStoreTest, AccountHistoryListsEachTransferOnBothAccounts) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account a = Open(Wallet("lender-1"));
+  Account b = Open(Wallet("lender-2"));
+  ASSERT_TRUE(Move({Posted(1, cash, a, 100), Posted(2, cash, b, 100)}, {&cash, &a, &b}).ok());
+  ASSERT_TRUE(Move({Posted(3, a, b, 30), Posted(4, cash, a, 5)}, {&cash, &a, &b}).ok());
+  // One row per account per commit.
+  EXPECT_EQ(Scalar("SELECT count(*) FROM lending.account_entries"), 6);
+  EXPECT_EQ(Scalar(absl::StrCat("SELECT count(*) FROM lending.account_entries WHERE account_id = ",
+                                a.id.value(), " AND transfer_ids = '{3,4}'")),
+            1);
+  auto report = store_->Reconcile({}, true, kT0);
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->findings.empty());
+
+  // A transfer listed under an account it does not touch, and nothing else wrong.
+  ASSERT_TRUE(Exec(absl::StrCat("INSERT INTO account_entries VALUES (", b.id.value(), ", 4, '{4}')"))
+                  .ok());
+  report = store_->Reconcile({}, true, kT0);
+  ASSERT_TRUE(report.ok());
+  ASSERT_EQ(report->findings.size(), 1u);
+  EXPECT_EQ(report->findings[0].kind, Kind::kAccountHistoryMismatch);
+  EXPECT_EQ(report->findings[0].account_id, b.id);
+  EXPECT_EQ(report->findings[0].count, 1);
+  EXPECT_THAT(report->findings[0].detail, HasSubstr("at transfer 4"));
+  // History rows are as immutable as transfers.
+  EXPECT_EQ(Exec("DELETE FROM account_entries").code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(PgLedgerStoreTest, AllocatedIdsStayAboveClientChosenIds) {

@@ -1,5 +1,7 @@
 #include "services/lending/testing/fake_ledger_store.h"
 
+#include "services/lending/core/ledger_engine.h"
+
 #include <algorithm>
 #include <limits>
 #include <map>
@@ -66,7 +68,13 @@ struct FakeLedgerStore::State {
     }
     for (const OutboxEvent& event : commit.events) {
       ML_CHECK(event.sequence == next_sequence(), "outbox sequence out of order");
-      events.push_back(event);
+      if (event.ref.has_value()) {  // rendered now, as the real store renders it when fetched
+        const Transfer& t = transfers.at(transfer_index.at(event.ref->transfer_id));
+        events.push_back(RenderTransferEvent(event, t, accounts.at(t.debit_account_id),
+                                             accounts.at(t.credit_account_id)));
+      } else {
+        events.push_back(event);
+      }
       published.push_back(false);
       event_ids.insert(event.event_id);
     }
