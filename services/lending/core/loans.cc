@@ -272,6 +272,33 @@ absl::Status CheckPartnerActive(const Partner& partner) {
                                                     "; only an ACTIVE partner may post loans"));
 }
 
+void AddToExposure(const Loan& loan, PartnerExposure& exposure) {
+  const int64_t usd = loan.usd_amount ? loan.usd_amount->minor_units() : 0;
+  switch (loan.status) {
+    case LoanStatus::kReview:
+      ++exposure.review_loans;
+      exposure.review_minor += usd;
+      return;
+    case LoanStatus::kFundraising:
+      ++exposure.fundraising_loans;
+      exposure.fundraising_minor += usd;
+      return;
+    case LoanStatus::kFunded:
+      ++exposure.funded_loans;
+      exposure.funded_minor += usd;
+      return;
+    case LoanStatus::kPayingBack:
+    case LoanStatus::kDefaulted:
+      exposure.outstanding_minor += usd - loan.repaid_usd_minor - loan.currency_loss_minor;
+      return;
+    case LoanStatus::kDraft:
+    case LoanStatus::kEnded:
+    case LoanStatus::kExpired:
+    case LoanStatus::kRefunded:
+      return;
+  }
+}
+
 namespace {
 
 template <typename T>
@@ -437,6 +464,10 @@ LoanReply Failed(absl::Status status) {
   return reply;
 }
 
+absl::Status NotFound(LoanId id) {
+  return absl::NotFoundError(absl::StrCat("loan ", id.value(), " not found"));
+}
+
 absl::Status NotDraft(const Loan& loan, std::string_view action) {
   return absl::FailedPreconditionError(absl::StrCat(
       "loan ", loan.id.value(), " is ", AsAbsl(LoanStatusName(loan.status)), "; only a DRAFT can ",
@@ -475,14 +506,17 @@ LoanReply LoanBook::Finish(const RequestKey& key, absl::StatusOr<Loan> result,
   return reply;
 }
 
+absl::StatusOr<Loan> LoanBook::GetEditable(const Viewer& viewer, LoanId id) {
+  ML_ASSIGN_OR_RETURN(Loan loan, loans_->Get(id));
+  // A loan never changes partner, so this still holds in a transaction that follows.
+  if (!viewer.MayEdit(loan)) return NotFound(id);
+  return loan;
+}
+
 absl::StatusOr<std::pair<Loan, Partner>> LoanBook::LoadEditable(const Viewer& viewer, LoanId id) {
-  absl::StatusOr<Loan> loan = loans_->Get(id);
-  if (!loan.ok()) return loan.status();
-  if (!viewer.MayEdit(*loan)) {
-    return absl::NotFoundError(absl::StrCat("loan ", id.value(), " not found"));
-  }
-  ML_ASSIGN_OR_RETURN(Partner partner, partners_->Get(loan->partner_id));
-  return std::make_pair(*std::move(loan), std::move(partner));
+  ML_ASSIGN_OR_RETURN(Loan loan, GetEditable(viewer, id));
+  ML_ASSIGN_OR_RETURN(Partner partner, partners_->Get(loan.partner_id));
+  return std::make_pair(std::move(loan), std::move(partner));
 }
 
 LoanReply LoanBook::CreateDraft(const RequestKey& key, PartnerId partner_id,
@@ -525,21 +559,27 @@ LoanReply LoanBook::Submit(const RequestKey& key, const Viewer& viewer, LoanId i
   if (expected_version < 0) return Failed(FieldInvalid("expected_version", "must not be negative"));
   LoanReply reply;
   if (ReplayIfRecorded(key, reply)) return reply;
-  absl::StatusOr<std::pair<Loan, Partner>> loaded = LoadEditable(viewer, id);
-  if (!loaded.ok()) return Failed(loaded.status());
-  const Partner& partner = loaded->second;
   const absl::Time now = clock_->Now();
-  auto mutate = [&](Loan& loan) -> absl::Status {
+  // Before the store's version check, so that a stranger learns nothing of the loan.
+  if (absl::StatusOr<Loan> editable = GetEditable(viewer, id); !editable.ok()) {
+    return Failed(editable.status());
+  }
+  auto mutate = [&](Loan& loan, const Partner& partner,
+                    const PartnerExposure& exposure) -> absl::Status {
     if (loan.status != LoanStatus::kDraft) return NotDraft(loan, "be submitted for review");
     ML_RETURN_IF_ERROR(CheckPartnerActive(partner));
     ML_RETURN_IF_ERROR(NormalizeDraft(partner, loan));
     ML_RETURN_IF_ERROR(CheckComplete(loan));
+    ML_RETURN_IF_ERROR(
+        CheckCreditLimit(partner, exposure, *loan.usd_amount, CreditCheck::kSubmission));
     loan.status = LoanStatus::kReview;
     loan.submitted_at = now;
     loan.review_return.reset();
     return absl::OkStatus();
   };
-  return Finish(key, loans_->Update(id, expected_version, now, mutate, RecordFor(key), encode),
+  return Finish(key,
+                loans_->UpdateWithPartner(id, expected_version, now, mutate, RecordFor(key),
+                                          encode),
                 encode);
 }
 
@@ -554,11 +594,9 @@ LoanReply LoanBook::Review(const RequestKey& key, const std::string& reviewer, L
   }
   LoanReply reply;
   if (ReplayIfRecorded(key, reply)) return reply;
-  absl::StatusOr<std::pair<Loan, Partner>> loaded = LoadEditable(Viewer{.ops = true}, id);
-  if (!loaded.ok()) return Failed(loaded.status());
-  const Partner& partner = loaded->second;
   const absl::Time now = clock_->Now();
-  auto mutate = [&](Loan& loan) -> absl::Status {
+  auto mutate = [&](Loan& loan, const Partner& partner,
+                    const PartnerExposure& exposure) -> absl::Status {
     if (loan.status != LoanStatus::kReview) {
       return absl::FailedPreconditionError(absl::StrCat(
           "loan ", loan.id.value(), " is ", AsAbsl(LoanStatusName(loan.status)),
@@ -570,6 +608,12 @@ LoanReply LoanBook::Review(const RequestKey& key, const std::string& reviewer, L
       return absl::OkStatus();
     }
     ML_RETURN_IF_ERROR(CheckPartnerActive(partner));
+    if (!loan.usd_amount) {
+      return absl::InternalError(
+          absl::StrCat("loan ", loan.id.value(), " is in REVIEW without a USD amount"));
+    }
+    ML_RETURN_IF_ERROR(
+        CheckCreditLimit(partner, exposure, *loan.usd_amount, CreditCheck::kApproval));
     const int32_t window = loan.details.fundraising_window_days > 0
                                ? loan.details.fundraising_window_days
                                : kDefaultFundraisingWindowDays;
@@ -578,7 +622,8 @@ LoanReply LoanBook::Review(const RequestKey& key, const std::string& reviewer, L
     loan.fundraising_deadline = now + absl::Hours(24 * window);
     return absl::OkStatus();
   };
-  return Finish(key, loans_->Update(id, 0, now, mutate, RecordFor(key), encode), encode);
+  return Finish(key, loans_->UpdateWithPartner(id, 0, now, mutate, RecordFor(key), encode),
+                encode);
 }
 
 absl::StatusOr<Loan> LoanBook::Get(const Viewer& viewer, LoanId id) {

@@ -10,7 +10,17 @@
 //     Anything else is FailedPrecondition naming the current status.
 //   - the partner must exist (NotFound) and be ACTIVE (FailedPrecondition naming its status) to
 //     create, submit or approve; a partner sees and touches only its own drafts: another
-//     partner's DRAFT/REVIEW loan is NotFound, exactly like a missing one.
+//     partner's DRAFT/REVIEW loan is NotFound, exactly like a missing one. Returning a loan
+//     needs no ACTIVE partner (it is how ops clears the way to closing one).
+//   - credit limit: submission and approval check CheckCreditLimit (core/partners.h) with the
+//     loan's USD amount: at submission the partner's committed exposure (FUNDRAISING and FUNDED
+//     in full, the outstanding principal of PAYING_BACK and DEFAULTED) plus its loans in REVIEW
+//     plus this loan, at approval the committed exposure plus this loan, must not exceed the
+//     limit; otherwise FailedPrecondition naming the limit and the exposure, nothing written.
+//     Both checks (and the ACTIVE check) read the partner and its exposure with the partner row
+//     locked in the transaction that writes the loan (LoanStore::UpdateWithPartner): concurrent
+//     submissions and approvals of one partner's loans serialise, so together they cannot pass
+//     the limit, and a partner closed or paused meanwhile is seen.
 //   - a draft may be incomplete; every field present is validated at create and update, and
 //     completeness is checked on submission (the first problem is reported).
 //   - country: ISO alpha-2 among the partner's countries; sector: 1..kMaxSector; local amount
@@ -182,6 +192,9 @@ enum class LoanSort {
   kLoanAmountAsc = 5, kLoanAmountDesc = 6, kTrending = 7, kRandom = 8
 };
 
+// ListLoans counts matches exactly up to this many and reports "more than this" beyond.
+inline constexpr int64_t kLoanCountCap = 10'000;
+
 // A catalogue search. Within a field the values are alternatives, fields combine with AND, an
 // empty field does not filter. `statuses` empty = FUNDRAISING only. Visibility (viewer) is
 // applied on top of the statuses.
@@ -212,6 +225,9 @@ struct LoanQuery {
   // Paging: `offset` rows of the ordered result are skipped; at most `limit` returned.
   int64_t offset = 0;
   int32_t limit = 50;
+  // total_count counts at most count_cap + 1 matches: a count above count_cap means "more than
+  // count_cap" (an exact count of a broad search reads every match; a lender needs "10,000+").
+  int64_t count_cap = kLoanCountCap;
 };
 
 // True when `loan` satisfies every filter and the viewer may see it (used by the fake).
@@ -225,6 +241,13 @@ absl::StatusOr<LoanDetails> DetailsFromJson(std::string_view json);
 
 using LoanEncoder = std::function<std::string(const Loan&)>;
 using LoanMutator = std::function<absl::Status(Loan&)>;
+// A mutator that also sees the loan's partner and its exposure, read under the partner's lock.
+using LoanPartnerMutator =
+    std::function<absl::Status(Loan&, const Partner&, const PartnerExposure&)>;
+
+// Adds `loan` to `exposure` if its partner's exposure counts it (PartnerExposure): the
+// definition the stores compute, in C++ for the fakes.
+void AddToExposure(const Loan& loan, PartnerExposure& exposure);
 
 // Statuses from the store: NotFound (no loan, or its partner for Create), AlreadyExists (the
 // request key is recorded), Aborted (stale expected_version or conflict), Unavailable,
@@ -246,8 +269,17 @@ class LoanStore {
   virtual absl::StatusOr<Loan> Update(LoanId id, int64_t expected_version, absl::Time now,
                                       const LoanMutator& mutate, const IdempotencyRecord& record,
                                       const LoanEncoder& encode) = 0;
+  // Update, but after locking the loan it also locks its partner's row (loan first, then partner:
+  // the one order every loan transition takes) and reads the partner and its exposure, counting
+  // this loan as it was before `mutate`, and passes them to `mutate`. NotFound when the loan is
+  // missing. The lock is held until the transaction ends, so every transition that raises the
+  // exposure (submission, approval) and every partner update serialise on it.
+  virtual absl::StatusOr<Loan> UpdateWithPartner(LoanId id, int64_t expected_version,
+                                                 absl::Time now, const LoanPartnerMutator& mutate,
+                                                 const IdempotencyRecord& record,
+                                                 const LoanEncoder& encode) = 0;
   // Ordered by query.sort, ties by ascending loan id; next_after_id is the next offset (0 = no
-  // more); total_count counts every match.
+  // more); total_count counts every match up to query.count_cap + 1 (see LoanQuery).
   virtual absl::StatusOr<Page<Loan>> List(const LoanQuery& query) = 0;
 };
 
@@ -278,9 +310,12 @@ class LoanBook {
   LoanReply UpdateDraft(const RequestKey& key, const Viewer& viewer, LoanId id,
                         const LoanPatch& patch, int64_t expected_version,
                         const LoanEncoder& encode);
+  // DRAFT -> REVIEW. FailedPrecondition when not DRAFT, the partner is not ACTIVE, or the loan
+  // would take the partner over its credit limit; InvalidArgument for an incomplete draft.
   LoanReply Submit(const RequestKey& key, const Viewer& viewer, LoanId id,
                    int64_t expected_version, const LoanEncoder& encode);
-  // `reviewer` is the ops subject; `reason` is required to return.
+  // `reviewer` is the ops subject; `reason` is required to return. Approval is FailedPrecondition
+  // when the partner is not ACTIVE or the loan would take it over its credit limit.
   LoanReply Review(const RequestKey& key, const std::string& reviewer, LoanId id,
                    ReviewDecision decision, const std::string& reason, const LoanEncoder& encode);
   // NotFound when missing or not visible to `viewer`.
@@ -290,6 +325,8 @@ class LoanBook {
  private:
   bool ReplayIfRecorded(const RequestKey& key, LoanReply& reply);
   LoanReply Finish(const RequestKey& key, absl::StatusOr<Loan> result, const LoanEncoder& encode);
+  // The loan; NotFound when it is missing or the viewer may not edit it.
+  absl::StatusOr<Loan> GetEditable(const Viewer& viewer, LoanId id);
   // The loan (NotFound unless the viewer may edit it) and its partner.
   absl::StatusOr<std::pair<Loan, Partner>> LoadEditable(const Viewer& viewer, LoanId id);
 

@@ -1,6 +1,7 @@
 // LoanBook and the loan rules of core/loans.h against FakeLoanStore and FakePartnerStore.
 #include "services/lending/core/loans.h"
 
+#include <functional>
 #include <set>
 
 #include "common/strings.h"
@@ -44,21 +45,80 @@ LoanDetails Complete() {
   return d;
 }
 
+// A loan in USD at rate 1, so that its USD amount is `amount`.
+LoanDetails Usd(std::string_view amount) {
+  LoanDetails d = Complete();
+  d.local_amount = M(amount);
+  d.posting_fx_rate = "1";
+  return d;
+}
+
+std::string Message(const absl::Status& status) { return std::string(AsStd(status.message())); }
+
 class LoanBookTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    partners_.SetExposureSource([this](PartnerId id) { return loans_.ExposureOf(id); });
     partner_ = MakePartner("Juhudi", {"KE", "UG"}, 6);
     other_ = MakePartner("Other MFI", {"KE"}, 2);
   }
 
-  PartnerId MakePartner(const std::string& name, std::vector<std::string> countries, int rating) {
+  PartnerId MakePartner(const std::string& name, std::vector<std::string> countries, int rating,
+                        Money credit_limit = M("1000000.00")) {
     absl::StatusOr<Partner> p = partners_.Create(
-        {.name = name, .countries = std::move(countries), .risk_rating_half_stars = rating},
+        {.name = name, .countries = std::move(countries), .risk_rating_half_stars = rating,
+         .credit_limit = credit_limit},
         clock_.Now(), IdempotencyRecord{.caller = "ops", .request_id = name},
         [](const Partner&) { return std::string(); });
     EXPECT_TRUE(p.ok()) << p.status();
     return p->id;
   }
+
+  // Ops changes the partner directly in the store (what UpdatePartner would write).
+  void ChangePartner(PartnerId id, std::function<void(Partner&)> change) {
+    absl::StatusOr<Partner> p = partners_.Update(
+        id, 0, clock_.Now(),
+        [&](Partner& partner) {
+          change(partner);
+          return absl::OkStatus();
+        },
+        IdempotencyRecord{.caller = "ops", .request_id = absl::StrCat("change-", next_++)},
+        [](const Partner&) { return std::string(); });
+    ASSERT_TRUE(p.ok()) << p.status();
+  }
+  void SetLimit(PartnerId id, std::string_view usd) {
+    ChangePartner(id, [&](Partner& p) { p.credit_limit = M(usd); });
+  }
+
+  // What the ledger's committer would write as money moves: status and repaid amounts.
+  void MoveMoney(LoanId id, LoanStatus status, int64_t repaid_usd_minor = 0,
+                 int64_t currency_loss_minor = 0) {
+    absl::StatusOr<Loan> moved = loans_.Update(
+        id, 0, clock_.Now(),
+        [&](Loan& loan) {
+          loan.status = status;
+          loan.repaid_usd_minor = repaid_usd_minor;
+          loan.currency_loss_minor = currency_loss_minor;
+          return absl::OkStatus();
+        },
+        IdempotencyRecord{.caller = "ledger", .request_id = absl::StrCat("move-", next_++)},
+        Encode);
+    ASSERT_TRUE(moved.ok()) << moved.status();
+  }
+
+  Loan MustCreateFor(PartnerId partner, const LoanDetails& d) {
+    LoanReply r = Create(d, absl::StrCat("c", next_++), partner);
+    EXPECT_TRUE(r.status.ok()) << r.status;
+    return r.loan.value_or(Loan{});
+  }
+  LoanReply Submit(PartnerId partner, LoanId id, std::string rid = "") {
+    if (rid.empty()) rid = absl::StrCat("s", next_++);
+    return book_.Submit(Key(std::move(rid)), Viewer{.partner = partner}, id, 0, Encode);
+  }
+  LoanReply Decide(LoanId id, ReviewDecision decision, std::string reason = "") {
+    return book_.Review(Key(absl::StrCat("r", next_++)), "ops-1", id, decision, reason, Encode);
+  }
+  Loan Stored(LoanId id) { return *loans_.Get(id); }
 
   LoanReply Create(const LoanDetails& d, std::string rid, PartnerId partner) {
     return book_.CreateDraft(Key(std::move(rid)), partner, d, Encode);
@@ -86,6 +146,7 @@ class LoanBookTest : public ::testing::Test {
   FakePartnerStore partners_;
   FakeLoanStore loans_{&partners_};
   LoanBook book_{&loans_, &partners_, &clock_};
+  PartnerDirectory directory_{&partners_, &clock_};
   PartnerId partner_{0};
   PartnerId other_{0};
   int next_ = 1;
@@ -354,6 +415,185 @@ TEST_F(LoanBookTest, CatalogueShowsPublicLoansFilteredAndSorted) {
   absl::StatusOr<Page<Loan>> p2 = book_.List({.offset = 1, .limit = 1});
   EXPECT_EQ(p2->items.front().id, a.id);
   EXPECT_EQ(p2->next_after_id, 0);
+}
+
+TEST(PartnerExposure, CountsEachStatusByItsRule) {
+  auto loan = [](LoanStatus status, int64_t usd, int64_t repaid = 0, int64_t loss = 0) {
+    Loan l{.status = status, .usd_amount = Money::FromMinor(Currency::Usd(), usd)};
+    l.repaid_usd_minor = repaid;
+    l.currency_loss_minor = loss;
+    return l;
+  };
+  PartnerExposure e;
+  for (const Loan& l : {loan(LoanStatus::kDraft, 1), loan(LoanStatus::kReview, 10),
+                        loan(LoanStatus::kReview, 20), loan(LoanStatus::kFundraising, 300),
+                        loan(LoanStatus::kFunded, 4'000),
+                        loan(LoanStatus::kPayingBack, 50'000, 20'000, 1'000),
+                        loan(LoanStatus::kDefaulted, 600'000, 100'000, 0),
+                        loan(LoanStatus::kEnded, 7), loan(LoanStatus::kExpired, 8),
+                        loan(LoanStatus::kRefunded, 9)}) {
+    AddToExposure(l, e);
+  }
+  EXPECT_EQ(e, (PartnerExposure{.review_loans = 2, .fundraising_loans = 1, .funded_loans = 1,
+                                .review_minor = 30, .fundraising_minor = 300,
+                                .funded_minor = 4'000,
+                                .outstanding_minor = 29'000 + 500'000}));
+  EXPECT_EQ(e.committed_minor(), 300 + 4'000 + 529'000);
+}
+
+TEST_F(LoanBookTest, SubmissionOverTheCreditLimitIsRefusedAndWritesNothing) {
+  const PartnerId small = MakePartner("Small MFI", {"KE"}, 4, M("1000.00"));
+  ASSERT_TRUE(Submit(small, MustCreateFor(small, Usd("600.00")).id).status.ok());
+  const Loan second = MustCreateFor(small, Usd("400.01"));
+  const size_t records = loans_.record_count();
+
+  LoanReply over = Submit(small, second.id, "over");
+  EXPECT_EQ(over.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Message(over.status),
+            absl::StrCat("loan of 400.01 USD would exceed partner ", small.value(),
+                         "'s credit limit of 1000.00 USD: exposure 600.00 USD (fundraising 0.00, "
+                         "funded 0.00, outstanding 0.00, in review 600.00) + 400.01 = "
+                         "1000.01 USD"));
+  EXPECT_EQ(Stored(second.id), second);
+  EXPECT_EQ(loans_.record_count(), records);
+
+  // Up to the limit is allowed, and the refusal was not remembered: the same request id is
+  // evaluated afresh.
+  SetLimit(small, "1000.01");
+  LoanReply retry = Submit(small, second.id, "over");
+  ASSERT_TRUE(retry.status.ok()) << retry.status;
+  EXPECT_FALSE(retry.replayed);
+  EXPECT_EQ(retry.loan->status, LoanStatus::kReview);
+}
+
+TEST_F(LoanBookTest, ZeroCreditLimitRefusesEverySubmission) {
+  const PartnerId none = MakePartner("New MFI", {"KE"}, 0, M("0.00"));
+  const Loan draft = MustCreateFor(none, Usd("25.00"));
+  EXPECT_EQ(Submit(none, draft.id).status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Stored(draft.id).status, LoanStatus::kDraft);
+}
+
+TEST_F(LoanBookTest, ApprovalCountsCommittedLoansNotOtherLoansInReview) {
+  const PartnerId small = MakePartner("Small MFI", {"KE"}, 4, M("2000.00"));
+  const Loan a = MustCreateFor(small, Usd("600.00"));
+  const Loan b = MustCreateFor(small, Usd("600.00"));
+  ASSERT_TRUE(Submit(small, a.id).status.ok());
+  ASSERT_TRUE(Submit(small, b.id).status.ok());
+  SetLimit(small, "1000.00");  // lowered below what is in review: allowed
+
+  // B in review does not hold A back: 0 committed + 600 <= 1000.
+  LoanReply approved = Decide(a.id, ReviewDecision::kApprove);
+  ASSERT_TRUE(approved.status.ok()) << approved.status;
+  const Loan b_before = Stored(b.id);
+  const size_t records = loans_.record_count();
+  LoanReply refused = Decide(b.id, ReviewDecision::kApprove);
+  EXPECT_EQ(refused.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Message(refused.status),
+            absl::StrCat("loan of 600.00 USD would exceed partner ", small.value(),
+                         "'s credit limit of 1000.00 USD: exposure 600.00 USD (fundraising "
+                         "600.00, funded 0.00, outstanding 0.00) + 600.00 = 1200.00 USD"));
+  EXPECT_EQ(Stored(b.id), b_before);
+  EXPECT_FALSE(Stored(b.id).posted_at.has_value());
+  EXPECT_EQ(loans_.record_count(), records);
+  // Ops may still return it.
+  EXPECT_TRUE(Decide(b.id, ReviewDecision::kReturn, "over the limit").status.ok());
+}
+
+TEST_F(LoanBookTest, OutstandingPrincipalCountsAndRepaymentsFreeTheLimit) {
+  const PartnerId small = MakePartner("Small MFI", {"KE"}, 4, M("1000.00"));
+  const Loan a = MustCreateFor(small, Usd("800.00"));
+  ASSERT_TRUE(Submit(small, a.id).status.ok());
+  ASSERT_TRUE(Decide(a.id, ReviewDecision::kApprove).status.ok());
+  // Funded: still the full amount.
+  MoveMoney(a.id, LoanStatus::kFunded);
+  const Loan b = MustCreateFor(small, Usd("550.00"));
+  EXPECT_EQ(Submit(small, b.id).status.code(), absl::StatusCode::kFailedPrecondition);
+  // Paying back: 800 - 300 repaid - 50 currency loss = 450 outstanding; 450 + 550 = 1000.
+  MoveMoney(a.id, LoanStatus::kPayingBack, 30'000, 5'000);
+  ASSERT_TRUE(Submit(small, b.id).status.ok());
+  const Loan c = MustCreateFor(small, Usd("25.00"));
+  LoanReply over = Submit(small, c.id);
+  EXPECT_EQ(over.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(Message(over.status).find("outstanding 450.00, in review 550.00"), std::string::npos)
+      << over.status;
+  // Defaulted: what is still owed counts, whatever was written off.
+  MoveMoney(a.id, LoanStatus::kDefaulted, 30'000, 5'000);
+  EXPECT_EQ(Submit(small, c.id).status.code(), absl::StatusCode::kFailedPrecondition);
+  // Ended: nothing more is owed.
+  MoveMoney(a.id, LoanStatus::kEnded, 75'000, 5'000);
+  EXPECT_TRUE(Submit(small, c.id).status.ok());
+}
+
+TEST_F(LoanBookTest, PausedOrClosedPartnerCannotSubmitOrApproveButOpsMayReturn) {
+  const Loan draft = MustCreate();
+  const Loan in_review = MustCreate();
+  ASSERT_TRUE(Submit(partner_, in_review.id).status.ok());
+  ChangePartner(partner_, [](Partner& p) { p.status = PartnerStatus::kPaused; });
+  const Loan review_before = Stored(in_review.id);
+
+  LoanReply submit = Submit(partner_, draft.id);
+  EXPECT_EQ(submit.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(Message(submit.status).find("is PAUSED"), std::string::npos) << submit.status;
+  EXPECT_EQ(Stored(draft.id), draft);
+  LoanReply approve = Decide(in_review.id, ReviewDecision::kApprove);
+  EXPECT_EQ(approve.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(Message(approve.status).find("is PAUSED"), std::string::npos) << approve.status;
+  EXPECT_EQ(Stored(in_review.id), review_before);
+
+  ASSERT_TRUE(Decide(in_review.id, ReviewDecision::kReturn, "partner paused").status.ok());
+  // Only drafts are left: closing is allowed, and a closed partner's drafts stay drafts.
+  PartnerReply closed = directory_.SetStatus(Key("close"), partner_, PartnerStatus::kClosed,
+                                             "wound down", [](const Partner&) { return ""; });
+  ASSERT_TRUE(closed.status.ok()) << closed.status;
+  LoanReply after = Submit(partner_, draft.id);
+  EXPECT_EQ(after.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(Message(after.status).find("is CLOSED"), std::string::npos) << after.status;
+}
+
+TEST_F(LoanBookTest, ClosingIsRefusedWhileLoansAreOpenAndWritesNothing) {
+  auto close = [&](std::string rid) {
+    return directory_.SetStatus(Key(std::move(rid)), partner_, PartnerStatus::kClosed, "wound down",
+                                [](const Partner& p) { return absl::StrCat(p.version); });
+  };
+  const Loan fundraising = MustPublish();
+  const Loan funded = MustPublish();
+  MoveMoney(funded.id, LoanStatus::kFunded);
+  const Loan paying_back = MustPublish();
+  MoveMoney(paying_back.id, LoanStatus::kPayingBack, 10'000);
+  const Loan in_review = MustCreate();
+  ASSERT_TRUE(Submit(partner_, in_review.id).status.ok());
+  MustCreate();  // a draft does not block
+  const Partner before = *partners_.Get(partner_);
+  const size_t records = partners_.record_count();
+
+  PartnerReply refused = close("close-1");
+  EXPECT_EQ(refused.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Message(refused.status),
+            absl::StrCat("partner ", partner_.value(),
+                         " cannot be CLOSED while 3 of its loans are open (1 in REVIEW, 1 "
+                         "FUNDRAISING, 1 FUNDED): return the loans in review and let the others "
+                         "end (funded and disbursed, expired or refunded) first; it may be "
+                         "PAUSED meanwhile"));
+  EXPECT_EQ(*partners_.Get(partner_), before);
+  EXPECT_EQ(partners_.record_count(), records);
+
+  // Pausing is allowed meanwhile; the open loans end one by one.
+  ASSERT_TRUE(directory_.SetStatus(Key("pause"), partner_, PartnerStatus::kPaused, "closing",
+                                   [](const Partner&) { return ""; })
+                  .status.ok());
+  ASSERT_TRUE(Decide(in_review.id, ReviewDecision::kReturn, "closing").status.ok());
+  MoveMoney(fundraising.id, LoanStatus::kExpired);
+  PartnerReply still = close("close-2");
+  EXPECT_NE(Message(still.status).find("while 1 of its loans is open (0 in REVIEW, 0 FUNDRAISING, 1 "
+                                       "FUNDED)"),
+            std::string::npos)
+      << still.status;
+  MoveMoney(funded.id, LoanStatus::kPayingBack);
+  // Loans paying back do not block: their repayments continue after the close.
+  PartnerReply closed = close("close-1");  // the refused request id was not remembered
+  ASSERT_TRUE(closed.status.ok()) << closed.status;
+  EXPECT_FALSE(closed.replayed);
+  EXPECT_EQ(partners_.Get(partner_)->status, PartnerStatus::kClosed);
 }
 
 TEST(LoanDetailsJson, RoundTripsWhatItHolds) {

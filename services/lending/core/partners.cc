@@ -163,6 +163,67 @@ absl::Status CheckTransition(const Partner& partner, PartnerStatus to) {
 
 namespace {
 
+std::string Usd(int64_t minor) { return Money::FromMinor(Currency::Usd(), minor).ToString(); }
+
+absl::Status CheckExposureSane(const Partner& partner, const PartnerExposure& e) {
+  for (int64_t figure : {e.review_loans, e.fundraising_loans, e.funded_loans, e.review_minor,
+                         e.fundraising_minor, e.funded_minor, e.outstanding_minor}) {
+    if (figure < 0) {
+      return absl::InternalError(absl::StrCat("partner ", partner.id.value(),
+                                              "'s exposure has a negative figure: its loan rows "
+                                              "break their invariants"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CheckCreditLimit(const Partner& partner, const PartnerExposure& exposure,
+                              const Money& loan_usd, CreditCheck check) {
+  ML_RETURN_IF_ERROR(CheckExposureSane(partner, exposure));
+  if (loan_usd.currency() != Currency::Usd() || loan_usd.is_negative() ||
+      partner.credit_limit.currency() != Currency::Usd()) {
+    return absl::InternalError("the credit limit and the loan's amount must be USD, not negative");
+  }
+  const int64_t in_review = check == CreditCheck::kSubmission ? exposure.review_minor : 0;
+  int64_t total = 0;
+  int64_t with_loan = 0;
+  if (__builtin_add_overflow(exposure.fundraising_minor, exposure.funded_minor, &total) ||
+      __builtin_add_overflow(total, exposure.outstanding_minor, &total) ||
+      __builtin_add_overflow(total, in_review, &total) ||
+      __builtin_add_overflow(total, loan_usd.minor_units(), &with_loan)) {
+    return absl::InternalError(
+        absl::StrCat("partner ", partner.id.value(), "'s exposure overflows 64 bits"));
+  }
+  if (with_loan <= partner.credit_limit.minor_units()) return absl::OkStatus();
+  std::string parts = absl::StrCat("fundraising ", Usd(exposure.fundraising_minor), ", funded ",
+                                   Usd(exposure.funded_minor), ", outstanding ",
+                                   Usd(exposure.outstanding_minor));
+  if (check == CreditCheck::kSubmission) {
+    absl::StrAppend(&parts, ", in review ", Usd(exposure.review_minor));
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "loan of ", loan_usd.ToString(), " USD would exceed partner ", partner.id.value(),
+      "'s credit limit of ", partner.credit_limit.ToString(), " USD: exposure ", Usd(total),
+      " USD (", parts, ") + ", loan_usd.ToString(), " = ", Usd(with_loan), " USD"));
+}
+
+absl::Status CheckClosable(const Partner& partner, const PartnerExposure& exposure) {
+  ML_RETURN_IF_ERROR(CheckExposureSane(partner, exposure));
+  const int64_t open =
+      exposure.review_loans + exposure.fundraising_loans + exposure.funded_loans;
+  if (open == 0) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "partner ", partner.id.value(), " cannot be CLOSED while ", open, " of its loans ",
+      open == 1 ? "is" : "are", " open (", exposure.review_loans, " in REVIEW, ",
+      exposure.fundraising_loans, " FUNDRAISING, ", exposure.funded_loans,
+      " FUNDED): return the loans in review and let the others end (funded and disbursed, "
+      "expired or refunded) first; it may be PAUSED meanwhile"));
+}
+
+namespace {
+
 void ApplyPatch(const PartnerPatch& patch, Partner& partner) {
   if (patch.name) partner.name = *patch.name;
   if (patch.countries) partner.countries = *patch.countries;
@@ -256,14 +317,15 @@ PartnerReply PartnerDirectory::SetStatus(const RequestKey& key, PartnerId id, Pa
   }
   PartnerReply reply;
   if (ReplayIfRecorded(key, reply)) return reply;
-  auto mutate = [&](Partner& partner) -> absl::Status {
+  auto mutate = [&](Partner& partner, const PartnerExposure& exposure) -> absl::Status {
     ML_RETURN_IF_ERROR(CheckTransition(partner, to));
+    if (to == PartnerStatus::kClosed) ML_RETURN_IF_ERROR(CheckClosable(partner, exposure));
     partner.status = to;
     partner.status_reason = reason;
     return absl::OkStatus();
   };
-  return Finish(key, store_->Update(id, /*expected_version=*/0, clock_->Now(), mutate,
-                                    RecordFor(key), encode),
+  return Finish(key, store_->UpdateWithExposure(id, /*expected_version=*/0, clock_->Now(), mutate,
+                                                RecordFor(key), encode),
                 encode);
 }
 

@@ -12,6 +12,18 @@
 //   - status: ACTIVE <-> PAUSED, ACTIVE or PAUSED -> CLOSED; CLOSED is final, and a CLOSED partner
 //     takes no update either (FailedPrecondition naming the current status).
 //
+//   - closing: refused while any of the partner's loans is in REVIEW, FUNDRAISING or FUNDED
+//     (FailedPrecondition naming how many, in which states): lenders' money or a pending review
+//     depends on the partner. Ops returns the loans in review, and fundraising loans end as
+//     funded (then disbursed), expired or refunded. DRAFTs do not block it (they hold no money,
+//     nobody else sees them, and a closed partner cannot submit them). Loans PAYING_BACK or
+//     DEFAULTED do not block it either: their repayments are still accepted after the close.
+//     Pausing is always allowed: no new drafts, submissions or approvals, and loans already
+//     fundraising continue.
+//   - credit limit (the cap on the partner's exposure, USD): see PartnerExposure and
+//     CheckCreditLimit. Lowering it below the current exposure is allowed: it stops new
+//     submissions and approvals until the exposure comes down.
+//
 // Idempotency: every mutation carries a RequestKey. The store writes the IdempotencyRecord (with
 // the adapter's encoded response as payload) in the same transaction as the effect; a retry with
 // the same key gets the stored payload back marked `replayed`, the same request id with another
@@ -126,11 +138,51 @@ absl::Status ValidatePatch(const PartnerPatch& patch);
 // the current status again (ACTIVE -> ACTIVE) is allowed and changes only the reason.
 absl::Status CheckTransition(const Partner& partner, PartnerStatus to);
 
+// A partner's loans as its credit limit and the close rule see them; amounts are USD minor
+// units. A store reads it in the transaction that holds the partner row locked, so it cannot
+// grow before that transaction ends (every transition that raises it, submission and approval,
+// takes the same lock: LoanStore::UpdateWithPartner).
+struct PartnerExposure {
+  int64_t review_loans = 0;       // loans in REVIEW
+  int64_t fundraising_loans = 0;  // loans FUNDRAISING
+  int64_t funded_loans = 0;       // loans FUNDED, not yet disbursed
+  int64_t review_minor = 0;       // the full USD amounts of the loans in REVIEW
+  int64_t fundraising_minor = 0;  // ... FUNDRAISING (funded or not: they may fill up)
+  int64_t funded_minor = 0;       // ... FUNDED
+  // The USD principal still owed to lenders on loans PAYING_BACK or DEFAULTED: usd_amount minus
+  // what repayments credited minus the funders' currency loss (as amount_outstanding in the
+  // partner's stats). A write-off does not reduce it: a defaulted loan may still be repaid.
+  int64_t outstanding_minor = 0;
+
+  // What the partner owes or is raising now: FUNDRAISING + FUNDED + outstanding.
+  int64_t committed_minor() const { return fundraising_minor + funded_minor + outstanding_minor; }
+  friend bool operator==(const PartnerExposure&, const PartnerExposure&) = default;
+};
+
+// When the credit limit is checked. At submission the loans already in REVIEW count in full
+// (a partner cannot queue more for review than its limit allows); at approval only what is
+// committed counts, so the order in which ops approves decides among loans in review.
+enum class CreditCheck { kSubmission = 1, kApproval = 2 };
+
+// OK when the exposure of `check` plus `loan_usd` is at most partner.credit_limit. Otherwise
+// FailedPrecondition naming the limit, the exposure (and its parts) and the loan, e.g.
+// "loan of 500.00 USD would exceed partner 3's credit limit of 1000.00 USD: exposure 700.00 USD
+// (fundraising 700.00, funded 0.00, outstanding 0.00, in review 0.00) + 500.00 = 1200.00 USD".
+// Internal when an exposure figure is negative (the loan rows break their invariants), or when
+// the sum overflows.
+absl::Status CheckCreditLimit(const Partner& partner, const PartnerExposure& exposure,
+                              const Money& loan_usd, CreditCheck check);
+// OK unless a loan is in REVIEW, FUNDRAISING or FUNDED: then FailedPrecondition "partner N cannot
+// be CLOSED while 3 of its loans are open (1 in REVIEW, 2 FUNDRAISING, 0 FUNDED); ...".
+absl::Status CheckClosable(const Partner& partner, const PartnerExposure& exposure);
+
 // Encodes a mutation's result as the payload remembered for replays (the adapter's response).
 using PartnerEncoder = std::function<std::string(const Partner&)>;
 // Applied by the store to the locked current row inside the transaction; a non-OK status rolls
 // back and is returned. The store then bumps version and updated_at.
 using PartnerMutator = std::function<absl::Status(Partner&)>;
+// Like PartnerMutator, also given the partner's exposure read under the same lock.
+using PartnerExposureMutator = std::function<absl::Status(Partner&, const PartnerExposure&)>;
 
 class PartnerStore {
  public:
@@ -154,6 +206,13 @@ class PartnerStore {
                                          const PartnerMutator& mutate,
                                          const IdempotencyRecord& record,
                                          const PartnerEncoder& encode) = 0;
+  // Update, with `mutate` also given the partner's exposure, read in the same transaction after
+  // the partner row is locked (so no submission or approval of its loans runs meanwhile).
+  virtual absl::StatusOr<Partner> UpdateWithExposure(PartnerId id, int64_t expected_version,
+                                                     absl::Time now,
+                                                     const PartnerExposureMutator& mutate,
+                                                     const IdempotencyRecord& record,
+                                                     const PartnerEncoder& encode) = 0;
   // The sums over the partner's loans that its stats are computed from (core/loan_stats.h), in
   // one consistent read. NotFound when there is no such partner.
   virtual absl::StatusOr<PartnerLoanTotals> LoanTotals(PartnerId id) = 0;
@@ -179,7 +238,8 @@ class PartnerDirectory {
   // FailedPrecondition when the partner is CLOSED; InvalidArgument for an empty or invalid patch.
   PartnerReply Update(const RequestKey& key, PartnerId id, const PartnerPatch& patch,
                       int64_t expected_version, const PartnerEncoder& encode);
-  // `reason` is required (InvalidArgument "reason: is required" when empty).
+  // `reason` is required (InvalidArgument "reason: is required" when empty). Closing is
+  // FailedPrecondition while loans are open (CheckClosable), judged under the partner's lock.
   PartnerReply SetStatus(const RequestKey& key, PartnerId id, PartnerStatus to,
                          const std::string& reason, const PartnerEncoder& encode);
 

@@ -135,6 +135,68 @@ TEST(PartnerStatusRules, ClosedIsFinal) {
   EXPECT_EQ(Message(status), "partner 7 is CLOSED; a closed partner cannot become ACTIVE");
 }
 
+Partner Capped(std::string_view usd) {
+  return Partner{.id = PartnerId(7), .credit_limit = *Money::Parse(usd, "USD")};
+}
+Money Usd(std::string_view amount) { return *Money::Parse(amount, "USD"); }
+
+TEST(PartnerCreditLimit, ExposurePlusTheLoanMayReachTheLimitButNotPassIt) {
+  const PartnerExposure e{.fundraising_minor = 10'000, .funded_minor = 20'000,
+                          .outstanding_minor = 30'000};
+  EXPECT_TRUE(CheckCreditLimit(Capped("1000.00"), e, Usd("400.00"), CreditCheck::kApproval).ok());
+  absl::Status over =
+      CheckCreditLimit(Capped("1000.00"), e, Usd("400.01"), CreditCheck::kApproval);
+  EXPECT_EQ(over.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Message(over),
+            "loan of 400.01 USD would exceed partner 7's credit limit of 1000.00 USD: exposure "
+            "600.00 USD (fundraising 100.00, funded 200.00, outstanding 300.00) + 400.01 = "
+            "1000.01 USD");
+}
+
+TEST(PartnerCreditLimit, SubmissionCountsLoansInReviewApprovalDoesNot) {
+  const PartnerExposure e{.review_loans = 2, .fundraising_loans = 1, .review_minor = 50'000,
+                          .fundraising_minor = 40'000};
+  EXPECT_TRUE(CheckCreditLimit(Capped("1000.00"), e, Usd("600.00"), CreditCheck::kApproval).ok());
+  absl::Status submit =
+      CheckCreditLimit(Capped("1000.00"), e, Usd("100.01"), CreditCheck::kSubmission);
+  EXPECT_EQ(Message(submit),
+            "loan of 100.01 USD would exceed partner 7's credit limit of 1000.00 USD: exposure "
+            "900.00 USD (fundraising 400.00, funded 0.00, outstanding 0.00, in review 500.00) + "
+            "100.01 = 1000.01 USD");
+  EXPECT_TRUE(
+      CheckCreditLimit(Capped("1000.00"), e, Usd("100.00"), CreditCheck::kSubmission).ok());
+}
+
+TEST(PartnerCreditLimit, ZeroLimitRefusesAnyLoan) {
+  EXPECT_EQ(CheckCreditLimit(Capped("0"), {}, Usd("0.01"), CreditCheck::kSubmission).code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(PartnerCreditLimit, BrokenOrOverflowingExposureIsInternal) {
+  EXPECT_EQ(CheckCreditLimit(Capped("1000.00"), {.outstanding_minor = -1}, Usd("1.00"),
+                             CreditCheck::kApproval)
+                .code(),
+            absl::StatusCode::kInternal);
+  const PartnerExposure huge{.fundraising_minor = INT64_MAX - 5, .funded_minor = 5};
+  EXPECT_EQ(CheckCreditLimit(Capped("1000.00"), huge, Usd("0.01"), CreditCheck::kApproval).code(),
+            absl::StatusCode::kInternal);
+  EXPECT_EQ(CheckClosable(Capped("0"), {.funded_loans = -1}).code(), absl::StatusCode::kInternal);
+}
+
+TEST(PartnerCloseRule, LoansInReviewFundraisingOrFundedBlockClosing) {
+  EXPECT_TRUE(CheckClosable(Capped("0"), {.outstanding_minor = 5'000}).ok());
+  for (PartnerExposure open : {PartnerExposure{.review_loans = 1},
+                               PartnerExposure{.fundraising_loans = 1},
+                               PartnerExposure{.funded_loans = 1}}) {
+    EXPECT_EQ(CheckClosable(Capped("0"), open).code(), absl::StatusCode::kFailedPrecondition);
+  }
+  absl::Status status = CheckClosable(
+      Capped("0"), {.review_loans = 1, .fundraising_loans = 2, .funded_loans = 3});
+  EXPECT_TRUE(Message(status).starts_with("partner 7 cannot be CLOSED while 6 of its loans are "
+                                          "open (1 in REVIEW, 2 FUNDRAISING, 3 FUNDED)"))
+      << status;
+}
+
 class PartnerDirectoryTest : public ::testing::Test {
  protected:
   Partner MustCreate(const std::string& rid, NewPartner partner = Valid()) {
@@ -246,6 +308,28 @@ TEST_F(PartnerDirectoryTest, PauseResumeCloseAndClosedIsFinal) {
                                           PartnerPatch{.description = "x"}, 0, Encode);
   EXPECT_EQ(update.status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(store_.Get(p.id)->version, 4);
+}
+
+TEST_F(PartnerDirectoryTest, CloseIsRefusedWhileLoansAreOpenAndWritesNothing) {
+  Partner p = MustCreate("r1");
+  PartnerExposure exposure{.fundraising_loans = 2};
+  store_.SetExposureSource([&](PartnerId) { return exposure; });
+  PartnerReply refused =
+      directory_.SetStatus(Key("s1", "b", "S"), p.id, PartnerStatus::kClosed, "done", Encode);
+  EXPECT_EQ(refused.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(Message(refused.status).find("2 of its loans are open"), std::string::npos);
+  EXPECT_EQ(*store_.Get(p.id), p);
+  EXPECT_EQ(store_.record_count(), 1u);
+  // Pausing does not look at the loans.
+  ASSERT_TRUE(
+      directory_.SetStatus(Key("s2", "b", "S"), p.id, PartnerStatus::kPaused, "x", Encode)
+          .status.ok());
+  exposure = PartnerExposure{.outstanding_minor = 100};
+  PartnerReply closed =
+      directory_.SetStatus(Key("s1", "b", "S"), p.id, PartnerStatus::kClosed, "done", Encode);
+  ASSERT_TRUE(closed.status.ok()) << closed.status;
+  EXPECT_FALSE(closed.replayed);
+  EXPECT_EQ(store_.Get(p.id)->status, PartnerStatus::kClosed);
 }
 
 TEST_F(PartnerDirectoryTest, SetStatusRequiresAReason) {

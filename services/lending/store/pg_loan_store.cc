@@ -20,6 +20,7 @@
 #include "pg/params.h"
 #include "pg/pool.h"
 #include "services/lending/store/pg_common.h"
+#include "services/lending/store/pg_partner_store.h"
 
 namespace microlend::lending {
 namespace {
@@ -349,6 +350,29 @@ absl::StatusOr<Loan> PgLoanStore::Update(LoanId id, int64_t expected_version, ab
                                          const LoanMutator& mutate,
                                          const IdempotencyRecord& record,
                                          const LoanEncoder& encode) {
+  return UpdateImpl(
+      id, expected_version, now,
+      [&](pqxx::transaction_base&, Loan& loan) { return mutate(loan); }, record, encode);
+}
+
+absl::StatusOr<Loan> PgLoanStore::UpdateWithPartner(LoanId id, int64_t expected_version,
+                                                    absl::Time now,
+                                                    const LoanPartnerMutator& mutate,
+                                                    const IdempotencyRecord& record,
+                                                    const LoanEncoder& encode) {
+  // The loan row is already locked: loan first, then partner.
+  auto with_partner = [&](pqxx::transaction_base& tx, Loan& loan) -> absl::Status {
+    ML_ASSIGN_OR_RETURN(Partner partner,
+                        LockPartnerRow(tx, loan.partner_id, PartnerRowLock::kLoanTransition));
+    return mutate(loan, partner, ReadPartnerExposure(tx, loan.partner_id));
+  };
+  return UpdateImpl(id, expected_version, now, with_partner, record, encode);
+}
+
+absl::StatusOr<Loan> PgLoanStore::UpdateImpl(LoanId id, int64_t expected_version, absl::Time now,
+                                             const TxnMutator& mutate,
+                                             const IdempotencyRecord& record,
+                                             const LoanEncoder& encode) {
   return RunIn<pqxx::work>(*pool_, "updating a loan", [&](pqxx::work& tx) -> absl::StatusOr<Loan> {
     ML_ASSIGN_OR_RETURN(Loan loan, SelectLoan(tx, id, /*for_update=*/true));
     ML_RETURN_IF_ERROR(RefuseIfRecorded(tx, record));
@@ -356,7 +380,7 @@ absl::StatusOr<Loan> PgLoanStore::Update(LoanId id, int64_t expected_version, ab
       return absl::AbortedError(absl::StrCat("loan ", id.value(), " is at version ", loan.version,
                                              ", not ", expected_version, ": re-read it and retry"));
     }
-    ML_RETURN_IF_ERROR(mutate(loan));
+    ML_RETURN_IF_ERROR(mutate(tx, loan));
     loan.id = id;
     loan.version += 1;
     loan.updated_at = now;

@@ -8,7 +8,10 @@
 // Transactions: Create and Update run at READ COMMITTED; Update locks the loan row
 // (SELECT ... FOR UPDATE) before it checks expected_version and applies the mutator, then
 // rewrites the row, replaces the schedule entries and inserts the idempotency record in the same
-// transaction. A List page, its schedules and its total_count are read in one REPEATABLE READ
+// transaction. UpdateWithPartner (submission, review) then also locks the partner row (FOR NO
+// KEY UPDATE: loan first, then partner, the order every loan transition takes; the ledger locks
+// loans only and partner updates lock only the partner) and reads the partner's exposure.
+// A List page, its schedules and its total_count are read in one REPEATABLE READ
 // read-only transaction; the partner rating is joined from partners at read time.
 //
 // Statuses, beyond the LoanStore contract: libpqxx exceptions are translated by
@@ -19,9 +22,12 @@
 #ifndef MICROLEND_SERVICES_LENDING_STORE_PG_LOAN_STORE_H_
 #define MICROLEND_SERVICES_LENDING_STORE_PG_LOAN_STORE_H_
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+
+#include <pqxx/pqxx>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -51,10 +57,22 @@ class PgLoanStore final : public LoanStore {
   absl::StatusOr<Loan> Update(LoanId id, int64_t expected_version, absl::Time now,
                               const LoanMutator& mutate, const IdempotencyRecord& record,
                               const LoanEncoder& encode) override;
+  // Locks the loan's partner row with PartnerRowLock::kLoanTransition after the loan row, then
+  // reads the partner and ReadPartnerExposure (store/pg_partner_store.h) in the same transaction.
+  absl::StatusOr<Loan> UpdateWithPartner(LoanId id, int64_t expected_version, absl::Time now,
+                                         const LoanPartnerMutator& mutate,
+                                         const IdempotencyRecord& record,
+                                         const LoanEncoder& encode) override;
   absl::StatusOr<Page<Loan>> List(const LoanQuery& query) override;
 
  private:
+  using TxnMutator = std::function<absl::Status(pqxx::transaction_base&, Loan&)>;
+
   explicit PgLoanStore(std::unique_ptr<pg::ConnectionPool> pool);
+  // Update's transaction: `mutate` runs on the locked loan after the version check.
+  absl::StatusOr<Loan> UpdateImpl(LoanId id, int64_t expected_version, absl::Time now,
+                                  const TxnMutator& mutate, const IdempotencyRecord& record,
+                                  const LoanEncoder& encode);
 
   std::unique_ptr<pg::ConnectionPool> pool_;
 };

@@ -185,26 +185,73 @@ absl::StatusOr<Page<Partner>> PgPartnerStore::List(const PartnerFilter& filter,
       });
 }
 
+absl::StatusOr<Partner> LockPartnerRow(pqxx::transaction_base& tx, PartnerId id,
+                                       PartnerRowLock lock) {
+  pqxx::result r = tx.exec_params(
+      absl::StrCat("SELECT ", kPartnerColumns, " FROM partners WHERE id = $1::bigint",
+                   lock == PartnerRowLock::kUpdate ? " FOR UPDATE" : " FOR NO KEY UPDATE"),
+      id.value());
+  if (r.empty()) return NotFound(id);
+  return ReadPartner(r[0]);
+}
+
+PartnerExposure ReadPartnerExposure(pqxx::transaction_base& tx, PartnerId id) {
+  // Statuses: 2 REVIEW, 3 FUNDRAISING, 4 FUNDED, 5 PAYING_BACK, 9 DEFAULTED. Outstanding is the
+  // unpaid principal of PgPartnerStore::LoanTotals: usd - repaid - currency loss.
+  constexpr char kExposure[] =
+      "SELECT count(*) FILTER (WHERE status = 2), count(*) FILTER (WHERE status = 3),"
+      " count(*) FILTER (WHERE status = 4),"
+      " coalesce(sum(usd_amount_minor) FILTER (WHERE status = 2), 0)::bigint,"
+      " coalesce(sum(usd_amount_minor) FILTER (WHERE status = 3), 0)::bigint,"
+      " coalesce(sum(usd_amount_minor) FILTER (WHERE status = 4), 0)::bigint,"
+      " coalesce(sum(usd_amount_minor - repaid_usd_minor - currency_loss_minor)"
+      "   FILTER (WHERE status IN (5, 9)), 0)::bigint"
+      " FROM loans WHERE partner_id = $1::bigint AND status IN (2, 3, 4, 5, 9)";
+  const pqxx::row r = tx.exec_params1(kExposure, id.value());
+  return PartnerExposure{.review_loans = r[0].as<int64_t>(),
+                         .fundraising_loans = r[1].as<int64_t>(),
+                         .funded_loans = r[2].as<int64_t>(),
+                         .review_minor = r[3].as<int64_t>(),
+                         .fundraising_minor = r[4].as<int64_t>(),
+                         .funded_minor = r[5].as<int64_t>(),
+                         .outstanding_minor = r[6].as<int64_t>()};
+}
+
 absl::StatusOr<Partner> PgPartnerStore::Update(PartnerId id, int64_t expected_version,
                                                absl::Time now, const PartnerMutator& mutate,
                                                const IdempotencyRecord& record,
                                                const PartnerEncoder& encode) {
+  return UpdateImpl(
+      id, expected_version, now, /*read_exposure=*/false,
+      [&](Partner& partner, const PartnerExposure&) { return mutate(partner); }, record, encode);
+}
+
+absl::StatusOr<Partner> PgPartnerStore::UpdateWithExposure(PartnerId id, int64_t expected_version,
+                                                           absl::Time now,
+                                                           const PartnerExposureMutator& mutate,
+                                                           const IdempotencyRecord& record,
+                                                           const PartnerEncoder& encode) {
+  return UpdateImpl(id, expected_version, now, /*read_exposure=*/true, mutate, record, encode);
+}
+
+absl::StatusOr<Partner> PgPartnerStore::UpdateImpl(PartnerId id, int64_t expected_version,
+                                                   absl::Time now, bool read_exposure,
+                                                   const PartnerExposureMutator& mutate,
+                                                   const IdempotencyRecord& record,
+                                                   const PartnerEncoder& encode) {
   return RunIn<pqxx::work>(
       *pool_, "updating a partner", [&](pqxx::work& tx) -> absl::StatusOr<Partner> {
-        pqxx::result r = tx.exec_params(
-            absl::StrCat("SELECT ", kPartnerColumns,
-                         " FROM partners WHERE id = $1::bigint FOR UPDATE"),
-            id.value());
-        if (r.empty()) return NotFound(id);
+        ML_ASSIGN_OR_RETURN(Partner partner, LockPartnerRow(tx, id, PartnerRowLock::kUpdate));
         ML_RETURN_IF_ERROR(RefuseIfRecorded(tx, record));
-        Partner partner = ReadPartner(r[0]);
         if (expected_version != 0 && expected_version != partner.version) {
           return absl::AbortedError(absl::StrCat("partner ", id.value(), " is at version ",
                                                  partner.version, ", not ", expected_version,
                                                  ": re-read it and retry"));
         }
+        const PartnerExposure exposure =
+            read_exposure ? ReadPartnerExposure(tx, id) : PartnerExposure{};
         const std::string old_name = partner.name;
-        ML_RETURN_IF_ERROR(mutate(partner));
+        ML_RETURN_IF_ERROR(mutate(partner, exposure));
         if (partner.name != old_name) ML_RETURN_IF_ERROR(CheckNameFree(tx, partner.name, id.value()));
         pqxx::result updated = tx.exec_params(
             absl::StrCat("UPDATE partners SET name = $2, countries = $3::text[],"

@@ -9,7 +9,10 @@
 // Transactions: Create and Update run at READ COMMITTED; Update locks the partner row
 // (SELECT ... FOR UPDATE) before it checks expected_version and applies the mutator, so
 // concurrent updates of one partner serialise and a stale version is Aborted. The partner row
-// and its idempotency record commit together. A List page and its total_count are read in one
+// and its idempotency record commit together. UpdateWithExposure reads the exposure
+// (ReadPartnerExposure) after taking that lock, in a statement of its own, so it sees every
+// submission or approval committed before (they hold the partner row lock too, see
+// LockPartnerRow) and none can commit until it ends. A List page and its total_count are read in one
 // REPEATABLE READ read-only transaction.
 //
 // Statuses, beyond the PartnerStore contract: every libpqxx exception is caught and translated
@@ -24,6 +27,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+
+#include <pqxx/pqxx>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -56,14 +61,37 @@ class PgPartnerStore final : public PartnerStore {
   absl::StatusOr<Partner> Update(PartnerId id, int64_t expected_version, absl::Time now,
                                  const PartnerMutator& mutate, const IdempotencyRecord& record,
                                  const PartnerEncoder& encode) override;
+  absl::StatusOr<Partner> UpdateWithExposure(PartnerId id, int64_t expected_version,
+                                             absl::Time now, const PartnerExposureMutator& mutate,
+                                             const IdempotencyRecord& record,
+                                             const PartnerEncoder& encode) override;
   // One aggregate statement over the partner's loans (loans_partner_idx).
   absl::StatusOr<PartnerLoanTotals> LoanTotals(PartnerId id) override;
 
  private:
   explicit PgPartnerStore(std::unique_ptr<pg::ConnectionPool> pool);
+  absl::StatusOr<Partner> UpdateImpl(PartnerId id, int64_t expected_version, absl::Time now,
+                                     bool read_exposure, const PartnerExposureMutator& mutate,
+                                     const IdempotencyRecord& record,
+                                     const PartnerEncoder& encode);
 
   std::unique_ptr<pg::ConnectionPool> pool_;
 };
+
+// The partner row, locked in `tx` until it ends: kUpdate (FOR UPDATE) for a change of the
+// partner, kLoanTransition (FOR NO KEY UPDATE) for a loan transition that must see the partner
+// and its exposure unchanged until it commits (PgLoanStore::UpdateWithPartner). The two conflict
+// with each other and themselves, so transitions and updates of one partner serialise; neither
+// blocks readers, and kLoanTransition lets loans referencing the partner be inserted meanwhile.
+// NotFound when there is no such partner.
+enum class PartnerRowLock { kUpdate, kLoanTransition };
+absl::StatusOr<Partner> LockPartnerRow(pqxx::transaction_base& tx, PartnerId id,
+                                       PartnerRowLock lock);
+// The partner's exposure (core/partners.h) in one statement over its loans in REVIEW,
+// FUNDRAISING, FUNDED, PAYING_BACK and DEFAULTED (the partial index loans_partner_open_idx of
+// 0007). Call it after LockPartnerRow: at READ COMMITTED the statement's snapshot then includes
+// every transition committed under the lock before.
+PartnerExposure ReadPartnerExposure(pqxx::transaction_base& tx, PartnerId id);
 
 }  // namespace microlend::lending
 

@@ -118,10 +118,50 @@ absl::StatusOr<Loan> FakeLoanStore::Get(LoanId id) {
   return WithRating(std::move(loan));
 }
 
+PartnerExposure FakeLoanStore::ExposureOf(PartnerId partner) const {
+  absl::MutexLock lock(&mu_);
+  return ExposureLocked(partner);
+}
+
+PartnerExposure FakeLoanStore::ExposureLocked(PartnerId partner) const {
+  PartnerExposure exposure;
+  for (const auto& [id, loan] : loans_) {
+    if (loan.partner_id == partner) AddToExposure(loan, exposure);
+  }
+  return exposure;
+}
+
 absl::StatusOr<Loan> FakeLoanStore::Update(LoanId id, int64_t expected_version, absl::Time now,
                                            const LoanMutator& mutate,
                                            const IdempotencyRecord& record,
                                            const LoanEncoder& encode) {
+  return UpdateLocked(id, expected_version, now, mutate, record, encode);
+}
+
+absl::StatusOr<Loan> FakeLoanStore::UpdateWithPartner(LoanId id, int64_t expected_version,
+                                                      absl::Time now,
+                                                      const LoanPartnerMutator& mutate,
+                                                      const IdempotencyRecord& record,
+                                                      const LoanEncoder& encode) {
+  if (partners_ == nullptr) {
+    return absl::FailedPreconditionError("FakeLoanStore::UpdateWithPartner needs a PartnerStore");
+  }
+  absl::StatusOr<Loan> current = Get(id);
+  if (!current.ok()) return current.status();
+  absl::StatusOr<Partner> partner = partners_->Get(current->partner_id);
+  if (!partner.ok()) return partner.status();
+  auto with_partner = [&](Loan& loan) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    // Runs under mu_ (UpdateLocked).
+    return mutate(loan, *partner, ExposureLocked(loan.partner_id));
+  };
+  return UpdateLocked(id, expected_version, now, with_partner, record, encode);
+}
+
+absl::StatusOr<Loan> FakeLoanStore::UpdateLocked(LoanId id, int64_t expected_version,
+                                                 absl::Time now,
+                                                 const std::function<absl::Status(Loan&)>& mutate,
+                                                 const IdempotencyRecord& record,
+                                                 const LoanEncoder& encode) {
   absl::StatusOr<Loan> current = Get(id);
   if (!current.ok()) return current.status();
   absl::MutexLock lock(&mu_);
@@ -154,8 +194,9 @@ absl::StatusOr<Page<Loan>> FakeLoanStore::List(const LoanQuery& query) {
   std::sort(matches.begin(), matches.end(),
             [&query](const Loan& a, const Loan& b) { return Before(query, a, b); });
   Page<Loan> out;
-  out.total_count = static_cast<int64_t>(matches.size());
-  for (int64_t i = query.offset; i < out.total_count; ++i) {
+  const int64_t matched = static_cast<int64_t>(matches.size());
+  out.total_count = std::min(matched, query.count_cap + 1);
+  for (int64_t i = query.offset; i < matched; ++i) {
     if (out.items.size() == static_cast<size_t>(query.limit)) {
       out.next_after_id = i;
       break;

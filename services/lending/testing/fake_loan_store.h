@@ -4,11 +4,15 @@
 // and paged like PgLoanStore (the random order differs from PostgreSQL's but is as fixed per
 // seed). Partner ratings come from the FakePartnerStore-like `partners` when given.
 // FailNextMutation makes the next Create or Update fail with the status and write nothing.
+// UpdateWithPartner needs `partners`: it reads the partner from it (before taking the fake's
+// mutex: the fake does not model the partner row lock, whose races are tested on PostgreSQL)
+// and the exposure from the fake's own loans (AddToExposure) under the mutex.
 // Thread-safe (one mutex; `encode` and `mutate` run under it and must not call the store).
 #ifndef MICROLEND_SERVICES_LENDING_TESTING_FAKE_LOAN_STORE_H_
 #define MICROLEND_SERVICES_LENDING_TESTING_FAKE_LOAN_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -34,14 +38,25 @@ class FakeLoanStore final : public LoanStore {
   absl::StatusOr<Loan> Update(LoanId id, int64_t expected_version, absl::Time now,
                               const LoanMutator& mutate, const IdempotencyRecord& record,
                               const LoanEncoder& encode) override;
+  absl::StatusOr<Loan> UpdateWithPartner(LoanId id, int64_t expected_version, absl::Time now,
+                                         const LoanPartnerMutator& mutate,
+                                         const IdempotencyRecord& record,
+                                         const LoanEncoder& encode) override;
   absl::StatusOr<Page<Loan>> List(const LoanQuery& query) override;
 
+  // The partner's exposure over the loans held here (for FakePartnerStore::SetExposureSource).
+  PartnerExposure ExposureOf(PartnerId partner) const;
   void FailNextMutation(absl::Status status);
   size_t loan_count() const;
   size_t record_count() const;
 
  private:
   Loan WithRating(Loan loan) const;
+  PartnerExposure ExposureLocked(PartnerId partner) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Update's body: `mutate` runs under the mutex on the current loan after the version check.
+  absl::StatusOr<Loan> UpdateLocked(LoanId id, int64_t expected_version, absl::Time now,
+                                    const std::function<absl::Status(Loan&)>& mutate,
+                                    const IdempotencyRecord& record, const LoanEncoder& encode);
   absl::Status Commit(Loan& loan, const IdempotencyRecord& record, const LoanEncoder& encode)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -142,6 +142,25 @@ absl::StatusOr<Partner> FakePartnerStore::Update(PartnerId id, int64_t expected_
   return updated;
 }
 
+absl::StatusOr<Partner> FakePartnerStore::UpdateWithExposure(
+    PartnerId id, int64_t expected_version, absl::Time now, const PartnerExposureMutator& mutate,
+    const IdempotencyRecord& record, const PartnerEncoder& encode) {
+  ExposureSource source;
+  {
+    absl::MutexLock lock(&mu_);
+    source = exposure_source_;
+  }
+  const PartnerExposure exposure = source ? source(id) : PartnerExposure{};
+  return Update(
+      id, expected_version, now, [&](Partner& partner) { return mutate(partner, exposure); },
+      record, encode);
+}
+
+void FakePartnerStore::SetExposureSource(ExposureSource source) {
+  absl::MutexLock lock(&mu_);
+  exposure_source_ = std::move(source);
+}
+
 absl::StatusOr<PartnerLoanTotals> FakePartnerStore::LoanTotals(PartnerId id) {
   absl::MutexLock lock(&mu_);
   if (!partners_.contains(id.value())) {
