@@ -85,3 +85,11 @@ ALTER TABLE outbox_events
 -- compressing them (pglz) cost more than writing them; nothing reads them often.
 ALTER TABLE outbox_events ALTER COLUMN payload SET STORAGE EXTERNAL;
 ALTER TABLE idempotency_records ALTER COLUMN response SET STORAGE EXTERNAL;
+
+-- Room on each page for updated row versions, so that updating balances (and funders' repaid
+-- totals) is a HOT update, with no new index entries: a repayment to 10,000 lenders updates
+-- 10,000 wallets and 10,000 funder rows. Measured on 10,000 wallets: 130-150 ms with full pages
+-- (almost no HOT updates), 53-78 ms at fillfactor 50 (all HOT). Affects pages written from now
+-- on; an existing database gets it for old rows at its next VACUUM FULL.
+ALTER TABLE accounts SET (fillfactor = 50);
+ALTER TABLE loan_funders SET (fillfactor = 50);

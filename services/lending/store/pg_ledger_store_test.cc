@@ -32,6 +32,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
 using Kind = ReconcileFinding::Kind;
 
 const absl::Time kT0 = absl::FromUnixMicros(1'700'000'000'000'000);
@@ -72,6 +73,14 @@ IdempotencyRecord Record(const std::string& request_id) {
           .code = absl::StatusCode::kOk,
           .message = "",
           .payload = std::string("\x00payload\xff", 9)};
+}
+
+// A record as large as a batch's response: stored with a binary parameter, not hex.
+IdempotencyRecord BigRecord(const std::string& request_id) {
+  IdempotencyRecord r = Record(request_id);
+  r.payload.clear();
+  for (int i = 0; i < 20'000; ++i) r.payload.push_back(static_cast<char>(i * 7));
+  return r;
 }
 
 NewAccount Wallet(const std::string& lender) {
@@ -294,7 +303,7 @@ CommitSet DepositAndWithdrawalHold(const std::vector<TransferId>& ids, Withdrawa
   return {.transfers = {deposit, hold},
           .holds = {Hold{.transfer = hold}},
           .accounts = {cash, wallet, escrow},
-          .idempotency = {Record("batch-1")},
+          .idempotency = {Record("batch-1"), BigRecord("batch-2")},
           .events = {Event(deposit), Event(hold)},
           .withdrawals = {{.id = withdrawal,
                            .lender_id = LenderId(1),
@@ -338,7 +347,8 @@ TEST_F(PgLedgerStoreTest, TransactWritesCommitSetAndReadsItBack) {
     EXPECT_THAT(loaded->accounts, ElementsAre(cash, wallet, escrow));  // id order
     EXPECT_THAT(loaded->holds, ElementsAre(commit.holds[0]));  // a posted transfer is no hold
     EXPECT_THAT(loaded->existing_ids, ElementsAre(ids[0]));
-    EXPECT_THAT(loaded->records, ElementsAre(commit.idempotency[0]));
+    EXPECT_THAT(loaded->records,
+                UnorderedElementsAre(commit.idempotency[0], commit.idempotency[1]));
     EXPECT_THAT(loaded->withdrawals, ElementsAre(commit.withdrawals[0]));
     return absl::OkStatus();
   });
