@@ -442,9 +442,13 @@ grpc::Status LoanGrpc::ListLoans(grpc::ServerContext* context, const v1::ListLoa
   return ToGrpcStatusWithDetails([&]() -> absl::Status {
     ML_ASSIGN_OR_RETURN(Principal caller, auth_->Authenticate(*context));
     ML_ASSIGN_OR_RETURN(LoanQuery query, ParseQuery(*request, ViewerOf(caller)));
+    const int64_t count_cap = query.count_cap;
     ML_ASSIGN_OR_RETURN(Page<Loan> loans, book_->List(std::move(query)));
     for (const Loan& loan : loans.items) ToProto(loan, response->add_loans());
-    ToPageResponse(loans.next_after_id, loans.total_count, response->mutable_page());
+    const bool capped = loans.total_count > count_cap;
+    ToPageResponse(loans.next_after_id, capped ? count_cap : loans.total_count,
+                   response->mutable_page());
+    response->mutable_page()->set_total_count_is_lower_bound(capped);
     return absl::OkStatus();
   }());
 }

@@ -23,7 +23,8 @@
 // mutation.replayed = true.
 //
 // ListLoans pages by offset into the ordered result (page_token: the decimal offset of the next
-// page), at most kMaxLoanPageSize loans a page, with an exact total_count.
+// page), at most kMaxLoanPageSize loans a page. total_count is exact up to kLoanCountCap
+// (core/loans.h); beyond it total_count is kLoanCountCap and total_count_is_lower_bound is set.
 //
 // Thread-safe; the collaborators must outlive the service.
 #ifndef MICROLEND_SERVICES_LENDING_LOAN_GRPC_H_

@@ -192,6 +192,9 @@ enum class LoanSort {
   kLoanAmountAsc = 5, kLoanAmountDesc = 6, kTrending = 7, kRandom = 8
 };
 
+// ListLoans counts matches exactly up to this many and reports "more than this" beyond.
+inline constexpr int64_t kLoanCountCap = 10'000;
+
 // A catalogue search. Within a field the values are alternatives, fields combine with AND, an
 // empty field does not filter. `statuses` empty = FUNDRAISING only. Visibility (viewer) is
 // applied on top of the statuses.
@@ -222,6 +225,9 @@ struct LoanQuery {
   // Paging: `offset` rows of the ordered result are skipped; at most `limit` returned.
   int64_t offset = 0;
   int32_t limit = 50;
+  // total_count counts at most count_cap + 1 matches: a count above count_cap means "more than
+  // count_cap" (an exact count of a broad search reads every match; a lender needs "10,000+").
+  int64_t count_cap = kLoanCountCap;
 };
 
 // True when `loan` satisfies every filter and the viewer may see it (used by the fake).
@@ -273,7 +279,7 @@ class LoanStore {
                                                  const IdempotencyRecord& record,
                                                  const LoanEncoder& encode) = 0;
   // Ordered by query.sort, ties by ascending loan id; next_after_id is the next offset (0 = no
-  // more); total_count counts every match.
+  // more); total_count counts every match up to query.count_cap + 1 (see LoanQuery).
   virtual absl::StatusOr<Page<Loan>> List(const LoanQuery& query) = 0;
 };
 

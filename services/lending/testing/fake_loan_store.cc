@@ -194,8 +194,9 @@ absl::StatusOr<Page<Loan>> FakeLoanStore::List(const LoanQuery& query) {
   std::sort(matches.begin(), matches.end(),
             [&query](const Loan& a, const Loan& b) { return Before(query, a, b); });
   Page<Loan> out;
-  out.total_count = static_cast<int64_t>(matches.size());
-  for (int64_t i = query.offset; i < out.total_count; ++i) {
+  const int64_t matched = static_cast<int64_t>(matches.size());
+  out.total_count = std::min(matched, query.count_cap + 1);
+  for (int64_t i = query.offset; i < matched; ++i) {
     if (out.items.size() == static_cast<size_t>(query.limit)) {
       out.next_after_id = i;
       break;

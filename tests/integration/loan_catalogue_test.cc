@@ -1,0 +1,308 @@
+// LoanService.ListLoans over a catalogue large enough to reach the count cap: the real lending
+// server on a real PostgreSQL, loaded with tests/harness/loan_catalogue.h (kCap FUNDRAISING loans
+// and some older ones). Every answer is checked against a reference computed here, in C++, from
+// the loans' columns read straight from the table: the filters, the order (ties by loan id), the
+// count and its cap, and that paging through a result repeats and skips nothing.
+#include <grpcpp/support/status.h>
+
+#include <algorithm>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "harness/loan_catalogue.h"
+#include "harness/local_stack.h"
+#include "harness/rpc.h"
+#include "harness/shared_stack_test.h"
+#include "microlend/lending/v1/lending.grpc.pb.h"
+
+namespace microlend::testing {
+namespace {
+
+namespace lv1 = ::microlend::lending::v1;
+namespace cv1 = ::microlend::common::v1;
+
+// The documented count cap of ListLoans (lending.proto).
+constexpr int64_t kCap = 10'000;
+
+// A FUNDRAISING loan as the reference sees it.
+struct Row {
+  int64_t id = 0;
+  std::string country;
+  int sector = 0;
+  int gender = 0;
+  int term_months = 0;
+  int rating = 0;
+  int64_t usd = 0;
+  int64_t left = 0;
+  int64_t deadline_us = 0;
+  int64_t posted_us = 0;
+  int64_t trending = 0;
+};
+
+using Filter = std::function<bool(const Row&)>;
+
+class LoanCatalogueTest : public SharedStackTest {
+ protected:
+  static void SetUpTestSuite() {
+    SharedStackTest::SetUpTestSuite();
+    ASSERT_NE(stack_, nullptr);
+    absl::Status loaded = LoadLoanCatalogue(
+        *stack_, {.loans = kCap + 2'000, .fundraising = kCap, .now = absl::Now()});
+    ASSERT_TRUE(loaded.ok()) << loaded;
+  }
+
+  void SetUp() override {
+    loans_ = lv1::LoanService::NewStub(Channel(stack_->Address(Server::kLending)));
+    lender_ = stack_->Token(Role::kLender, "501");
+    rows_ = ReadRows();
+  }
+
+  static std::vector<Row> ReadRows() {
+    absl::StatusOr<std::unique_ptr<pqxx::connection>> conn = ConnectLending(*stack_);
+    EXPECT_TRUE(conn.ok()) << conn.status();
+    if (!conn.ok()) return {};
+    pqxx::nontransaction tx(**conn);
+    std::vector<Row> rows;
+    for (const pqxx::row& r : tx.exec(
+             "SELECT l.id, l.country, l.sector, l.gender, l.term_months,"
+             " p.risk_rating_half_stars, coalesce(l.usd_amount_minor, 0),"
+             " coalesce(l.usd_amount_minor, 0) - l.funded_minor - l.held_minor,"
+             " to_micros(l.fundraising_deadline), to_micros(coalesce(l.published_at, l.created_at)),"
+             " l.trending_score_milli FROM loans l JOIN partners p ON p.id = l.partner_id"
+             " WHERE l.status = 3")) {
+      rows.push_back({.id = r[0].as<int64_t>(), .country = r[1].as<std::string>(),
+                      .sector = r[2].as<int>(), .gender = r[3].as<int>(),
+                      .term_months = r[4].as<int>(), .rating = r[5].as<int>(),
+                      .usd = r[6].as<int64_t>(), .left = r[7].as<int64_t>(),
+                      .deadline_us = r[8].as<int64_t>(), .posted_us = r[9].as<int64_t>(),
+                      .trending = r[10].as<int64_t>()});
+    }
+    return rows;
+  }
+
+  // The ids matching `filter` in the order of `sort` (ties by id); random order is not modelled.
+  std::vector<std::string> Expected(const Filter& filter, lv1::LoanSort sort) const {
+    std::vector<Row> hits;
+    for (const Row& r : rows_) {
+      if (filter(r)) hits.push_back(r);
+    }
+    auto key = [sort](const Row& r) -> int64_t {
+      switch (sort) {
+        case lv1::LOAN_SORT_NEWEST: return -r.posted_us;
+        case lv1::LOAN_SORT_EXPIRING_SOONEST: return r.deadline_us;
+        case lv1::LOAN_SORT_AMOUNT_LEFT_ASC: return r.left;
+        case lv1::LOAN_SORT_AMOUNT_LEFT_DESC: return -r.left;
+        case lv1::LOAN_SORT_LOAN_AMOUNT_ASC: return r.usd;
+        case lv1::LOAN_SORT_LOAN_AMOUNT_DESC: return -r.usd;
+        case lv1::LOAN_SORT_TRENDING: return -r.trending;
+        default: return 0;
+      }
+    };
+    std::sort(hits.begin(), hits.end(), [&](const Row& a, const Row& b) {
+      return std::make_pair(key(a), a.id) < std::make_pair(key(b), b.id);
+    });
+    std::vector<std::string> ids;
+    for (const Row& r : hits) ids.push_back(std::to_string(r.id));
+    return ids;
+  }
+
+  lv1::ListLoansResponse Call(const lv1::ListLoansRequest& req) {
+    lv1::ListLoansResponse out;
+    grpc::Status s = loans_->ListLoans(Ctx(lender_).get(), req, &out);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return out;
+  }
+
+  // Every page of `req` in turn (page size `page_size`), concatenated.
+  std::vector<std::string> AllPages(lv1::ListLoansRequest req, int page_size) {
+    std::vector<std::string> ids;
+    req.mutable_page()->set_page_size(page_size);
+    for (int pages = 0; pages < 1'000; ++pages) {
+      lv1::ListLoansResponse out = Call(req);
+      EXPECT_LE(out.loans_size(), page_size);
+      for (const lv1::Loan& l : out.loans()) ids.push_back(l.id().value());
+      if (out.page().next_page_token().empty()) return ids;
+      EXPECT_EQ(out.loans_size(), page_size) << "only the last page may be short";
+      req.mutable_page()->set_page_token(out.page().next_page_token());
+    }
+    ADD_FAILURE() << "more than 1,000 pages";
+    return ids;
+  }
+
+  std::unique_ptr<lv1::LoanService::Stub> loans_;
+  std::string lender_;
+  std::vector<Row> rows_;
+};
+
+// The benchmark's query A: KE or UG, agriculture, partner rated 3 stars or more.
+lv1::ListLoansRequest QueryA(lv1::LoanSort sort) {
+  lv1::ListLoansRequest req;
+  req.mutable_filter()->add_countries("KE");
+  req.mutable_filter()->add_countries("UG");
+  req.mutable_filter()->add_sectors(cv1::SECTOR_AGRICULTURE);
+  req.mutable_filter()->set_min_partner_risk_rating_half_stars(6);
+  req.set_sort(sort);
+  return req;
+}
+bool MatchesA(const Row& r) {
+  return (r.country == "KE" || r.country == "UG") && r.sector == cv1::SECTOR_AGRICULTURE &&
+         r.rating >= 6;
+}
+
+// The benchmark's query B: women, food or retail, 12 months or less.
+lv1::ListLoansRequest QueryB(lv1::LoanSort sort) {
+  lv1::ListLoansRequest req;
+  req.mutable_filter()->add_genders(cv1::GENDER_FEMALE);
+  req.mutable_filter()->add_sectors(cv1::SECTOR_FOOD);
+  req.mutable_filter()->add_sectors(cv1::SECTOR_RETAIL);
+  req.mutable_filter()->set_max_term_months(12);
+  req.set_sort(sort);
+  return req;
+}
+bool MatchesB(const Row& r) {
+  return r.gender == cv1::GENDER_FEMALE &&
+         (r.sector == cv1::SECTOR_FOOD || r.sector == cv1::SECTOR_RETAIL) && r.term_months <= 12;
+}
+
+constexpr lv1::LoanSort kOrderedSorts[] = {
+    lv1::LOAN_SORT_NEWEST,          lv1::LOAN_SORT_EXPIRING_SOONEST,
+    lv1::LOAN_SORT_AMOUNT_LEFT_ASC, lv1::LOAN_SORT_AMOUNT_LEFT_DESC,
+    lv1::LOAN_SORT_LOAN_AMOUNT_ASC, lv1::LOAN_SORT_LOAN_AMOUNT_DESC,
+    lv1::LOAN_SORT_TRENDING};
+
+TEST_F(LoanCatalogueTest, CountIsExactUpToTheCapThenALowerBound) {
+  ASSERT_EQ(rows_.size(), static_cast<size_t>(kCap));  // the load: exactly kCap FUNDRAISING
+  lv1::ListLoansRequest all;
+  all.mutable_page()->set_page_size(5);
+  lv1::ListLoansResponse at_cap = Call(all);
+  EXPECT_EQ(at_cap.page().total_count(), kCap);
+  EXPECT_FALSE(at_cap.page().total_count_is_lower_bound());
+  EXPECT_EQ(at_cap.loans_size(), 5);
+
+  lv1::ListLoansRequest a = QueryA(lv1::LOAN_SORT_EXPIRING_SOONEST);
+  lv1::ListLoansResponse narrow = Call(a);
+  EXPECT_EQ(narrow.page().total_count(),
+            static_cast<int64_t>(Expected(MatchesA, lv1::LOAN_SORT_EXPIRING_SOONEST).size()));
+  EXPECT_GT(narrow.page().total_count(), 0);
+  EXPECT_FALSE(narrow.page().total_count_is_lower_bound());
+
+  lv1::ListLoansRequest none = QueryA(lv1::LOAN_SORT_NEWEST);
+  none.mutable_filter()->clear_countries();
+  none.mutable_filter()->add_countries("FR");  // no partner lends there
+  lv1::ListLoansResponse empty = Call(none);
+  EXPECT_EQ(empty.page().total_count(), 0);
+  EXPECT_FALSE(empty.page().total_count_is_lower_bound());
+  EXPECT_TRUE(empty.page().next_page_token().empty());
+
+  // One more FUNDRAISING loan than the cap: the count stops at the cap and says so, on every
+  // page, while the loans themselves are all still there.
+  {
+    absl::StatusOr<std::unique_ptr<pqxx::connection>> conn = ConnectLending(*stack_);
+    ASSERT_TRUE(conn.ok()) << conn.status();
+    pqxx::work tx(**conn);
+    const int64_t older = tx.exec("SELECT min(id) FROM loans WHERE status = 3")[0][0].as<int64_t>();
+    // A copy of a FUNDRAISING loan (schedule included) under a new id.
+    const int64_t id = tx.exec_params(
+        "INSERT INTO loans (partner_id, status, country, region, town, sector, gender, is_group,"
+        " tags, hashtags, term_months, repayment_interval, local_amount_minor, local_currency,"
+        " posting_fx_rate, usd_amount_minor, funded_minor, held_minor, lender_count,"
+        " trending_score_milli, details, fundraising_deadline, version, created_at, updated_at,"
+        " submitted_at, published_at) SELECT partner_id, status, country, region, town, sector,"
+        " gender, is_group, tags, hashtags, term_months, repayment_interval, local_amount_minor,"
+        " local_currency, posting_fx_rate, usd_amount_minor, funded_minor, held_minor,"
+        " lender_count, trending_score_milli, details, fundraising_deadline, version, created_at,"
+        " updated_at, submitted_at, published_at FROM loans WHERE id = $1 RETURNING id",
+        older)[0][0].as<int64_t>();
+    tx.exec_params(
+        "INSERT INTO loan_schedule_entries (loan_id, seq, due_date, principal_minor)"
+        " SELECT $2, seq, due_date, principal_minor FROM loan_schedule_entries WHERE loan_id = $1",
+        older, id);
+    tx.commit();
+  }
+  lv1::ListLoansResponse over = Call(all);
+  EXPECT_EQ(over.page().total_count(), kCap);
+  EXPECT_TRUE(over.page().total_count_is_lower_bound());
+  all.mutable_page()->set_page_token(over.page().next_page_token());
+  lv1::ListLoansResponse second = Call(all);
+  EXPECT_EQ(second.page().total_count(), kCap);
+  EXPECT_TRUE(second.page().total_count_is_lower_bound());
+  EXPECT_EQ(AllPages(QueryA(lv1::LOAN_SORT_NEWEST), 100).size(),
+            static_cast<size_t>(narrow.page().total_count()));
+  EXPECT_EQ(AllPages(lv1::ListLoansRequest(), 100).size(), static_cast<size_t>(kCap + 1));
+}
+
+TEST_F(LoanCatalogueTest, FiltersAndSortsMatchTheReference) {
+  for (lv1::LoanSort sort : kOrderedSorts) {
+    SCOPED_TRACE(lv1::LoanSort_Name(sort));
+    EXPECT_EQ(AllPages(QueryA(sort), 100), Expected(MatchesA, sort));
+    EXPECT_EQ(AllPages(QueryB(sort), 100), Expected(MatchesB, sort));
+  }
+  lv1::ListLoansRequest left = QueryB(lv1::LOAN_SORT_AMOUNT_LEFT_ASC);
+  *left.mutable_filter()->mutable_min_amount_left() = M("100.00");
+  *left.mutable_filter()->mutable_max_amount_left() = M("500.00");
+  EXPECT_EQ(AllPages(left, 100), Expected(
+                                     [](const Row& r) {
+                                       return MatchesB(r) && r.left >= 10'000 && r.left <= 50'000;
+                                     },
+                                     lv1::LOAN_SORT_AMOUNT_LEFT_ASC));
+  lv1::ListLoansRequest rated;
+  rated.mutable_filter()->set_min_partner_risk_rating_half_stars(8);
+  rated.mutable_filter()->add_countries("PH");
+  rated.set_sort(lv1::LOAN_SORT_TRENDING);
+  EXPECT_EQ(AllPages(rated, 100),
+            Expected([](const Row& r) { return r.rating >= 8 && r.country == "PH"; },
+                     lv1::LOAN_SORT_TRENDING));
+}
+
+TEST_F(LoanCatalogueTest, PagesNeitherRepeatNorSkip) {
+  const std::vector<std::string> expected_set = [&] {
+    std::vector<std::string> ids = Expected(MatchesB, lv1::LOAN_SORT_NEWEST);
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  }();
+  ASSERT_GT(expected_set.size(), 200u);
+  for (int page_size : {1, 7, 100}) {
+    SCOPED_TRACE(page_size);
+    for (lv1::LoanSort sort : kOrderedSorts) {
+      SCOPED_TRACE(lv1::LoanSort_Name(sort));
+      if (page_size == 1 && sort != lv1::LOAN_SORT_AMOUNT_LEFT_ASC) continue;  // slow, once
+      EXPECT_EQ(AllPages(QueryB(sort), page_size), Expected(MatchesB, sort));
+    }
+    lv1::ListLoansRequest random = QueryB(lv1::LOAN_SORT_RANDOM);
+    random.set_random_seed(20261121);
+    const std::vector<std::string> shuffled = AllPages(random, page_size);
+    std::vector<std::string> sorted = shuffled;
+    std::sort(sorted.begin(), sorted.end());
+    EXPECT_EQ(sorted, expected_set);  // each loan exactly once
+    EXPECT_EQ(AllPages(random, 100), shuffled) << "the same seed gives the same order";
+    EXPECT_NE(shuffled, Expected(MatchesB, lv1::LOAN_SORT_NEWEST));
+    random.set_random_seed(7);
+    EXPECT_NE(AllPages(random, 100), shuffled) << "another seed, another order";
+  }
+}
+
+TEST_F(LoanCatalogueTest, MalformedOrMismatchedTokensAreInvalidArgument) {
+  lv1::ListLoansRequest req = QueryA(lv1::LOAN_SORT_EXPIRING_SOONEST);
+  req.mutable_page()->set_page_size(10);
+  lv1::ListLoansResponse first = Call(req);
+  ASSERT_FALSE(first.page().next_page_token().empty());
+  auto code_with = [&](lv1::ListLoansRequest r, const std::string& token) {
+    r.mutable_page()->set_page_token(token);
+    lv1::ListLoansResponse out;
+    return loans_->ListLoans(Ctx(lender_).get(), r, &out).error_code();
+  };
+  EXPECT_EQ(code_with(req, first.page().next_page_token()), grpc::StatusCode::OK);
+  for (const std::string& bad : {std::string("not-a-token"), std::string("-5"),
+                                 std::string("\x01\x02"), first.page().next_page_token() + "x"}) {
+    EXPECT_EQ(code_with(req, bad), grpc::StatusCode::INVALID_ARGUMENT) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace microlend::testing
