@@ -1,14 +1,15 @@
 #include "services/lending/loan_grpc.h"
 
-#include "common/allocate.h"
-
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/allocate.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "services/lending/proto_convert.h"
@@ -231,6 +232,50 @@ absl::Status ParseScalarFilters(const v1::LoanFilter& f, LoanQuery& q) {
   return absl::OkStatus();
 }
 
+// ListLoans page tokens: base64url of "l1.<key>.<id>.<check>", the cursor after the last loan of
+// the page (<key> "-" when it has none) and <check>, 16 hex digits of the SHA-256 of the request
+// without its page size (filters, sort, seed) and of the cursor, so that a token only continues
+// the search that issued it and a damaged one is refused.
+std::string TokenCheck(const v1::ListLoansRequest& request, absl::string_view position) {
+  v1::ListLoansRequest search = request;
+  search.clear_page();
+  search.mutable_page()->set_page_token(std::string(position));
+  return absl::BytesToHexString(BodyHash(search).substr(0, 8));
+}
+
+std::string LoanPageToken(const v1::ListLoansRequest& request, const LoanCursor& cursor) {
+  const std::string position =
+      absl::StrCat("l1.", cursor.key ? absl::StrCat(*cursor.key) : "-", ".", cursor.id.value());
+  return absl::WebSafeBase64Escape(absl::StrCat(position, ".", TokenCheck(request, position)));
+}
+
+absl::StatusOr<LoanCursor> ParseLoanPageToken(const v1::ListLoansRequest& request, LoanSort sort) {
+  const absl::Status bad = FieldError(
+      "page.page_token",
+      "bad page_token: pass the next_page_token of the previous response unchanged, with the "
+      "same filters, sort and seed, or leave it empty for the first page");
+  std::string text;
+  if (!absl::WebSafeBase64Unescape(request.page().page_token(), &text)) return bad;
+  const size_t check_at = text.rfind('.');
+  if (check_at == std::string::npos) return bad;
+  const absl::string_view position = absl::string_view(text).substr(0, check_at);
+  if (absl::string_view(text).substr(check_at + 1) != TokenCheck(request, position)) return bad;
+  std::vector<absl::string_view> parts = absl::StrSplit(position, '.');
+  if (parts.size() != 3 || parts[0] != "l1") return bad;
+  LoanCursor cursor;
+  int64_t value = 0;
+  if (parts[1] != "-") {
+    if (!absl::SimpleAtoi(parts[1], &value)) return bad;
+    cursor.key = value;
+  }
+  if (!absl::SimpleAtoi(parts[2], &value) || value < 1) return bad;
+  cursor.id = LoanId(value);
+  // Only a loan without a fundraising deadline has no key; under kRandom none has one.
+  const bool keyless_allowed = sort == LoanSort::kExpiringSoonest || sort == LoanSort::kRandom;
+  if ((!cursor.key && !keyless_allowed) || (cursor.key && sort == LoanSort::kRandom)) return bad;
+  return cursor;
+}
+
 absl::StatusOr<LoanQuery> ParseQuery(const v1::ListLoansRequest& request, const Viewer& viewer) {
   LoanQuery q{.viewer = viewer};
   ML_RETURN_IF_ERROR(ParseEnumFilters(request.filter(), q));
@@ -239,9 +284,13 @@ absl::StatusOr<LoanQuery> ParseQuery(const v1::ListLoansRequest& request, const 
   if (sort < 0 || sort > v1::LOAN_SORT_RANDOM) return FieldError("sort", "is not a LoanSort");
   q.sort = sort == 0 ? LoanSort::kNewest : static_cast<LoanSort>(sort);
   q.random_seed = request.random_seed();
-  ML_ASSIGN_OR_RETURN(PageSpec page, ParsePage(request.page(), PageKind::kList));
-  q.offset = page.after_id;
+  common::v1::PageRequest size_only = request.page();
+  size_only.clear_page_token();
+  ML_ASSIGN_OR_RETURN(PageSpec page, ParsePage(size_only, PageKind::kList));
   q.limit = std::min(page.limit, kMaxLoanPageSize);
+  if (!request.page().page_token().empty()) {
+    ML_ASSIGN_OR_RETURN(q.after, ParseLoanPageToken(request, q.sort));
+  }
   return q;
 }
 
@@ -443,12 +492,18 @@ grpc::Status LoanGrpc::ListLoans(grpc::ServerContext* context, const v1::ListLoa
     ML_ASSIGN_OR_RETURN(Principal caller, auth_->Authenticate(*context));
     ML_ASSIGN_OR_RETURN(LoanQuery query, ParseQuery(*request, ViewerOf(caller)));
     const int64_t count_cap = query.count_cap;
+    const LoanSort sort = query.sort;
     ML_ASSIGN_OR_RETURN(Page<Loan> loans, book_->List(std::move(query)));
     for (const Loan& loan : loans.items) ToProto(loan, response->add_loans());
+    common::v1::PageResponse* page = response->mutable_page();
+    if (loans.next_after_id != 0 && !loans.items.empty()) {
+      const Loan& last = loans.items.back();
+      page->set_next_page_token(
+          LoanPageToken(*request, {.key = LoanSortKey(last, sort), .id = last.id}));
+    }
     const bool capped = loans.total_count > count_cap;
-    ToPageResponse(loans.next_after_id, capped ? count_cap : loans.total_count,
-                   response->mutable_page());
-    response->mutable_page()->set_total_count_is_lower_bound(capped);
+    page->set_total_count(capped ? count_cap : loans.total_count);
+    page->set_total_count_is_lower_bound(capped);
     return absl::OkStatus();
   }());
 }

@@ -22,9 +22,12 @@
 // BodyHash(request)}; the remembered success is the full response, replayed with
 // mutation.replayed = true.
 //
-// ListLoans pages by offset into the ordered result (page_token: the decimal offset of the next
-// page), at most kMaxLoanPageSize loans a page. total_count is exact up to kLoanCountCap
-// (core/loans.h); beyond it total_count is kLoanCountCap and total_count_is_lower_bound is set.
+// ListLoans pages by keyset: next_page_token holds the sort key and id of the page's last loan
+// and a hash of the search (filters, sort, seed); the next page starts after that loan, so pages
+// neither repeat nor skip loans while nothing changes, and page 100 costs what page 1 costs. A
+// malformed token, or one used with another search, is INVALID_ARGUMENT. At most
+// kMaxLoanPageSize loans a page. total_count is exact up to kLoanCountCap (core/loans.h); beyond
+// it total_count is kLoanCountCap and total_count_is_lower_bound is set.
 //
 // Thread-safe; the collaborators must outlive the service.
 #ifndef MICROLEND_SERVICES_LENDING_LOAN_GRPC_H_

@@ -249,12 +249,13 @@ absl::Status LoadLoanCatalogue(LocalStack& stack, const CatalogueOptions& option
     tx.exec_params(kInsertLoans, options.loans, options.fundraising,
                    absl::ToUnixMicros(options.now), IntArray(slots->partner_ids),
                    pg::TextArray(slots->countries), pg::TextArray(slots->currencies),
-                   pg::TextArray(slots->fx_rates), IntArray(slots->fx_num),
-                   IntArray(slots->fx_den), pg::TextArray(slots->regions));
+                   pg::TextArray(slots->fx_rates), IntArray(slots->fx_num), IntArray(slots->fx_den),
+                   pg::TextArray(slots->regions));
     tx.exec_params(kInsertSchedules, before);
-    tx.exec_params("SELECT setval('borrower_id_seq', greatest($1::bigint, last_value))"
-                   " FROM borrower_id_seq",
-                   2 * options.loans + 2);
+    tx.exec_params(
+        "SELECT setval('borrower_id_seq', greatest($1::bigint, last_value))"
+        " FROM borrower_id_seq",
+        2 * options.loans + 2);
     tx.commit();
     if (!options.setup_sql.empty()) pqxx::nontransaction(**conn).exec(options.setup_sql);
     pqxx::nontransaction(**conn).exec("VACUUM ANALYZE partners, loans, loan_schedule_entries");

@@ -368,6 +368,45 @@ uint64_t RandomSortKey(int64_t seed, LoanId id) {
   return z ^ (z >> 31);
 }
 
+std::optional<int64_t> LoanSortKey(const Loan& loan, LoanSort sort) {
+  const int64_t usd = loan.usd_amount ? loan.usd_amount->minor_units() : 0;
+  switch (sort) {
+    case LoanSort::kNewest:
+      return absl::ToUnixMicros(loan.posted_at.value_or(loan.created_at));
+    case LoanSort::kExpiringSoonest:
+      if (!loan.fundraising_deadline) return std::nullopt;
+      return absl::ToUnixMicros(*loan.fundraising_deadline);
+    case LoanSort::kAmountLeftAsc:
+    case LoanSort::kAmountLeftDesc:
+      return usd - loan.funded_minor - loan.held_minor;
+    case LoanSort::kLoanAmountAsc:
+    case LoanSort::kLoanAmountDesc:
+      return usd;
+    case LoanSort::kTrending:
+      return loan.trending_score_milli;
+    case LoanSort::kRandom:
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+bool IsAfter(const LoanQuery& query, const LoanCursor& cursor, const Loan& loan) {
+  const int64_t id = loan.id.value();
+  if (query.sort == LoanSort::kRandom) {
+    return std::pair(RandomSortKey(query.random_seed, loan.id), id) >
+           std::pair(RandomSortKey(query.random_seed, cursor.id), cursor.id.value());
+  }
+  const std::optional<int64_t> key = LoanSortKey(loan, query.sort);
+  if (key != cursor.key) {
+    if (!key || !cursor.key) return !key;  // loans without a key come last
+    const bool descending =
+        query.sort == LoanSort::kNewest || query.sort == LoanSort::kAmountLeftDesc ||
+        query.sort == LoanSort::kLoanAmountDesc || query.sort == LoanSort::kTrending;
+    return descending ? *key < *cursor.key : *key > *cursor.key;
+  }
+  return id > cursor.id.value();
+}
+
 std::string DetailsToJson(const LoanDetails& d) {
   nlohmann::json j;
   nlohmann::json borrowers = nlohmann::json::array();

@@ -193,7 +193,17 @@ enum class LoanSort {
 };
 
 // ListLoans counts matches exactly up to this many and reports "more than this" beyond.
-inline constexpr int64_t kLoanCountCap = 10'000;
+inline constexpr int64_t kLoanCountCap = 1'000;
+
+// Keyset paging: the position just after the last loan of a page, in the order of a LoanSort
+// (ties by ascending id). `key` is that loan's LoanSortKey: nullopt when it has none (a loan
+// without a fundraising deadline under kExpiringSoonest) and always for kRandom, whose position
+// follows from the id and the seed.
+struct LoanCursor {
+  std::optional<int64_t> key;
+  LoanId id{0};
+  friend bool operator==(const LoanCursor&, const LoanCursor&) = default;
+};
 
 // A catalogue search. Within a field the values are alternatives, fields combine with AND, an
 // empty field does not filter. `statuses` empty = FUNDRAISING only. Visibility (viewer) is
@@ -222,11 +232,11 @@ struct LoanQuery {
   LoanSort sort = LoanSort::kNewest;
   int64_t random_seed = 0;
   absl::Time now;  // for expiring_within_hours
-  // Paging: `offset` rows of the ordered result are skipped; at most `limit` returned.
-  int64_t offset = 0;
+  // Paging: only loans after `after` (none: from the first), at most `limit` of them.
+  std::optional<LoanCursor> after;
   int32_t limit = 50;
   // total_count counts at most count_cap + 1 matches: a count above count_cap means "more than
-  // count_cap" (an exact count of a broad search reads every match; a lender needs "10,000+").
+  // count_cap" (an exact count of a broad search reads every match; a lender needs "1,000+").
   int64_t count_cap = kLoanCountCap;
 };
 
@@ -234,6 +244,14 @@ struct LoanQuery {
 bool MatchesQuery(const LoanQuery& query, const Loan& loan);
 // The deterministic position key of LOAN_SORT_RANDOM in the fake.
 uint64_t RandomSortKey(int64_t seed, LoanId id);
+// What `sort` orders `loan` by: microseconds since the epoch for the time sorts (kNewest: posted,
+// else created; kExpiringSoonest: the fundraising deadline, nullopt without one), USD minor units
+// for the amount sorts (a missing USD amount counts as 0), the trending score; nullopt for
+// kRandom. Descending sorts (kNewest, kAmountLeftDesc, kLoanAmountDesc, kTrending) order by it
+// descending; all break ties by ascending id.
+std::optional<int64_t> LoanSortKey(const Loan& loan, LoanSort sort);
+// True when `loan` comes after `cursor` in the order of query.sort (loans without a key last).
+bool IsAfter(const LoanQuery& query, const LoanCursor& cursor, const Loan& loan);
 
 // Details minus the schedule (stored separately) as JSON, and back.
 std::string DetailsToJson(const LoanDetails& details);
@@ -278,8 +296,10 @@ class LoanStore {
                                                  absl::Time now, const LoanPartnerMutator& mutate,
                                                  const IdempotencyRecord& record,
                                                  const LoanEncoder& encode) = 0;
-  // Ordered by query.sort, ties by ascending loan id; next_after_id is the next offset (0 = no
-  // more); total_count counts every match up to query.count_cap + 1 (see LoanQuery).
+  // The loans after query.after (all when unset) ordered by query.sort, ties by ascending loan
+  // id, at most query.limit; next_after_id is the id of the last loan returned when more follow,
+  // else 0; total_count counts every match, regardless of query.after, up to query.count_cap + 1
+  // (see LoanQuery). InvalidArgument for a cursor without the key its sort needs.
   virtual absl::StatusOr<Page<Loan>> List(const LoanQuery& query) = 0;
 };
 

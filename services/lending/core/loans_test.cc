@@ -407,14 +407,52 @@ TEST_F(LoanBookTest, CatalogueShowsPublicLoansFilteredAndSorted) {
   // Random: fixed per seed.
   EXPECT_EQ(ids({.sort = LoanSort::kRandom, .random_seed = 42}),
             ids({.sort = LoanSort::kRandom, .random_seed = 42}));
-  // Paging: one per page, total counts all.
+  // Paging: one per page, after the last one's key; total counts all.
   absl::StatusOr<Page<Loan>> p1 = book_.List({.limit = 1});
   ASSERT_TRUE(p1.ok());
   EXPECT_EQ(p1->total_count, 2);
-  EXPECT_EQ(p1->next_after_id, 1);
-  absl::StatusOr<Page<Loan>> p2 = book_.List({.offset = 1, .limit = 1});
+  EXPECT_EQ(p1->next_after_id, b.id.value());
+  const LoanCursor after_b{.key = LoanSortKey(b, LoanSort::kNewest), .id = b.id};
+  absl::StatusOr<Page<Loan>> p2 = book_.List({.after = after_b, .limit = 1});
+  ASSERT_TRUE(p2.ok());
   EXPECT_EQ(p2->items.front().id, a.id);
   EXPECT_EQ(p2->next_after_id, 0);
+  EXPECT_EQ(p2->total_count, 2);
+  // Counting stops one past the cap.
+  absl::StatusOr<Page<Loan>> capped = book_.List({.count_cap = 1});
+  ASSERT_TRUE(capped.ok());
+  EXPECT_EQ(capped->total_count, 2);
+  EXPECT_EQ(capped->items.size(), 2u);
+  EXPECT_EQ(book_.List({.count_cap = 0})->total_count, 1);
+}
+
+TEST(LoanSortKey, OrdersLikeEachSortAndPlacesCursors) {
+  auto loan = [](int64_t id, int64_t usd, int64_t funded, int64_t trending) {
+    Loan l{.id = LoanId(id), .usd_amount = Money::FromMinor(Currency::Usd(), usd)};
+    l.funded_minor = funded;
+    l.trending_score_milli = trending;
+    l.created_at = absl::FromUnixSeconds(1'000 + id);
+    return l;
+  };
+  const Loan a = loan(1, 10'000, 2'500, 7), b = loan(2, 10'000, 0, 7);
+  EXPECT_EQ(LoanSortKey(a, LoanSort::kAmountLeftAsc), 7'500);
+  EXPECT_EQ(LoanSortKey(a, LoanSort::kLoanAmountDesc), 10'000);
+  EXPECT_EQ(LoanSortKey(a, LoanSort::kNewest), 1'001'000'000);
+  EXPECT_EQ(LoanSortKey(a, LoanSort::kExpiringSoonest), std::nullopt);
+  EXPECT_EQ(LoanSortKey(a, LoanSort::kRandom), std::nullopt);
+  auto after = [](LoanSort sort, const Loan& cursor, const Loan& l) {
+    return IsAfter({.sort = sort}, {.key = LoanSortKey(cursor, sort), .id = cursor.id}, l);
+  };
+  EXPECT_TRUE(after(LoanSort::kAmountLeftAsc, a, b));    // 10,000 left after 7,500
+  EXPECT_FALSE(after(LoanSort::kAmountLeftDesc, a, b));  // descending: b comes first
+  EXPECT_TRUE(after(LoanSort::kTrending, a, b));         // tie: by ascending id
+  EXPECT_FALSE(after(LoanSort::kTrending, b, a));
+  EXPECT_FALSE(after(LoanSort::kTrending, a, a));  // never after itself
+  Loan due = b;
+  due.fundraising_deadline = absl::FromUnixSeconds(5'000);
+  EXPECT_TRUE(after(LoanSort::kExpiringSoonest, due, a));  // no deadline: last
+  EXPECT_FALSE(after(LoanSort::kExpiringSoonest, a, due));
+  EXPECT_NE(after(LoanSort::kRandom, a, b), after(LoanSort::kRandom, b, a));
 }
 
 TEST(PartnerExposure, CountsEachStatusByItsRule) {

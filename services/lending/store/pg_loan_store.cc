@@ -1,5 +1,6 @@
 #include "services/lending/store/pg_loan_store.h"
 
+#include <algorithm>
 #include <limits>
 #include <pqxx/pqxx>
 #include <stdexcept>
@@ -11,6 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -76,6 +78,8 @@ constexpr char kLoanColumns[] =
     " to_micros(l.disbursed_at), to_micros(l.closed_at), l.repaid_usd_minor,"
     " l.repaid_local_minor, l.currency_loss_minor, l.written_off_minor, l.delinquent,"
     " l.days_in_arrears, l.arrears_local_minor, l.ended_with_currency_loss";
+// The number of columns of kLoanColumns (ReadLoan reads r[0] to r[41]).
+constexpr int kLoanColumnCount = 42;
 constexpr char kLoanFrom[] = " FROM loans l JOIN partners p ON p.id = l.partner_id";
 
 absl::StatusOr<Loan> ReadLoan(const pqxx::row& r) {
@@ -133,6 +137,21 @@ absl::StatusOr<Loan> ReadLoan(const pqxx::row& r) {
   return loan;
 }
 
+// Checks each loaded schedule against its loan, as it was checked when it was written.
+absl::Status CheckSchedules(const std::vector<Loan>& loans) {
+  for (const Loan& loan : loans) {
+    if (loan.status == LoanStatus::kDraft) continue;  // drafts may be incomplete
+    absl::Status valid =
+        ValidateSchedule(loan.details.schedule, *loan.details.local_amount,
+                         DisbursalAnchor(loan.details, loan.created_at), loan.details.term_months);
+    if (!valid.ok()) {
+      return absl::DataLossError(absl::StrCat("loan ", loan.id.value(),
+                                              "'s stored schedule is invalid: ", valid.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
 // Loads the schedules of `loans` (one query) and checks each against its loan.
 absl::Status LoadSchedules(pqxx::transaction_base& tx, std::vector<Loan>& loans) {
   if (loans.empty()) return absl::OkStatus();
@@ -151,17 +170,7 @@ absl::Status LoadSchedules(pqxx::transaction_base& tx, std::vector<Loan>& loans)
     loan->details.schedule.push_back(
         {due, Money::FromMinor(loan->details.local_amount->currency(), row[2].as<int64_t>())});
   }
-  for (const Loan& loan : loans) {
-    if (loan.status == LoanStatus::kDraft) continue;  // drafts may be incomplete
-    absl::Status valid = ValidateSchedule(loan.details.schedule, *loan.details.local_amount,
-                                          DisbursalAnchor(loan.details, loan.created_at),
-                                          loan.details.term_months);
-    if (!valid.ok()) {
-      return absl::DataLossError(absl::StrCat("loan ", loan.id.value(),
-                                              "'s stored schedule is invalid: ", valid.message()));
-    }
-  }
-  return absl::OkStatus();
+  return CheckSchedules(loans);
 }
 
 absl::StatusOr<Loan> SelectLoan(pqxx::transaction_base& tx, LoanId id, bool for_update) {
@@ -256,56 +265,237 @@ int64_t WriteLoan(pqxx::transaction_base& tx, Loan& loan) {
 
 constexpr char kRemaining[] = "(coalesce(l.usd_amount_minor, 0) - l.funded_minor - l.held_minor)";
 
-std::string OrderBy(const LoanQuery& q) {
+// What q.sort orders by (LoanSortKey of core/loans.h, in SQL), and whether descending. The
+// expressions are those of the indexes of 0004_loans.sql and 0006_list_loans_indexes.sql.
+struct SortKeySql {
+  std::string expr;
+  bool descending = false;
+};
+
+SortKeySql SortKeyOf(const LoanQuery& q) {
   switch (q.sort) {
     case LoanSort::kNewest:
-      return " ORDER BY coalesce(l.published_at, l.created_at) DESC, l.id";
+      return {"coalesce(l.published_at, l.created_at)", true};
     case LoanSort::kExpiringSoonest:
-      return " ORDER BY l.fundraising_deadline ASC NULLS LAST, l.id";
+      return {"l.fundraising_deadline", false};
     case LoanSort::kAmountLeftAsc:
-      return absl::StrCat(" ORDER BY ", kRemaining, " ASC, l.id");
+      return {kRemaining, false};
     case LoanSort::kAmountLeftDesc:
-      return absl::StrCat(" ORDER BY ", kRemaining, " DESC, l.id");
+      return {kRemaining, true};
     case LoanSort::kLoanAmountAsc:
-      return " ORDER BY coalesce(l.usd_amount_minor, 0) ASC, l.id";
+      return {"coalesce(l.usd_amount_minor, 0)", false};
     case LoanSort::kLoanAmountDesc:
-      return " ORDER BY coalesce(l.usd_amount_minor, 0) DESC, l.id";
+      return {"coalesce(l.usd_amount_minor, 0)", true};
     case LoanSort::kTrending:
-      return " ORDER BY l.trending_score_milli DESC, l.id";
+      return {"l.trending_score_milli", true};
     case LoanSort::kRandom:
       // The seed is an integer formatted here, never client text.
-      return absl::StrCat(" ORDER BY md5('", q.random_seed, ":' || l.id::text), l.id");
+      return {absl::StrCat("md5('", q.random_seed, ":' || l.id::text)"), false};
   }
-  return " ORDER BY l.id";
+  return {"l.id", false};
 }
 
-// One status (the catalogue's FUNDRAISING) is compared with `=`: PostgreSQL 15 does not walk an
-// index in order under `= ANY(...)`, so every sort would read and sort all the matching loans.
-constexpr char kOneStatus[] = " WHERE l.status = ($1::smallint[])[1]";
-constexpr char kAnyStatus[] = " WHERE l.status = ANY($1::smallint[])";
-constexpr char kWhere[] =
-    " AND ($2::bool OR l.status >= 3 OR l.partner_id = $3::bigint)"
-    " AND (cardinality($4::text[]) = 0 OR l.country = ANY($4::text[]))"
-    " AND (cardinality($5::text[]) = 0 OR lower(l.region) = ANY($5::text[]))"
-    " AND (cardinality($6::smallint[]) = 0 OR l.sector = ANY($6::smallint[]))"
-    " AND (cardinality($7::smallint[]) = 0 OR l.gender = ANY($7::smallint[]))"
-    " AND ($8::int < 0 OR l.is_group = ($8::int = 1))"
-    " AND (cardinality($9::bigint[]) = 0 OR l.partner_id = ANY($9::bigint[]))"
-    " AND p.risk_rating_half_stars >= $10::int"
-    // NULL when unbounded, so that the planner drops the test: a BETWEEN over the whole int64
-    // range is estimated to keep 0.5% of the rows, which turns LIMIT-ordered index scans into
-    // full sorts.
-    " AND ($11::bigint IS NULL OR"
-    "      coalesce(l.usd_amount_minor, 0) - l.funded_minor - l.held_minor >= $11::bigint)"
-    " AND ($12::bigint IS NULL OR"
-    "      coalesce(l.usd_amount_minor, 0) - l.funded_minor - l.held_minor <= $12::bigint)"
-    " AND ($13::int = 0 OR l.term_months <= $13::int)"
-    " AND (cardinality($14::text[]) = 0 OR l.tags && $14::text[])"
-    " AND (cardinality($15::text[]) = 0 OR l.hashtags && $15::text[])"
-    " AND ($16::bigint = 0 OR (l.fundraising_deadline >= from_micros($17::bigint)"
-    "      AND l.fundraising_deadline <= from_micros($16::bigint)))"
-    " AND (cardinality($18::smallint[]) = 0 OR l.repayment_interval = ANY($18::smallint[]))"
-    " AND NOT $19::bool";
+std::string OrderBy(const LoanQuery& q) {
+  const SortKeySql key = SortKeyOf(q);
+  return absl::StrCat(" ORDER BY ", key.expr, key.descending ? " DESC" : " ASC",
+                      q.sort == LoanSort::kExpiringSoonest ? " NULLS LAST" : "", ", l.id");
+}
+
+// " AND <after the cursor>" in q.sort's order for q.after ("" without one), its values added to
+// `params`. Ascending sorts compare (key, id) as a row, so that the scan of the sort's index
+// starts at the cursor. Descending sorts order by key DESC and id ASC, which no row comparison
+// expresses: they bound the key (the scan starts at the cursor's key) and skip the loans of that
+// key up to the cursor's id. InvalidArgument for a cursor without the key its sort needs.
+absl::StatusOr<std::string> KeysetTest(const LoanQuery& q,
+                                       std::vector<std::optional<std::string>>& params) {
+  if (!q.after) return std::string();
+  auto param = [&](int64_t value) {
+    params.push_back(absl::StrCat(value));
+    return absl::StrCat("$", params.size(), "::bigint");
+  };
+  const std::string id = param(q.after->id.value());
+  const SortKeySql key = SortKeyOf(q);
+  if (q.sort == LoanSort::kRandom) {  // the key follows from the id
+    return absl::StrCat(" AND (", key.expr, ", l.id) > (md5('", q.random_seed, ":' || ", id,
+                        "::text), ", id, ")");
+  }
+  if (q.sort == LoanSort::kExpiringSoonest && !q.after->key) {  // among loans without a deadline
+    return absl::StrCat(" AND l.fundraising_deadline IS NULL AND l.id > ", id);
+  }
+  if (!q.after->key) return absl::InvalidArgumentError("the page cursor has no sort key");
+  const bool time = q.sort == LoanSort::kNewest || q.sort == LoanSort::kExpiringSoonest;
+  const std::string value =
+      time ? absl::StrCat("from_micros(", param(*q.after->key), ")") : param(*q.after->key);
+  if (!key.descending) {
+    return absl::StrCat(" AND (", key.expr, ", l.id) > (", value, ", ", id, ")");
+  }
+  return absl::StrCat(" AND ", key.expr, " <= ", value, " AND (", key.expr, " < ", value,
+                      " OR l.id > ", id, ")");
+}
+
+// A catalogue query's conditions, naming only the filters the query sets, with their values as
+// text parameters ($1, $2, ...). Leaving the unset filters out of the statement (rather than
+// "(no filter OR test)") keeps planning short, a large part of a fast query, and lets the
+// planner match the partial indexes of 0006_list_loans_indexes.sql.
+class CatalogueWhere {
+ public:
+  explicit CatalogueWhere(const LoanQuery& q) {
+    AddStatusTests(q);
+    AddFacetTests(q);
+    AddAmountAndTimeTests(q);
+    // Nothing is matchable or delinquent before lending exists.
+    if ((q.matchable && *q.matchable) || (q.delinquent && *q.delinquent) ||
+        q.min_days_in_arrears > 0) {
+      tests_.push_back("false");
+    }
+  }
+
+  std::string sql() const { return absl::StrCat(" WHERE ", absl::StrJoin(tests_, " AND ")); }
+  const std::vector<std::optional<std::string>>& params() const { return params_; }
+  // Whether a test reads the partner (alias p), so that a count can leave the join out.
+  bool uses_partner() const { return uses_partner_; }
+
+ private:
+  // The next parameter, holding `value`, as "$n::type".
+  std::string Param(std::string value, std::string_view type) {
+    params_.push_back(std::move(value));
+    return absl::StrCat("$", params_.size(), "::", AsAbsl(type));
+  }
+  void AnyOf(std::string_view column, std::string array, std::string_view type) {
+    tests_.push_back(absl::StrCat(AsAbsl(column), " = ANY(", Param(std::move(array), type), ")"));
+  }
+
+  void AddStatusTests(const LoanQuery& q) {
+    std::vector<LoanStatus> statuses = q.statuses;
+    if (statuses.empty()) statuses.push_back(LoanStatus::kFundraising);
+    // Statuses are literals (our enum's numbers, never client text), so that the planner can
+    // use the indexes over FUNDRAISING loans only; one status is compared with `=`, since
+    // PostgreSQL 15 does not walk an index in order under `= ANY(...)`.
+    auto as_int = [](LoanStatus s) { return static_cast<int>(s); };
+    tests_.push_back(
+        statuses.size() == 1
+            ? absl::StrCat("l.status = ", as_int(statuses[0]))
+            : absl::StrCat("l.status = ANY('", IntArray(statuses, as_int), "'::smallint[])"));
+    const bool any_private =
+        std::any_of(statuses.begin(), statuses.end(), [](LoanStatus s) { return !IsPublic(s); });
+    if (any_private && !q.viewer.ops) {  // a partner sees its own drafts, others none
+      const int64_t partner = q.viewer.partner ? q.viewer.partner->value() : 0;
+      tests_.push_back(absl::StrCat(
+          "(l.status >= 3 OR l.partner_id = ", Param(absl::StrCat(partner), "bigint"), ")"));
+    }
+  }
+
+  void AddFacetTests(const LoanQuery& q) {
+    auto as_int = [](auto v) { return static_cast<int64_t>(v); };
+    if (!q.countries.empty()) AnyOf("l.country", TextArray(q.countries), "text[]");
+    if (!q.regions.empty()) {
+      std::vector<std::string> regions;
+      for (const std::string& r : q.regions) regions.push_back(absl::AsciiStrToLower(r));
+      AnyOf("lower(l.region)", TextArray(regions), "text[]");
+    }
+    if (!q.sectors.empty()) AnyOf("l.sector", IntArray(q.sectors, as_int), "smallint[]");
+    if (!q.genders.empty()) AnyOf("l.gender", IntArray(q.genders, as_int), "smallint[]");
+    if (q.is_group) {
+      tests_.push_back(absl::StrCat("l.is_group = ", Param(*q.is_group ? "t" : "f", "bool")));
+    }
+    if (!q.partner_ids.empty()) {
+      AnyOf("l.partner_id", IntArray(q.partner_ids, [](PartnerId p) { return p.value(); }),
+            "bigint[]");
+    }
+    if (q.min_partner_risk_rating_half_stars > 0) {  // ratings are 0..10: 0 keeps every loan
+      uses_partner_ = true;
+      tests_.push_back(
+          absl::StrCat("p.risk_rating_half_stars >= ",
+                       Param(absl::StrCat(q.min_partner_risk_rating_half_stars), "int")));
+    }
+    if (q.max_term_months > 0) {
+      tests_.push_back(
+          absl::StrCat("l.term_months <= ", Param(absl::StrCat(q.max_term_months), "int")));
+    }
+    if (!q.tags.empty()) {
+      tests_.push_back(absl::StrCat("l.tags && ", Param(TextArray(q.tags), "text[]")));
+    }
+    if (!q.hashtags.empty()) {
+      tests_.push_back(absl::StrCat("l.hashtags && ", Param(TextArray(q.hashtags), "text[]")));
+    }
+    if (!q.repayment_intervals.empty()) {
+      AnyOf("l.repayment_interval", IntArray(q.repayment_intervals, as_int), "smallint[]");
+    }
+  }
+
+  void AddAmountAndTimeTests(const LoanQuery& q) {
+    if (q.min_amount_left_minor) {
+      tests_.push_back(absl::StrCat(
+          kRemaining, " >= ", Param(absl::StrCat(*q.min_amount_left_minor), "bigint")));
+    }
+    if (q.max_amount_left_minor) {
+      tests_.push_back(absl::StrCat(
+          kRemaining, " <= ", Param(absl::StrCat(*q.max_amount_left_minor), "bigint")));
+    }
+    if (q.expiring_within_hours > 0) {
+      const int64_t now_us = absl::ToUnixMicros(q.now);
+      const int64_t max_hours = (std::numeric_limits<int64_t>::max() - now_us) / 3'600'000'000LL;
+      const int64_t bound_us =
+          now_us + std::min(q.expiring_within_hours, max_hours) * 3'600'000'000LL;
+      tests_.push_back(absl::StrCat("l.fundraising_deadline BETWEEN from_micros(",
+                                    Param(absl::StrCat(now_us), "bigint"), ") AND from_micros(",
+                                    Param(absl::StrCat(bound_us), "bigint"), ")"));
+    }
+  }
+
+  std::vector<std::string> tests_;
+  std::vector<std::optional<std::string>> params_;
+  bool uses_partner_ = false;
+};
+
+// The loan's schedule lines as "<due date in days since 1970-01-01> <minor>,..." in order (NULL
+// without lines), read with the page's row so that a page costs one statement (to_char would
+// cost a third more than the whole rest of the column).
+constexpr char kScheduleColumn[] =
+    "(SELECT string_agg((s.due_date - DATE '1970-01-01') || ' ' || s.principal_minor, ','"
+    " ORDER BY s.seq) FROM loan_schedule_entries s WHERE s.loan_id = l.id)";
+
+// "SELECT count(*) ..." of the matches, counting at most `cap` + 1.
+std::string CountSql(const CatalogueWhere& where, int64_t cap) {
+  return absl::StrCat("SELECT count(*) FROM (SELECT 1 FROM loans l",
+                      where.uses_partner() ? " JOIN partners p ON p.id = l.partner_id" : "",
+                      where.sql(), " LIMIT ", cap + 1, ") matches");
+}
+
+// Reads a page row: the loan (kLoanColumns), then its schedule (kScheduleColumn).
+absl::StatusOr<Loan> ReadPageRow(const pqxx::row& row) {
+  ML_ASSIGN_OR_RETURN(Loan loan, ReadLoan(row));
+  const pqxx::field schedule = row[kLoanColumnCount];
+  if (schedule.is_null()) return loan;
+  for (absl::string_view line : absl::StrSplit(schedule.c_str(), ',')) {
+    std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(line, ' ');
+    int64_t days = 0, minor = 0;
+    if (!absl::SimpleAtoi(parts.first, &days) || !absl::SimpleAtoi(parts.second, &minor) ||
+        !loan.details.local_amount) {
+      return absl::DataLossError(absl::StrCat("loan ", loan.id.value(), " has a bad schedule"));
+    }
+    loan.details.schedule.push_back(
+        {absl::CivilDay(1970, 1, 1) + days,
+         Money::FromMinor(loan.details.local_amount->currency(), minor)});
+  }
+  return loan;
+}
+
+// Adds the loans of page rows to `out` until it holds `limit`; a row beyond that only tells that
+// more follow (next_after_id). `total` takes the count column of the first row, if any.
+absl::Status TakeRows(const pqxx::result& rows, int32_t limit, Page<Loan>& out,
+                      std::optional<int64_t>& total) {
+  if (!rows.empty() && !total) total = rows[0][kLoanColumnCount + 1].as<int64_t>();
+  for (const pqxx::row& row : rows) {
+    if (out.items.size() == static_cast<size_t>(limit)) {
+      out.next_after_id = out.items.back().id.value();
+      break;
+    }
+    ML_ASSIGN_OR_RETURN(Loan loan, ReadPageRow(row));
+    out.items.push_back(std::move(loan));
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -316,9 +506,12 @@ absl::StatusOr<std::unique_ptr<PgLoanStore>> PgLoanStore::Create(std::string url
   if (pool_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat("pool size ", pool_size, " is below 1"));
   }
-  absl::StatusOr<std::unique_ptr<pg::ConnectionPool>> pool =
-      OpenLendingPool(std::move(url), pool_size, "loan-store", kBorrowTimeout, "loans",
-                      /*setup=*/nullptr, Translate);
+  absl::StatusOr<std::unique_ptr<pg::ConnectionPool>> pool = OpenLendingPool(
+      std::move(url), pool_size, "loan-store", kBorrowTimeout, "loans",
+      // The store's statements are short: compiling one (JIT starts above a
+      // plan cost that a catalogue sort without an index reaches) would cost
+      // 40-100 ms of a request that should take a few.
+      [](pqxx::connection& conn) { conn.set_variable("jit", "off"); }, Translate);
   if (!pool.ok()) return pool.status();
   return std::unique_ptr<PgLoanStore>(new PgLoanStore(*std::move(pool)));
 }
@@ -399,53 +592,57 @@ absl::StatusOr<Loan> PgLoanStore::UpdateImpl(LoanId id, int64_t expected_version
   });
 }
 
+// One statement, so one round trip and one snapshot: the page (limit + 1 rows, to learn whether
+// more follow) with each loan's schedule, and the capped count as an InitPlan evaluated once.
+// A second statement only when the page needs it: under kExpiringSoonest the loans without a
+// deadline come last, so a cursor with a key goes on with them once the others are done; and a
+// page that comes back empty carries no count.
 absl::StatusOr<Page<Loan>> PgLoanStore::List(const LoanQuery& q) {
-  if (q.limit < 1) return absl::InvalidArgumentError(absl::StrCat("page limit ", q.limit, " is below 1"));
-  if (q.offset < 0) return absl::InvalidArgumentError("page offset is negative");
-  std::vector<LoanStatus> statuses = q.statuses;
-  if (statuses.empty()) statuses.push_back(LoanStatus::kFundraising);
-  std::vector<std::string> regions;
-  for (const std::string& r : q.regions) regions.push_back(absl::AsciiStrToLower(r));
-  const int64_t now_us = absl::ToUnixMicros(q.now);
-  int64_t deadline_bound = 0;
-  if (q.expiring_within_hours > 0) {
-    const int64_t max_hours = (std::numeric_limits<int64_t>::max() - now_us) / 3'600'000'000LL;
-    deadline_bound = now_us + std::min(q.expiring_within_hours, max_hours) * 3'600'000'000LL;
+  if (q.limit < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("page limit ", q.limit, " is below 1"));
   }
-  const bool nothing = (q.matchable && *q.matchable) || (q.delinquent && *q.delinquent) ||
-                       q.min_days_in_arrears > 0;
-  auto as_int = [](auto v) { return static_cast<int64_t>(v); };
-  return RunIn<ReadTxn>(*pool_, "listing loans", [&](ReadTxn& tx) -> absl::StatusOr<Page<Loan>> {
-    auto run = [&](const std::string& sql) {
-      return tx.exec_params(
-          sql, IntArray(statuses, as_int), q.viewer.ops,
-          q.viewer.partner ? q.viewer.partner->value() : 0, TextArray(q.countries),
-          TextArray(regions), IntArray(q.sectors, as_int), IntArray(q.genders, as_int),
-          q.is_group ? static_cast<int>(*q.is_group) : -1,
-          IntArray(q.partner_ids, [](PartnerId p) { return p.value(); }),
-          q.min_partner_risk_rating_half_stars, q.min_amount_left_minor, q.max_amount_left_minor,
-          q.max_term_months,
-          TextArray(q.tags), TextArray(q.hashtags), deadline_bound, now_us,
-          IntArray(q.repayment_intervals, as_int), nothing);
-    };
-    Page<Loan> out;
-    const char* status = statuses.size() == 1 ? kOneStatus : kAnyStatus;
-    pqxx::result rows = run(absl::StrCat("SELECT ", kLoanColumns, kLoanFrom, status, kWhere,
-                                         OrderBy(q), " LIMIT ", q.limit + 1, " OFFSET ", q.offset));
-    for (const pqxx::row& row : rows) {
-      if (out.items.size() == static_cast<size_t>(q.limit)) {
-        out.next_after_id = q.offset + q.limit;
-        break;
-      }
-      ML_ASSIGN_OR_RETURN(Loan loan, ReadLoan(row));
-      out.items.push_back(std::move(loan));
-    }
-    ML_RETURN_IF_ERROR(LoadSchedules(tx, out.items));
-    out.total_count = run(absl::StrCat("SELECT count(*) FROM (SELECT 1", kLoanFrom, status,
-                                       kWhere, " LIMIT ", q.count_cap + 1, ") matches"))[0][0]
-                          .as<int64_t>();
-    return out;
-  });
+  if (q.count_cap < 0) return absl::InvalidArgumentError("count cap is negative");
+  const CatalogueWhere where(q);
+  std::vector<std::optional<std::string>> params = where.params();
+  ML_ASSIGN_OR_RETURN(const std::string after, KeysetTest(q, params));
+  const std::string count = CountSql(where, q.count_cap);
+  const std::string select = absl::StrCat("SELECT ", kLoanColumns, ", ", kScheduleColumn, ", (",
+                                          count, ")", kLoanFrom, where.sql());
+  const std::string page = absl::StrCat(select, after, OrderBy(q), " LIMIT ", q.limit + 1);
+  const bool then_undated = q.sort == LoanSort::kExpiringSoonest && q.after && q.after->key;
+  return RunIn<pqxx::nontransaction>(
+      *pool_, "listing loans", [&](pqxx::nontransaction& tx) -> absl::StatusOr<Page<Loan>> {
+        Page<Loan> out;
+        std::optional<int64_t> total;
+        ML_RETURN_IF_ERROR(TakeRows(Exec(tx, page, params), q.limit, out, total));
+        if (then_undated && out.next_after_id == 0) {
+          const std::string undated =
+              absl::StrCat(select, " AND l.fundraising_deadline IS NULL ORDER BY l.id LIMIT ",
+                           q.limit + 1 - out.items.size());
+          ML_RETURN_IF_ERROR(TakeRows(Exec(tx, undated, where.params()), q.limit, out, total));
+        }
+        if (!total) {
+          total = q.after ? Exec(tx, count, where.params())[0][0].as<int64_t>() : 0;
+        }
+        out.total_count = *total;
+        ML_RETURN_IF_ERROR(CheckSchedules(out.items));
+        return out;
+      });
+}
+
+pqxx::result PgLoanStore::Exec(pqxx::transaction_base& tx, const std::string& sql,
+                               const std::vector<std::optional<std::string>>& params) {
+  const auto values = pqxx::prepare::make_dynamic_params(params);
+  bool prepare = false;
+  {
+    absl::MutexLock lock(&mu_);
+    prepare = prepared_.contains(sql) ||
+              (prepared_.size() < kMaxPreparedStatements && prepared_.insert(sql).second);
+  }
+  if (!prepare) return tx.exec_params(sql, values);
+  const std::string name = absl::StrCat("catalogue_", absl::Hex(std::hash<std::string>{}(sql)));
+  tx.conn().prepare(name, sql);  // a no-op once this connection knows it
+  return tx.exec_prepared(name, values);
 }
 
 }  // namespace microlend::lending

@@ -11,8 +11,12 @@
 // transaction. UpdateWithPartner (submission, review) then also locks the partner row (FOR NO
 // KEY UPDATE: loan first, then partner, the order every loan transition takes; the ledger locks
 // loans only and partner updates lock only the partner) and reads the partner's exposure.
-// A List page, its schedules and its total_count are read in one REPEATABLE READ
-// read-only transaction; the partner rating is joined from partners at read time.
+// A List page, its schedules and its (capped) total_count are read by one statement, so from
+// one snapshot (a second statement, with its own snapshot, only past the end of the loans with a
+// deadline under kExpiringSoonest, or to count for an empty page); the partner rating is joined
+// from partners at read time. List statements are prepared on each connection (at most
+// kMaxPreparedStatements different ones; later ones are planned each time), and the pool's
+// connections run with jit off.
 //
 // Statuses, beyond the LoanStore contract: libpqxx exceptions are translated by
 // pg::TranslateError (lost connection -> Unavailable, serialization failure -> Aborted, unique
@@ -25,12 +29,14 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <string>
-
 #include <pqxx/pqxx>
+#include <string>
+#include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "pg/pool.h"
 #include "services/lending/core/loans.h"
@@ -74,7 +80,19 @@ class PgLoanStore final : public LoanStore {
                                   const TxnMutator& mutate, const IdempotencyRecord& record,
                                   const LoanEncoder& encode);
 
+  // Distinct List statements prepared on the connections: they differ by the filters a search
+  // sets, its sort, page size and whether it has a cursor, so a few dozen cover the traffic.
+  static constexpr size_t kMaxPreparedStatements = 64;
+
+  // Runs `sql` as a statement prepared on tx's connection, so that PostgreSQL plans it once per
+  // connection (and keeps a generic plan when it is no worse than the custom ones): planning a
+  // catalogue statement costs about as much as running it.
+  pqxx::result Exec(pqxx::transaction_base& tx, const std::string& sql,
+                    const std::vector<std::optional<std::string>>& params);
+
   std::unique_ptr<pg::ConnectionPool> pool_;
+  absl::Mutex mu_;
+  absl::flat_hash_set<std::string> prepared_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace microlend::lending

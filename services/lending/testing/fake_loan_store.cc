@@ -196,12 +196,13 @@ absl::StatusOr<Page<Loan>> FakeLoanStore::List(const LoanQuery& query) {
   Page<Loan> out;
   const int64_t matched = static_cast<int64_t>(matches.size());
   out.total_count = std::min(matched, query.count_cap + 1);
-  for (int64_t i = query.offset; i < matched; ++i) {
+  for (const Loan& loan : matches) {
+    if (query.after && !IsAfter(query, *query.after, loan)) continue;
     if (out.items.size() == static_cast<size_t>(query.limit)) {
-      out.next_after_id = i;
+      out.next_after_id = out.items.back().id.value();
       break;
     }
-    out.items.push_back(matches[i]);
+    out.items.push_back(loan);
   }
   return out;
 }
