@@ -2,7 +2,8 @@
 // private PostgreSQL, with the server's own SQL, replayed straight over libpqxx, as the baseline
 // in the same run:
 //   list_loans_load_s                   bulk-loading the catalogue with SQL, + VACUUM ANALYZE
-//   list_loans_total_count              loans matching combination A
+//   list_loans_total_count              loans matching combination A, as ListLoans reports it
+//                                       (_total_count_is_lower_bound 1: capped, more match)
 //   list_loans_p50_ms / _p99_ms / _rps  combination A through gRPC: FUNDRAISING in KE or UG,
 //                                       sector AGRICULTURE, partner rated 3 stars or more,
 //                                       expiring soonest, first page of 20
@@ -281,7 +282,7 @@ std::string ReadFrom(const std::string& path, std::streamoff offset) {
 // Calls ListLoans once with every statement logged and returns what the server ran for it, so
 // that the baseline is the server's SQL (text and parameters) whatever PgLoanStore does today.
 std::vector<Statement> CaptureStatements(LocalStack& stack, const lv1::ListLoansRequest& request,
-                                         const std::string& lender, int64_t* total_count) {
+                                         const std::string& lender, cv1::PageResponse* page) {
   std::unique_ptr<pqxx::connection> admin = ConnectLendingOrDie(stack);
   const std::string log = stack.data_dir() + "/pg.log";
   LogAllStatements(*admin, true);
@@ -292,7 +293,7 @@ std::vector<Statement> CaptureStatements(LocalStack& stack, const lv1::ListLoans
   absl::SleepFor(absl::Milliseconds(300));
   LogAllStatements(*admin, false);
   if (!s.ok()) Die("ListLoans: " + s.error_message());
-  *total_count = out.page().total_count();
+  *page = out.page();
   std::vector<Statement> statements = StatementsOf(ParseLog(ReadFrom(log, offset)));
   if (statements.empty()) Die("found no ListLoans statements in " + log);
   return statements;
@@ -322,15 +323,32 @@ double Replay(pqxx::connection& conn, const std::vector<Statement>& statements) 
   return count_ms;
 }
 
+// A prepared statement is explained as the server runs it after a few calls: PostgreSQL plans the
+// first five executions with their values, then may keep one generic plan.
 void Explain(LocalStack& stack, const Combo& c, const std::vector<Statement>& statements) {
   std::unique_ptr<pqxx::connection> conn = ConnectLikeTheStore(stack);
   pqxx::work tx(*conn);
-  for (const Statement& st : statements) {
+  for (size_t i = 0; i < statements.size(); ++i) {
+    const Statement& st = statements[i];
     if (!st.extended || st.sql.rfind("SELECT", 0) != 0) continue;
-    std::fprintf(stderr, "-- %s: EXPLAIN (ANALYZE, BUFFERS) %s\n", c.prefix.c_str(),
-                 st.sql.c_str());
-    pqxx::result plan = tx.exec_params("EXPLAIN (ANALYZE, BUFFERS) " + st.sql,
-                                       pqxx::prepare::make_dynamic_params(st.params));
+    std::fprintf(stderr, "-- %s: EXPLAIN (ANALYZE, BUFFERS)%s %s\n", c.prefix.c_str(),
+                 st.prepared ? " after 6 executions of" : "", st.sql.c_str());
+    pqxx::result plan;
+    if (st.prepared) {
+      const std::string name = absl::StrCat("explain_", i);
+      conn->prepare(name, st.sql);
+      for (int run = 0; run < 6; ++run) {
+        tx.exec_prepared(name, pqxx::prepare::make_dynamic_params(st.params));
+      }
+      std::vector<std::string> values;
+      for (const std::optional<std::string>& p : st.params)
+        values.push_back(p ? tx.quote(*p) : "NULL");
+      plan = tx.exec(absl::StrCat("EXPLAIN (ANALYZE, BUFFERS) EXECUTE ", name, "(",
+                                  absl::StrJoin(values, ", "), ")"));
+    } else {
+      plan = tx.exec_params("EXPLAIN (ANALYZE, BUFFERS) " + st.sql,
+                            pqxx::prepare::make_dynamic_params(st.params));
+    }
     for (const pqxx::row& row : plan) std::fprintf(stderr, "%s\n", row[0].c_str());
   }
 }
@@ -443,10 +461,13 @@ int Main(int argc, char** argv) {
   LoadCatalogue(**stack, c);
   const std::string lender = (*stack)->Token(Role::kLender, "1");
   for (const Combo& combo : kCombos) {
-    int64_t total_count = 0;
+    cv1::PageResponse page;
     const std::vector<Statement> statements =
-        CaptureStatements(**stack, ToRequest(combo), lender, &total_count);
-    std::printf("%s_total_count %lld\n", combo.prefix.c_str(), static_cast<long long>(total_count));
+        CaptureStatements(**stack, ToRequest(combo), lender, &page);
+    std::printf("%s_total_count %lld\n", combo.prefix.c_str(),
+                static_cast<long long>(page.total_count()));
+    std::printf("%s_total_count_is_lower_bound %d\n", combo.prefix.c_str(),
+                page.total_count_is_lower_bound() ? 1 : 0);
     if (c.explain) Explain(**stack, combo, statements);
     const double rpc = MeasureRpc(**stack, c, combo, lender);
     const double sql = MeasureSql(**stack, c, combo, statements);
