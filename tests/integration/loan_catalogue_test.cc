@@ -3,6 +3,8 @@
 // and some older ones). Every answer is checked against a reference computed here, in C++, from
 // the loans' columns read straight from the table: the filters, the order (ties by loan id), the
 // count and its cap, and that paging through a result repeats and skips nothing.
+#include "harness/loan_catalogue.h"
+
 #include <grpcpp/support/status.h>
 
 #include <algorithm>
@@ -15,7 +17,6 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "harness/loan_catalogue.h"
 #include "harness/local_stack.h"
 #include "harness/rpc.h"
 #include "harness/shared_stack_test.h"
@@ -69,18 +70,24 @@ class LoanCatalogueTest : public SharedStackTest {
     if (!conn.ok()) return {};
     pqxx::nontransaction tx(**conn);
     std::vector<Row> rows;
-    for (const pqxx::row& r : tx.exec(
-             "SELECT l.id, l.country, l.sector, l.gender, l.term_months,"
-             " p.risk_rating_half_stars, coalesce(l.usd_amount_minor, 0),"
-             " coalesce(l.usd_amount_minor, 0) - l.funded_minor - l.held_minor,"
-             " to_micros(l.fundraising_deadline), to_micros(coalesce(l.published_at, l.created_at)),"
-             " l.trending_score_milli FROM loans l JOIN partners p ON p.id = l.partner_id"
-             " WHERE l.status = 3")) {
-      rows.push_back({.id = r[0].as<int64_t>(), .country = r[1].as<std::string>(),
-                      .sector = r[2].as<int>(), .gender = r[3].as<int>(),
-                      .term_months = r[4].as<int>(), .rating = r[5].as<int>(),
-                      .usd = r[6].as<int64_t>(), .left = r[7].as<int64_t>(),
-                      .deadline_us = r[8].as<int64_t>(), .posted_us = r[9].as<int64_t>(),
+    for (const pqxx::row& r :
+         tx.exec("SELECT l.id, l.country, l.sector, l.gender, l.term_months,"
+                 " p.risk_rating_half_stars, coalesce(l.usd_amount_minor, 0),"
+                 " coalesce(l.usd_amount_minor, 0) - l.funded_minor - l.held_minor,"
+                 " to_micros(l.fundraising_deadline), to_micros(coalesce(l.published_at, "
+                 "l.created_at)),"
+                 " l.trending_score_milli FROM loans l JOIN partners p ON p.id = l.partner_id"
+                 " WHERE l.status = 3")) {
+      rows.push_back({.id = r[0].as<int64_t>(),
+                      .country = r[1].as<std::string>(),
+                      .sector = r[2].as<int>(),
+                      .gender = r[3].as<int>(),
+                      .term_months = r[4].as<int>(),
+                      .rating = r[5].as<int>(),
+                      .usd = r[6].as<int64_t>(),
+                      .left = r[7].as<int64_t>(),
+                      .deadline_us = r[8].as<int64_t>(),
+                      .posted_us = r[9].as<int64_t>(),
                       .trending = r[10].as<int64_t>()});
     }
     return rows;
@@ -94,14 +101,22 @@ class LoanCatalogueTest : public SharedStackTest {
     }
     auto key = [sort](const Row& r) -> int64_t {
       switch (sort) {
-        case lv1::LOAN_SORT_NEWEST: return -r.posted_us;
-        case lv1::LOAN_SORT_EXPIRING_SOONEST: return r.deadline_us;
-        case lv1::LOAN_SORT_AMOUNT_LEFT_ASC: return r.left;
-        case lv1::LOAN_SORT_AMOUNT_LEFT_DESC: return -r.left;
-        case lv1::LOAN_SORT_LOAN_AMOUNT_ASC: return r.usd;
-        case lv1::LOAN_SORT_LOAN_AMOUNT_DESC: return -r.usd;
-        case lv1::LOAN_SORT_TRENDING: return -r.trending;
-        default: return 0;
+        case lv1::LOAN_SORT_NEWEST:
+          return -r.posted_us;
+        case lv1::LOAN_SORT_EXPIRING_SOONEST:
+          return r.deadline_us;
+        case lv1::LOAN_SORT_AMOUNT_LEFT_ASC:
+          return r.left;
+        case lv1::LOAN_SORT_AMOUNT_LEFT_DESC:
+          return -r.left;
+        case lv1::LOAN_SORT_LOAN_AMOUNT_ASC:
+          return r.usd;
+        case lv1::LOAN_SORT_LOAN_AMOUNT_DESC:
+          return -r.usd;
+        case lv1::LOAN_SORT_TRENDING:
+          return -r.trending;
+        default:
+          return 0;
       }
     };
     std::sort(hits.begin(), hits.end(), [&](const Row& a, const Row& b) {
@@ -268,11 +283,10 @@ TEST_F(LoanCatalogueTest, FiltersAndSortsMatchTheReference) {
   lv1::ListLoansRequest left = QueryB(lv1::LOAN_SORT_AMOUNT_LEFT_ASC);
   *left.mutable_filter()->mutable_min_amount_left() = M("100.00");
   *left.mutable_filter()->mutable_max_amount_left() = M("500.00");
-  EXPECT_EQ(AllPages(left, 100), Expected(
-                                     [](const Row& r) {
-                                       return MatchesB(r) && r.left >= 10'000 && r.left <= 50'000;
-                                     },
-                                     lv1::LOAN_SORT_AMOUNT_LEFT_ASC));
+  EXPECT_EQ(
+      AllPages(left, 100),
+      Expected([](const Row& r) { return MatchesB(r) && r.left >= 10'000 && r.left <= 50'000; },
+               lv1::LOAN_SORT_AMOUNT_LEFT_ASC));
   lv1::ListLoansRequest rated;
   rated.mutable_filter()->set_min_partner_risk_rating_half_stars(8);
   rated.mutable_filter()->add_countries("PH");
