@@ -150,18 +150,37 @@ absl::StatusOr<BatchCommand> ParseBatch(const Principal& caller, const std::stri
 }
 
 // Remembers a committed batch as its full CreateTransfersResponse.
-ResultEncoder BatchEncoder(std::string request_id) {
-  return ResultEncoder{.success =
-                           [request_id = std::move(request_id)](
-                               const std::vector<Transfer>& transfers, absl::Time committed_at) {
-                             v1::CreateTransfersResponse out;
-                             for (const Transfer& transfer : transfers)
-                               ToProto(transfer, out.add_transfers());
-                             ToProto(committed_at, out.mutable_committed_at());
-                             out.mutable_mutation()->set_request_id(request_id);
-                             return out.SerializeAsString();
-                           },
-                       .rejection = EncodeRejection};
+// A linked batch is remembered as a BatchRecord (ids, not bodies: ADR 0008); only a rejection
+// is encoded here.
+ResultEncoder BatchEncoder() { return ResultEncoder{.success = nullptr, .rejection = EncodeRejection}; }
+
+// The answer of a linked batch: built once from the committed transfers when fresh, read back by
+// id for a replay remembered as a BatchRecord, decoded for one remembered whole (before ADR 0008).
+absl::Status BatchResponse(LedgerStore& store, const LedgerReply& reply,
+                           const std::string& request_id, v1::CreateTransfersResponse* out) {
+  if (!reply.status.ok() || (reply.replayed && !DecodeBatchRecord(reply.payload))) {
+    return DecodeReply(reply, out);
+  }
+  absl::Time committed_at = reply.committed_at;
+  const std::vector<Transfer>* transfers = &reply.transfers;
+  std::vector<Transfer> read_back;
+  if (reply.replayed) {
+    std::optional<BatchRecord> record = DecodeBatchRecord(reply.payload);
+    absl::StatusOr<std::vector<Transfer>> got = store.GetTransfers(record->transfer_ids);
+    if (!got.ok()) {
+      return absl::InternalError(absl::StrCat("reading back the transfers of request \"",
+                                              request_id, "\": ", got.status().message()));
+    }
+    read_back = *std::move(got);
+    transfers = &read_back;
+    committed_at = record->committed_at;
+  }
+  out->mutable_transfers()->Reserve(static_cast<int>(transfers->size()));
+  for (const Transfer& transfer : *transfers) ToProto(transfer, out->add_transfers());
+  ToProto(committed_at, out->mutable_committed_at());
+  out->mutable_mutation()->set_request_id(request_id);
+  out->mutable_mutation()->set_replayed(reply.replayed);
+  return absl::OkStatus();
 }
 
 // Signed figures of a finding are in its currency; without a known one they are left out.
@@ -255,9 +274,9 @@ grpc::Status LedgerGrpc::CreateTransfers(grpc::ServerContext* context,
     ML_ASSIGN_OR_RETURN(Principal caller, auth_->Authorize(*context, {Role::kOps, Role::kService}));
     ML_ASSIGN_OR_RETURN(BatchCommand batch,
                         ParseBatch(caller, request->request_id(), request->transfers(), *request));
-    LedgerReply reply = ledger_->SubmitBatch(std::move(batch.key), std::move(batch.specs),
-                                             BatchEncoder(request->request_id()));
-    return DecodeReply(reply, response);
+    LedgerReply reply =
+        ledger_->SubmitBatch(std::move(batch.key), std::move(batch.specs), BatchEncoder());
+    return BatchResponse(*store_, reply, request->request_id(), response);
   }());
 }
 
@@ -426,14 +445,14 @@ struct StreamState {
   }
 };
 
-v1::TransferBatchResult ToBatchResult(const StreamSlot& slot) {
+v1::TransferBatchResult ToBatchResult(LedgerStore& store, const StreamSlot& slot) {
   v1::TransferBatchResult out;
   out.set_request_id(slot.request_id);
   out.mutable_mutation()->set_request_id(slot.request_id);
   absl::Status status = slot.submitted ? ReplyStatus(slot.reply) : slot.early;
   if (status.ok()) {
     v1::CreateTransfersResponse committed;
-    status = DecodeReply(slot.reply, &committed);
+    status = BatchResponse(store, slot.reply, slot.request_id, &committed);
     if (status.ok()) {
       out.mutable_transfers()->Swap(committed.mutable_transfers());
       *out.mutable_committed_at() = committed.committed_at();
@@ -452,7 +471,7 @@ v1::TransferBatchResult ToBatchResult(const StreamSlot& slot) {
 
 // Writes the answers in arrival order, each once it is done, until the reader has finished and
 // every answer is written, or the client stops accepting writes.
-void WriteResults(StreamState& state,
+void WriteResults(LedgerStore& store, StreamState& state,
                   grpc::ServerReaderWriter<v1::TransferBatchResult, v1::TransferBatch>* stream) {
   while (true) {
     std::shared_ptr<StreamSlot> slot;
@@ -464,7 +483,7 @@ void WriteResults(StreamState& state,
       state.slots.pop_front();
       if (slot->submitted) --state.unanswered;
     }
-    if (!stream->Write(ToBatchResult(*slot))) {
+    if (!stream->Write(ToBatchResult(store, *slot))) {
       absl::MutexLock lock(&state.mu);
       state.write_failed = true;
       return;
@@ -496,7 +515,7 @@ grpc::Status LedgerGrpc::StreamTransferBatches(
   absl::StatusOr<Principal> caller = auth_->Authorize(*context, {Role::kService, Role::kOps});
   if (!caller.ok()) return ToGrpcStatusWithDetails(caller.status());
   auto state = std::make_shared<StreamState>();
-  std::thread writer([&state, stream] { WriteResults(*state, stream); });
+  std::thread writer([this, &state, stream] { WriteResults(*store_, *state, stream); });
   v1::TransferBatch batch;
   while (stream->Read(&batch)) {
     auto slot = std::make_shared<StreamSlot>();
@@ -519,7 +538,7 @@ grpc::Status LedgerGrpc::StreamTransferBatches(
     slot->submitted = true;
     Enqueue(*state, slot);
     ledger_->SubmitBatchAsync(std::move(command->key), std::move(command->specs),
-                              BatchEncoder(batch.request_id()), [state, slot](LedgerReply reply) {
+                              BatchEncoder(), [state, slot](LedgerReply reply) {
                                 absl::MutexLock lock(&state->mu);
                                 slot->reply = std::move(reply);
                                 slot->done = true;

@@ -207,6 +207,66 @@ TEST_F(LedgerIntegrationTest, OverdraftAndCurrencyMismatchAreRejectedNamingTheIt
   ExpectReconciled();
 }
 
+// A batch is remembered by its transfers' ids (ADR 0008): a replay through either RPC reads them
+// back and answers exactly as the first time, only marked replayed.
+TEST_F(LedgerIntegrationTest, ABatchReplayedThroughEitherRpcAnswersWithTheOriginalTransfers) {
+  ASSERT_TRUE(Deposit(130, "50.00", "dep-130").ok());
+  ASSERT_TRUE(Deposit(131, "1.00", "dep-131").ok());
+  const std::string a = WalletAccountId(130), b = WalletAccountId(131);
+  lv1::CreateTransfersResponse first, again;
+  ASSERT_TRUE(Transfers("batch-130", {Spec(a, b, "1.25"), Spec(b, a, "0.50"), Spec(a, b, "3.00")},
+                        &first).ok());
+  ASSERT_EQ(first.transfers_size(), 3);
+  EXPECT_FALSE(first.mutation().replayed());
+  ASSERT_TRUE(Transfers("batch-130", {Spec(a, b, "1.25"), Spec(b, a, "0.50"), Spec(a, b, "3.00")},
+                        &again).ok());
+  EXPECT_TRUE(again.mutation().replayed());
+  lv1::CreateTransfersResponse unmarked = again;
+  unmarked.mutable_mutation()->set_replayed(false);
+  EXPECT_EQ(unmarked.SerializeAsString(), first.SerializeAsString());
+
+  // The stream answers the same request id with the same transfers; a new batch on it, then
+  // replayed through CreateTransfers, likewise.
+  auto ctx = Ctx(svc_);
+  auto stream = ledger_->StreamTransferBatches(ctx.get());
+  lv1::TransferBatch replay, fresh;
+  replay.set_request_id("batch-130");
+  for (const auto& spec : {Spec(a, b, "1.25"), Spec(b, a, "0.50"), Spec(a, b, "3.00")}) {
+    *replay.add_transfers() = spec;
+  }
+  fresh.set_request_id("batch-130-stream");
+  *fresh.add_transfers() = Spec(a, b, "2.00");
+  *fresh.add_transfers() = Spec(b, a, "0.25");
+  ASSERT_TRUE(stream->Write(replay));
+  ASSERT_TRUE(stream->Write(fresh));
+  stream->WritesDone();
+  lv1::TransferBatchResult replayed_result, fresh_result;
+  ASSERT_TRUE(stream->Read(&replayed_result));
+  ASSERT_TRUE(stream->Read(&fresh_result));
+  ASSERT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(replayed_result.status().code(), 0) << replayed_result.status().message();
+  EXPECT_TRUE(replayed_result.mutation().replayed());
+  ASSERT_EQ(replayed_result.transfers_size(), 3);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(replayed_result.transfers(i).SerializeAsString(), first.transfers(i).SerializeAsString());
+  }
+  EXPECT_EQ(replayed_result.committed_at().SerializeAsString(), first.committed_at().SerializeAsString());
+  ASSERT_EQ(fresh_result.status().code(), 0) << fresh_result.status().message();
+  EXPECT_FALSE(fresh_result.mutation().replayed());
+  ASSERT_EQ(fresh_result.transfers_size(), 2);
+
+  lv1::CreateTransfersResponse via_unary;
+  ASSERT_TRUE(Transfers("batch-130-stream", {Spec(a, b, "2.00"), Spec(b, a, "0.25")}, &via_unary).ok());
+  EXPECT_TRUE(via_unary.mutation().replayed());
+  ASSERT_EQ(via_unary.transfers_size(), 2);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(via_unary.transfers(i).SerializeAsString(), fresh_result.transfers(i).SerializeAsString());
+  }
+  // Applied once each: 50 - 1.25 + 0.50 - 3.00 - 2.00 + 0.25.
+  EXPECT_EQ(Balance(130).posted().amount(), "44.50");
+  ExpectReconciled();
+}
+
 TEST_F(LedgerIntegrationTest, HoldResolvesAtMostOnce) {
   ASSERT_TRUE(Deposit(108, "50.00", "dep-108").ok());
   ASSERT_TRUE(Deposit(109, "1.00", "dep-109").ok());

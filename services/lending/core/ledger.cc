@@ -34,13 +34,44 @@ class BatchMutation final : public Mutation {
   size_t IdsNeeded() const override { return LedgerEngine::IdsNeeded(specs_); }
   size_t TransferCount() const override { return specs_.size(); }
   LedgerReply Apply(Group& group, const BatchContext& context) override {
-    return ApplySpecs(specs_, group, context, encoder_);
+    LedgerReply reply = ApplySpecs(specs_, group, context, encoder_);
+    if (reply.status.ok() && !encoder_.success) {
+      reply.payload = EncodeBatchRecord(reply.transfers, reply.committed_at);
+    }
+    return reply;
   }
 
  private:
   std::vector<TransferSpec> specs_;
   ResultEncoder encoder_;
 };
+
+void PutVarint(uint64_t v, std::string& out) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+bool GetVarint(std::string_view& in, uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift < 64 && !in.empty(); shift += 7) {
+    const auto byte = static_cast<uint8_t>(in.front());
+    in.remove_prefix(1);
+    v |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    if ((byte & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+uint64_t ZigZag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
+int64_t UnZigZag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
+
+// Zero byte (not protobuf), a format letter, then varints: commit time (zigzag microseconds),
+// count, and each id as the zigzag difference from the one before (ids run consecutively, so
+// mostly one byte each).
+constexpr char kBatchRecordMagic[] = {'\0', 'B'};
 
 class WithdrawalRequestMutation final : public Mutation {
  public:
@@ -185,6 +216,43 @@ LedgerReply Replay(const IdempotencyRecord& stored, const RequestKey& key) {
 }
 
 }  // namespace
+
+std::string EncodeBatchRecord(const std::vector<Transfer>& transfers, absl::Time committed_at) {
+  std::string out(kBatchRecordMagic, sizeof kBatchRecordMagic);
+  out.reserve(16 + 2 * transfers.size());
+  PutVarint(ZigZag(absl::ToUnixMicros(committed_at)), out);
+  PutVarint(transfers.size(), out);
+  int64_t previous = 0;
+  for (const Transfer& t : transfers) {
+    PutVarint(ZigZag(t.id.value() - previous), out);
+    previous = t.id.value();
+  }
+  return out;
+}
+
+std::optional<BatchRecord> DecodeBatchRecord(std::string_view payload) {
+  if (payload.substr(0, sizeof kBatchRecordMagic) !=
+      std::string_view(kBatchRecordMagic, sizeof kBatchRecordMagic)) {
+    return std::nullopt;
+  }
+  payload.remove_prefix(sizeof kBatchRecordMagic);
+  uint64_t micros = 0, count = 0;
+  if (!GetVarint(payload, micros) || !GetVarint(payload, count) || count > payload.size()) {
+    return std::nullopt;
+  }
+  BatchRecord record{.committed_at = absl::FromUnixMicros(UnZigZag(micros))};
+  record.transfer_ids.reserve(count);
+  int64_t previous = 0;
+  for (uint64_t i = 0; i < count; ++i) {
+    uint64_t delta = 0;
+    if (!GetVarint(payload, delta)) return std::nullopt;
+    previous += UnZigZag(delta);
+    if (previous <= 0) return std::nullopt;
+    record.transfer_ids.emplace_back(previous);
+  }
+  if (!payload.empty()) return std::nullopt;
+  return record;
+}
 
 LedgerReply ApplySpecs(const std::vector<TransferSpec>& specs, Mutation::Group& group,
                        const BatchContext& context, const ResultEncoder& encoder) {
@@ -505,7 +573,9 @@ void Ledger::CommitGroup(std::vector<std::unique_ptr<Mutation>>& group) {
 }
 
 absl::Status Ledger::TryCommit(std::vector<std::unique_ptr<Mutation>>& group) {
-  const absl::Time now = clock_->Now();
+  // Whole microseconds, as PostgreSQL keeps timestamps: a fresh answer shows exactly what a read
+  // (or a replay, which reads the transfers back) shows later.
+  const absl::Time now = absl::FromUnixMicros(absl::ToUnixMicros(clock_->Now()));
   // Phase times for the diagnostics log (wall time: how long, not when).
   absl::Time t0 = absl::Now(), t1 = t0, t2 = t0, t3 = t0;
   size_t ntransfers = 0;

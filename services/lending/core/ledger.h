@@ -22,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -54,11 +55,27 @@ absl::Status CheckSameRequest(const IdempotencyRecord& stored, const RequestKey&
 absl::Status ValidateNewAccount(const NewAccount& account);
 
 // Turns an outcome into the bytes remembered for replays. Supplied by the adapter (it knows the
-// wire format); called inside the commit, so it must be cheap and must not block.
+// wire format); called inside the commit, so it must be cheap and must not block. A linked batch
+// without a `success` encoder is remembered as a BatchRecord: its fresh reply carries the
+// transfers, and a replay carries the record for the adapter to read them back.
 struct ResultEncoder {
   std::function<std::string(const std::vector<Transfer>&, absl::Time committed_at)> success;
   std::function<std::string(const Rejection&)> rejection;
 };
+
+// A linked batch's success as the Ledger remembers it when the adapter supplies no success
+// encoder: its transfers' ids and commit time, not their bodies (ADR 0008). Transfers are
+// immutable, so a replay that reads them back by id answers exactly as the original did, and the
+// record stays a few bytes per transfer instead of the whole encoded response.
+struct BatchRecord {
+  std::vector<TransferId> transfer_ids;  // in batch order
+  absl::Time committed_at;
+};
+// The encoding starts with a zero byte, which no protobuf message does (field number 0 is
+// invalid), so a payload tells by its first byte whether it is a BatchRecord or an adapter's own
+// encoding. Decode gives nullopt for anything that is not a well-formed BatchRecord.
+std::string EncodeBatchRecord(const std::vector<Transfer>& transfers, absl::Time committed_at);
+std::optional<BatchRecord> DecodeBatchRecord(std::string_view payload);
 
 struct LedgerReply {
   absl::Status status;  // OK, the rejection's status, AlreadyExists (key reuse), transient errors

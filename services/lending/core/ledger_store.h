@@ -345,6 +345,9 @@ class LedgerStore : public OutboxSource {
                                                      const PageSpec& page) = 0;
   // A transfer; for a hold also its state (Hold.transfer.type == kPending).
   virtual absl::StatusOr<Hold> GetTransfer(TransferId id) = 0;
+  // Transfers in the order of `ids` (a remembered batch read back); NotFound naming the first
+  // missing one.
+  virtual absl::StatusOr<std::vector<Transfer>> GetTransfers(const std::vector<TransferId>& ids) = 0;
   virtual absl::StatusOr<Page<Transfer>> ListTransfers(const TransferFilter& filter,
                                                        const PageSpec& page) = 0;
   virtual absl::StatusOr<Page<StatementRow>> Statement(AccountId account,

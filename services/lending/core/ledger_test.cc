@@ -131,6 +131,63 @@ TEST_F(LedgerTest, LinkedBatchIsAllOrNothing) {
   EXPECT_EQ(Available(3), 0);
 }
 
+TEST_F(LedgerTest, BatchWithoutSuccessEncoderIsRememberedByTransferIdsAndReplaysThem) {
+  Account a = Wallet(1), b = Wallet(2), c = Wallet(3);
+  ASSERT_TRUE(Deposit(1, "30.00", "d1").status.ok());
+  const ResultEncoder by_reference{.success = nullptr, .rejection = Encoder().rejection};
+  LedgerReply first = ledger_.SubmitBatch(
+      Key("refs"), {Move(a, b, "1.00"), Move(a, c, "2.00"), Move(c, b, "0.50")}, by_reference);
+  ASSERT_TRUE(first.status.ok()) << first.status;
+  ASSERT_EQ(first.transfers.size(), 3u);
+  LedgerReply again = ledger_.SubmitBatch(
+      Key("refs"), {Move(a, b, "1.00"), Move(a, c, "2.00"), Move(c, b, "0.50")}, by_reference);
+  ASSERT_TRUE(again.status.ok()) << again.status;
+  EXPECT_TRUE(again.replayed);
+  EXPECT_TRUE(again.transfers.empty());  // the adapter reads them back by id
+  std::optional<BatchRecord> record = DecodeBatchRecord(again.payload);
+  ASSERT_TRUE(record.has_value());
+  EXPECT_EQ(record->committed_at, first.committed_at);
+  ASSERT_EQ(record->transfer_ids.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(record->transfer_ids[i], first.transfers[i].id);
+  absl::StatusOr<std::vector<Transfer>> read_back = store_.GetTransfers(record->transfer_ids);
+  ASSERT_TRUE(read_back.ok()) << read_back.status();
+  EXPECT_EQ(*read_back, first.transfers);
+  EXPECT_EQ(Available(1), 2700);  // applied once
+
+  LedgerReply rejected =
+      ledger_.SubmitBatch(Key("refs-bad"), {Move(a, b, "1.00"), Move(b, c, "99.00")}, by_reference);
+  EXPECT_EQ(rejected.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(rejected.payload, "rejected:1:" + std::to_string(static_cast<int>(rejected.rejection->reason)));
+}
+
+TEST(BatchRecordTest, RoundTripsIdsInBatchOrderWhateverTheirGaps) {
+  std::vector<Transfer> transfers;
+  for (int64_t id : std::vector<int64_t>{41, 42, 43, 7, 9'000'000'000'000, 44}) {
+    Transfer t;
+    t.id = TransferId(id);
+    transfers.push_back(t);
+  }
+  const absl::Time at = absl::FromUnixMicros(1'800'000'000'123'456);
+  const std::string encoded = EncodeBatchRecord(transfers, at);
+  std::optional<BatchRecord> record = DecodeBatchRecord(encoded);
+  ASSERT_TRUE(record.has_value());
+  EXPECT_EQ(record->committed_at, at);
+  ASSERT_EQ(record->transfer_ids.size(), transfers.size());
+  for (size_t i = 0; i < transfers.size(); ++i) EXPECT_EQ(record->transfer_ids[i], transfers[i].id);
+  EXPECT_LT(encoded.size(), 40u);  // a few bytes per id, not the transfers' bodies
+}
+
+TEST(BatchRecordTest, AnythingElseIsNotABatchRecord) {
+  Transfer t;
+  t.id = TransferId(5);
+  const std::string encoded = EncodeBatchRecord({t}, absl::FromUnixSeconds(1));
+  EXPECT_FALSE(DecodeBatchRecord("").has_value());
+  EXPECT_FALSE(DecodeBatchRecord("\x0a\x02\x08\x05").has_value());  // a protobuf message
+  EXPECT_FALSE(DecodeBatchRecord(encoded.substr(0, encoded.size() - 1)).has_value());  // cut short
+  EXPECT_FALSE(DecodeBatchRecord(encoded + "x").has_value());                         // trailing bytes
+  EXPECT_TRUE(DecodeBatchRecord(encoded).has_value());
+}
+
 TEST_F(LedgerTest, InvalidShapeIsRefusedBeforeQueueingAndNotRemembered) {
   Account a = Wallet(1);
   LedgerReply r = ledger_.SubmitBatch(Key("bad"), {Move(a, a, "1.00")}, Encoder());

@@ -1606,6 +1606,35 @@ absl::StatusOr<Hold> PgLedgerStore::GetTransfer(TransferId id) {
       });
 }
 
+absl::StatusOr<std::vector<Transfer>> PgLedgerStore::GetTransfers(
+    const std::vector<TransferId>& ids) {
+  if (ids.empty()) return std::vector<Transfer>{};
+  return RunIn<pqxx::read_transaction>(
+      *pool_, "reading transfers",
+      [&](pqxx::read_transaction& tx) -> absl::StatusOr<std::vector<Transfer>> {
+        const auto [lowest, highest] = std::minmax_element(ids.begin(), ids.end());
+        absl::flat_hash_map<TransferId, Transfer> found;
+        for (const pqxx::row& r : tx.exec_params(
+                 absl::StrCat("SELECT ", kTransferColumns, " FROM transfers t",
+                              " WHERE t.id BETWEEN $2::bigint AND $3::bigint",
+                              " AND t.id = ANY($1::bigint[])"),
+                 IdArray(ids), lowest->value(), highest->value())) {
+          Transfer t = ReadTransfer(r);
+          found.emplace(t.id, std::move(t));
+        }
+        std::vector<Transfer> out;
+        out.reserve(ids.size());
+        for (TransferId id : ids) {
+          auto it = found.find(id);
+          if (it == found.end()) {
+            return absl::NotFoundError(absl::StrCat("transfer ", id.value(), " not found"));
+          }
+          out.push_back(it->second);
+        }
+        return out;
+      });
+}
+
 absl::StatusOr<Page<Transfer>> PgLedgerStore::ListTransfers(const TransferFilter& filter,
                                                             const PageSpec& page) {
   ML_RETURN_IF_ERROR(CheckLimit(page));
@@ -1897,9 +1926,14 @@ void RenderRefs(pqxx::transaction_base& tx, std::vector<OutboxEvent>& events) {
   if (ids.empty()) return;
   absl::flat_hash_map<TransferId, Transfer> transfers;
   std::vector<AccountId> account_ids;
+  // The bounds let the planner read the primary key's range: a relay batch names transfers
+  // committed together, so their ids are (nearly) contiguous. With `= ANY` alone it estimated a
+  // (parallel) sequential scan of the whole table cheaper, and every fetch read all of it.
+  const auto [lowest, highest] = std::minmax_element(ids.begin(), ids.end());
   for (const pqxx::row& r : tx.exec_params(
-           absl::StrCat("SELECT ", kTransferColumns, " FROM transfers t WHERE t.id = ANY($1::bigint[])"),
-           IdArray(ids))) {
+           absl::StrCat("SELECT ", kTransferColumns, " FROM transfers t",
+                        " WHERE t.id BETWEEN $2::bigint AND $3::bigint AND t.id = ANY($1::bigint[])"),
+           IdArray(ids), lowest->value(), highest->value())) {
     Transfer t = ReadTransfer(r);
     account_ids.push_back(t.debit_account_id);
     account_ids.push_back(t.credit_account_id);
@@ -1931,16 +1965,20 @@ absl::StatusOr<std::vector<OutboxEvent>> PgLedgerStore::FetchUnpublished(size_t 
   return RunIn<pqxx::read_transaction>(
       *pool_, "reading unpublished events",
       [&](pqxx::read_transaction& tx) -> absl::StatusOr<std::vector<OutboxEvent>> {
+        // The cursor as a parameter, not a subquery: knowing it, the planner reads the primary
+        // key from there instead of scanning and sorting the whole (ever-growing) table.
+        const int64_t published_through =
+            tx.exec("SELECT last_sequence FROM outbox_relay_cursor WHERE id = 1")[0][0]
+                .as<int64_t>();
         std::vector<OutboxEvent> events = ReadEvents(
             tx.exec_params(
                 // Whole rows, up to about `limit` events: the rows whose events start before it.
                 absl::StrCat("SELECT ", kEventColumns, " FROM (SELECT *, sum(event_count) OVER"
                              " (ORDER BY sequence) - event_count AS events_before"
-                             " FROM (SELECT * FROM outbox_events WHERE sequence >"
-                             " (SELECT last_sequence FROM outbox_relay_cursor WHERE id = 1)",
+                             " FROM (SELECT * FROM outbox_events WHERE sequence > $2::bigint",
                              " ORDER BY sequence LIMIT $1::bigint) unpublished) counted"
                              " WHERE events_before < $1::bigint ORDER BY sequence"),
-                static_cast<int64_t>(limit)));
+                static_cast<int64_t>(limit), published_through));
         RenderRefs(tx, events);
         return events;
       });

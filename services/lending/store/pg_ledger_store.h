@@ -71,6 +71,7 @@ class PgLedgerStore final : public LedgerStore {
   absl::StatusOr<Page<Account>> ListAccounts(const AccountFilter& filter,
                                              const PageSpec& page) override;
   absl::StatusOr<Hold> GetTransfer(TransferId id) override;
+  absl::StatusOr<std::vector<Transfer>> GetTransfers(const std::vector<TransferId>& ids) override;
   absl::StatusOr<Page<Transfer>> ListTransfers(const TransferFilter& filter,
                                                const PageSpec& page) override;
   // Rows are the account's posted and post_pending transfers (filter.account_id is ignored,

@@ -509,6 +509,21 @@ absl::StatusOr<Hold> FakeLedgerStore::GetTransfer(TransferId id) {
   return HoldOf(state->transfers[it->second]);
 }
 
+absl::StatusOr<std::vector<Transfer>> FakeLedgerStore::GetTransfers(
+    const std::vector<TransferId>& ids) {
+  std::shared_ptr<const State> state = Snapshot();
+  std::vector<Transfer> out;
+  out.reserve(ids.size());
+  for (TransferId id : ids) {
+    auto it = state->transfer_index.find(id);
+    if (it == state->transfer_index.end()) {
+      return absl::NotFoundError(absl::StrCat("transfer ", id.value(), " not found"));
+    }
+    out.push_back(state->transfers[it->second]);
+  }
+  return out;
+}
+
 absl::StatusOr<Page<Transfer>> FakeLedgerStore::ListTransfers(const TransferFilter& filter,
                                                               const PageSpec& page) {
   std::shared_ptr<const State> state = Snapshot();

@@ -59,6 +59,7 @@ class FakeLedgerStore final : public LedgerStore {
   absl::StatusOr<Page<Account>> ListAccounts(const AccountFilter& filter,
                                              const PageSpec& page) override;
   absl::StatusOr<Hold> GetTransfer(TransferId id) override;
+  absl::StatusOr<std::vector<Transfer>> GetTransfers(const std::vector<TransferId>& ids) override;
   absl::StatusOr<Page<Transfer>> ListTransfers(const TransferFilter& filter,
                                                const PageSpec& page) override;
   absl::StatusOr<Page<StatementRow>> Statement(AccountId account, const TransferFilter& filter,
