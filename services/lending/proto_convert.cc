@@ -328,10 +328,14 @@ absl::StatusOr<std::vector<TransferCode>> ParseTransferCodes(const pb::RepeatedF
 
 absl::StatusOr<TransferSpec> ParseTransferSpec(const v1::TransferSpec& spec, int index,
                                                std::string_view list_field) {
-  const std::string prefix = absl::StrCat(AsAbsl(list_field), "[", index, "]");
   TransferSpec out;
+  // First without the item's path, so that a valid item (nearly all of a 10,000-item batch)
+  // builds no field paths; only a bad one is parsed again to name its field in full.
+  if (!ParseSpecFields(spec, "", out).has_value()) return out;
+  const std::string prefix = absl::StrCat(AsAbsl(list_field), "[", index, "]");
+  out = TransferSpec{};
   std::optional<SpecError> error = ParseSpecFields(spec, prefix, out);
-  if (!error.has_value()) return out;
+  ML_CHECK(error.has_value(), "a transfer spec parsed differently with its field path");
   v1::TransferBatchRejection rejection;
   rejection.set_item_index(index);
   rejection.set_reason(static_cast<v1::TransferRejectReason>(error->reason));
@@ -533,18 +537,43 @@ void ToPageResponse(int64_t next_after_id, int64_t total_count, common::v1::Page
 
 // ---- Idempotency ------------------------------------------------------------------------------
 
-std::string BodyHash(const pb::Message& request) {
+namespace {
+
+std::string DeterministicBytes(const pb::Message& message) {
+  std::string bytes;
+  pb::io::StringOutputStream stream(&bytes);
+  pb::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);
+  message.SerializeToCodedStream(&coded);
+  coded.Trim();
+  return bytes;
+}
+
+// The request's bytes without its request_id. Every request keeps it as field 1, which generated
+// code writes first: then the bytes after that leading field are the answer, with no copy of the
+// (possibly 10,000-item) request. Anything else clears the field on a copy.
+std::string BytesWithoutRequestId(const pb::Message& request) {
+  const pb::FieldDescriptor* field = request.GetDescriptor()->FindFieldByName("request_id");
+  if (field == nullptr) return DeterministicBytes(request);
+  const std::string& id = request.GetReflection()->GetString(request, field);
+  if (field->number() == 1 && field->type() == pb::FieldDescriptor::TYPE_STRING && id.size() < 128) {
+    std::string bytes = DeterministicBytes(request);
+    if (id.empty()) return bytes;
+    // Tag 0x0a (field 1, length-delimited), a one-byte length (ids are at most 128 bytes and
+    // shorter ones are checked here), then the id.
+    const std::string prefix = std::string(1, '\x0a') + static_cast<char>(id.size()) + id;
+    if (bytes.compare(0, prefix.size(), prefix) == 0) return bytes.substr(prefix.size());
+  }
   std::unique_ptr<pb::Message> copy(request.New());
   copy->CopyFrom(request);
-  const pb::FieldDescriptor* request_id = copy->GetDescriptor()->FindFieldByName("request_id");
-  if (request_id != nullptr) copy->GetReflection()->ClearField(copy.get(), request_id);
-  std::string bytes;
-  {
-    pb::io::StringOutputStream stream(&bytes);
-    pb::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    copy->SerializeToCodedStream(&coded);
-  }
+  copy->GetReflection()->ClearField(copy.get(), field);
+  return DeterministicBytes(*copy);
+}
+
+}  // namespace
+
+std::string BodyHash(const pb::Message& request) {
+  const std::string bytes = BytesWithoutRequestId(request);
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   const int ok = EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);

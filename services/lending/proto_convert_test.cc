@@ -249,6 +249,20 @@ TEST(BodyHash, SameForABatchAndTheEquivalentCreateTransfers) {
   EXPECT_EQ(BodyHash(unary), BodyHash(streamed));
 }
 
+TEST(BodyHash, SameWhateverTheRequestIdsLengthOrAbsence) {
+  // Ids under 128 bytes are cut off the serialized request; longer ones (and none) take the
+  // copy-and-clear path. Both must hash the same body alike.
+  v1::CreateTransfersRequest short_id, long_id, no_id;
+  short_id.set_request_id("r");
+  long_id.set_request_id(std::string(200, 'x'));
+  for (v1::CreateTransfersRequest* r : {&short_id, &long_id, &no_id}) {
+    *r->add_transfers() = PostedSpec();
+    r->mutable_transfers(0)->set_memo("same body");
+  }
+  EXPECT_EQ(BodyHash(short_id), BodyHash(no_id));
+  EXPECT_EQ(BodyHash(long_id), BodyHash(no_id));
+}
+
 TEST(BodyHash, WorksForMessagesWithoutRequestId) {
   v1::GetAccountRequest a;
   a.mutable_account_id()->set_value("1");

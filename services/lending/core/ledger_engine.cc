@@ -752,6 +752,13 @@ std::variant<std::vector<Transfer>, Rejection> LedgerEngine::ApplyBatch(
       Parts{working.accounts_, working.holds_, working.taken_ids_, working.transfers_,
             working.touched_accounts_, working.touched_holds_, working.events_, working.loans_},
       context);
+  // Room for the whole batch up front (growing geometrically), so a group of many batches does
+  // not move its transfers and events again and again.
+  auto make_room = [n = specs.size()](auto& v) {
+    if (v.capacity() < v.size() + n) v.reserve(std::max(v.size() + n, 2 * v.capacity()));
+  };
+  make_room(working.transfers_);
+  make_room(working.events_);
   absl::flat_hash_set<TransferId> batch_ids;
   for (size_t i = 0; i < specs.size(); ++i) {
     ItemResult bad = CheckItem(specs[i], batch_ids);
