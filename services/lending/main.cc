@@ -98,9 +98,14 @@ int Main(int argc, char** argv) {
   if (!log_commit_groups_of.ok() || *log_commit_groups_of < 0) {
     ExitFatal(kServer, absl::InvalidArgumentError("--log_commit_groups_of must be 0 or more"));
   }
+  // The committer hands each committed group to the relay through this (ADR 0008): about a
+  // second of peak throughput; the relay reads anything older back from PostgreSQL.
+  lending::RecentTransfers recent_transfers(/*max_transfers=*/100'000);
+  (*store)->set_recent_transfers(&recent_transfers);
   lending::Ledger ledger(
       store->get(), &clock,
-      {.log_groups_of_transfers = static_cast<size_t>(*log_commit_groups_of)});
+      {.log_groups_of_transfers = static_cast<size_t>(*log_commit_groups_of),
+       .recent_transfers = &recent_transfers});
   lending::Wallets wallets(&ledger);
   absl::StatusOr<std::unique_ptr<lending::PgPartnerStore>> partner_store =
       lending::PgPartnerStore::Create(pg_url, static_cast<int>(*pool_size));

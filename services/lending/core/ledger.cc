@@ -579,7 +579,12 @@ absl::Status Ledger::TryCommit(std::vector<std::unique_ptr<Mutation>>& group) {
   // Phase times for the diagnostics log (wall time: how long, not when).
   absl::Time t0 = absl::Now(), t1 = t0, t2 = t0, t3 = t0;
   size_t ntransfers = 0;
+  // What the last attempt wrote, for options_.recent_transfers once it has committed.
+  std::vector<Transfer> written_transfers;
+  std::vector<Account> written_accounts;
   absl::Status st = store_->Transact([&](LedgerTxn& txn) -> absl::Status {
+    written_transfers.clear();
+    written_accounts.clear();
     LoadRequest request;
     size_t ids_needed = 0, withdrawal_ids = 0, repayment_ids = 0;
     for (const auto& m : group) {
@@ -684,9 +689,16 @@ absl::Status Ledger::TryCommit(std::vector<std::unique_ptr<Mutation>>& group) {
     if (commit.empty()) return absl::OkStatus();
     absl::Status w = txn.Write(commit);
     t3 = absl::Now();
+    if (options_.recent_transfers != nullptr) {
+      written_transfers = std::move(commit.transfers);
+      written_accounts = std::move(commit.accounts);
+    }
     return w;
   });
   const absl::Time t4 = absl::Now();
+  if (st.ok() && options_.recent_transfers != nullptr) {
+    options_.recent_transfers->Remember(std::move(written_transfers), std::move(written_accounts));
+  }
   if (options_.log_groups_of_transfers > 0 && ntransfers >= options_.log_groups_of_transfers) {
     auto ms = [](absl::Duration d) { return absl::StrCat(absl::ToDoubleMilliseconds(d)); };
     LogInfo("ledger_commit", {{"transfers", absl::StrCat(ntransfers)},

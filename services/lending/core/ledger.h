@@ -32,6 +32,7 @@
 #include "common/clock.h"
 #include "services/lending/core/ledger_engine.h"
 #include "services/lending/core/ledger_store.h"
+#include "services/lending/core/recent_transfers.h"
 
 namespace microlend::lending {
 
@@ -95,6 +96,8 @@ struct LedgerOptions {
   // Diagnostics: a group of at least this many transfers logs how long each phase took
   // ("ledger_commit": load and lock, apply, write, commit). 0: never.
   size_t log_groups_of_transfers = 0;
+  // Handed every committed group's transfers and accounts (for the outbox relay); may be null.
+  RecentTransfers* recent_transfers = nullptr;
 };
 
 // A unit of work for the committer (internal; see ledger.cc for the kinds).

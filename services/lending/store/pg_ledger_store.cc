@@ -1917,11 +1917,22 @@ absl::StatusOr<Page<Withdrawal>> PgLedgerStore::ListWithdrawals(
 
 namespace {
 
-// Fills in the payload of every event by reference from its transfer and accounts.
-void RenderRefs(pqxx::transaction_base& tx, std::vector<OutboxEvent>& events) {
+// Fills in the payload of every event by reference from its transfer and accounts: from `recent`
+// (may be null) when it holds them, else read back.
+void RenderRefs(pqxx::transaction_base& tx, const RecentTransfers* recent,
+                std::vector<OutboxEvent>& events) {
   std::vector<TransferId> ids;
-  for (const OutboxEvent& e : events) {
-    if (e.ref.has_value()) ids.push_back(e.ref->transfer_id);
+  const std::vector<std::shared_ptr<const RecentTransfers::Group>> groups =
+      recent != nullptr ? recent->Snapshot() : std::vector<std::shared_ptr<const RecentTransfers::Group>>{};
+  for (OutboxEvent& e : events) {
+    if (!e.ref.has_value()) continue;
+    const Transfer* transfer = nullptr;
+    const Account *debit = nullptr, *credit = nullptr;
+    if (RecentTransfers::Find(groups, e.ref->transfer_id, &transfer, &debit, &credit)) {
+      e = RenderTransferEvent(e, *transfer, *debit, *credit);
+    } else {
+      ids.push_back(e.ref->transfer_id);
+    }
   }
   if (ids.empty()) return;
   absl::flat_hash_map<TransferId, Transfer> transfers;
@@ -1979,7 +1990,7 @@ absl::StatusOr<std::vector<OutboxEvent>> PgLedgerStore::FetchUnpublished(size_t 
                              " ORDER BY sequence LIMIT $1::bigint) unpublished) counted"
                              " WHERE events_before < $1::bigint ORDER BY sequence"),
                 static_cast<int64_t>(limit), published_through));
-        RenderRefs(tx, events);
+        RenderRefs(tx, recent_, events);
         return events;
       });
 }

@@ -40,6 +40,7 @@
 #include "absl/time/time.h"
 #include "pg/pool.h"
 #include "services/lending/core/ledger_store.h"
+#include "services/lending/core/recent_transfers.h"
 
 namespace microlend::lending {
 
@@ -55,6 +56,10 @@ class PgLedgerStore final : public LedgerStore {
 
   PgLedgerStore(const PgLedgerStore&) = delete;
   PgLedgerStore& operator=(const PgLedgerStore&) = delete;
+
+  // FetchUnpublished renders events by reference from `recent` when it holds their transfers,
+  // and reads the rest back (ADR 0008). Set before the relay starts; `recent` outlives the store.
+  void set_recent_transfers(const RecentTransfers* recent) { recent_ = recent; }
 
   absl::Status Transact(const std::function<absl::Status(LedgerTxn&)>& fn) override;
 
@@ -114,6 +119,7 @@ class PgLedgerStore final : public LedgerStore {
   explicit PgLedgerStore(std::unique_ptr<pg::ConnectionPool> pool);
 
   std::unique_ptr<pg::ConnectionPool> pool_;
+  const RecentTransfers* recent_ = nullptr;
 };
 
 }  // namespace microlend::lending

@@ -859,6 +859,44 @@ TEST_F(PgLedgerStoreTest, EventsByReferenceAreRenderedWhenFetched) {
   }
 }
 
+TEST_F(PgLedgerStoreTest, EventsByReferenceAreRenderedFromRecentTransfersWhereHeld) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account a = Open(Wallet("lender-1"));
+  CommitSet commit;
+  std::vector<OutboxEvent> expected;
+  std::vector<Transfer> held;
+  for (int64_t id = 1; id <= 40; ++id) {
+    Transfer t = Posted(id, cash, a, id);
+    t.created_at = kT0;
+    cash.debits_posted += id;
+    a.credits_posted += id;
+    commit.events.push_back(TransferEventByRef(t, cash, a));
+    expected.push_back(TransferEvent(t, cash, a));
+    commit.transfers.push_back(t);
+    if (id <= 20) held.push_back(t);
+  }
+  commit.accounts = {cash, a};
+  ASSERT_TRUE(Commit(commit).ok());
+  // The first half is held in memory, the rest is read back. To tell which source rendered an
+  // event, the held copy of transfer 5 carries a memo the database does not have.
+  held[4].memo = "from memory";
+  RecentTransfers recent(/*max_transfers=*/1000);
+  recent.Remember(held, {cash, a});
+  store_->set_recent_transfers(&recent);
+  auto events = store_->FetchUnpublished(1000);
+  store_->set_recent_transfers(nullptr);
+  ASSERT_TRUE(events.ok()) << events.status();
+  ASSERT_EQ(events->size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    expected[i].sequence = (*events)[i].sequence;
+    if (i == 4) {
+      EXPECT_THAT((*events)[i].payload, HasSubstr("\"memo\":\"from memory\""));
+      continue;
+    }
+    ASSERT_EQ((*events)[i], expected[i]) << i;
+  }
+}
+
 TEST_F(PgLedgerStoreTest, AccountHistoryListsEachTransferOnBothAccounts) {
   Account cash = Open(Platform(AccountKind::kExternalCash));
   Account a = Open(Wallet("lender-1"));
