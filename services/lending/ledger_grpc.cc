@@ -422,6 +422,7 @@ namespace {
 // One batch of a stream, answered in arrival order once `done`.
 struct StreamSlot {
   std::string request_id;
+  bool ids_only = false;   // TransferBatch.ids_only
   bool submitted = false;  // handed to the Ledger: counts against kMaxUnansweredBatches
   bool done = false;
   absl::Status early;  // the answer of a batch that was never submitted
@@ -450,11 +451,30 @@ v1::TransferBatchResult ToBatchResult(LedgerStore& store, const StreamSlot& slot
   out.set_request_id(slot.request_id);
   out.mutable_mutation()->set_request_id(slot.request_id);
   absl::Status status = slot.submitted ? ReplyStatus(slot.reply) : slot.early;
-  if (status.ok()) {
+  std::optional<BatchRecord> record;
+  if (status.ok() && slot.ids_only) {
+    // The ids alone: from the fresh transfers, or from the record of a replay (no read back).
+    record = slot.reply.replayed ? DecodeBatchRecord(slot.reply.payload)
+                                 : BatchRecord{.committed_at = slot.reply.committed_at};
+    if (record.has_value() && !slot.reply.replayed) {
+      record->transfer_ids.reserve(slot.reply.transfers.size());
+      for (const Transfer& t : slot.reply.transfers) record->transfer_ids.push_back(t.id);
+    }
+  }
+  if (record.has_value()) {
+    out.mutable_transfer_ids()->Reserve(static_cast<int>(record->transfer_ids.size()));
+    for (TransferId id : record->transfer_ids) IdToProto(id, out.add_transfer_ids());
+    ToProto(record->committed_at, out.mutable_committed_at());
+    out.mutable_mutation()->set_replayed(slot.reply.replayed);
+  } else if (status.ok()) {
     v1::CreateTransfersResponse committed;
     status = BatchResponse(store, slot.reply, slot.request_id, &committed);
     if (status.ok()) {
-      out.mutable_transfers()->Swap(committed.mutable_transfers());
+      if (slot.ids_only) {  // a replay remembered whole, before ADR 0008
+        for (const v1::Transfer& t : committed.transfers()) *out.add_transfer_ids() = t.id();
+      } else {
+        out.mutable_transfers()->Swap(committed.mutable_transfers());
+      }
       *out.mutable_committed_at() = committed.committed_at();
       *out.mutable_mutation() = committed.mutation();
     }
@@ -520,6 +540,7 @@ grpc::Status LedgerGrpc::StreamTransferBatches(
   while (stream->Read(&batch)) {
     auto slot = std::make_shared<StreamSlot>();
     slot->request_id = batch.request_id();
+    slot->ids_only = batch.ids_only();
     bool refuse = false;
     {
       absl::MutexLock lock(&state->mu);

@@ -99,8 +99,8 @@ int Main(int argc, char** argv) {
     ExitFatal(kServer, absl::InvalidArgumentError("--log_commit_groups_of must be 0 or more"));
   }
   // The committer hands each committed group to the relay through this (ADR 0008): about a
-  // second of peak throughput; the relay reads anything older back from PostgreSQL.
-  lending::RecentTransfers recent_transfers(/*max_transfers=*/100'000);
+  // two seconds of peak throughput; the relay reads anything older back from PostgreSQL.
+  lending::RecentTransfers recent_transfers(/*max_transfers=*/200'000);
   (*store)->set_recent_transfers(&recent_transfers);
   lending::Ledger ledger(
       store->get(), &clock,

@@ -549,31 +549,57 @@ std::string DeterministicBytes(const pb::Message& message) {
   return bytes;
 }
 
-// The request's bytes without its request_id. Every request keeps it as field 1, which generated
-// code writes first: then the bytes after that leading field are the answer, with no copy of the
-// (possibly 10,000-item) request. Anything else clears the field on a copy.
-std::string BytesWithoutRequestId(const pb::Message& request) {
-  const pb::FieldDescriptor* field = request.GetDescriptor()->FindFieldByName("request_id");
-  if (field == nullptr) return DeterministicBytes(request);
-  const std::string& id = request.GetReflection()->GetString(request, field);
-  if (field->number() == 1 && field->type() == pb::FieldDescriptor::TYPE_STRING && id.size() < 128) {
+bool IsLastField(const pb::Descriptor& message, const pb::FieldDescriptor& field) {
+  for (int i = 0; i < message.field_count(); ++i) {
+    if (message.field(i)->number() > field.number()) return false;
+  }
+  return true;
+}
+
+// The request's bytes without the fields that are not part of its identity: `request_id`, and
+// `ids_only` (how the caller wants the answer shown, TransferBatch). Generated code writes fields
+// in number order; every request keeps request_id as field 1 and ids_only is a batch's last, so
+// those are a prefix and a suffix of the bytes, cut off without copying the (possibly
+// 10,000-item) request. Anything else clears them on a copy.
+std::string BytesOfIdentity(const pb::Message& request) {
+  const pb::Descriptor& type = *request.GetDescriptor();
+  const pb::Reflection& reflection = *request.GetReflection();
+  const pb::FieldDescriptor* id_field = type.FindFieldByName("request_id");
+  const pb::FieldDescriptor* view_field = type.FindFieldByName("ids_only");
+  const std::string id = id_field != nullptr && id_field->type() == pb::FieldDescriptor::TYPE_STRING
+                             ? reflection.GetString(request, id_field)
+                             : std::string();
+  const bool view = view_field != nullptr && view_field->type() == pb::FieldDescriptor::TYPE_BOOL &&
+                    reflection.GetBool(request, view_field);
+  const bool id_is_prefix =
+      id_field == nullptr || (id_field->number() == 1 && id.size() < 128);
+  const bool view_is_suffix =
+      !view || (view_field->number() < 16 && IsLastField(type, *view_field) &&
+                reflection.GetUnknownFields(request).empty());
+  if (id_is_prefix && view_is_suffix) {
     std::string bytes = DeterministicBytes(request);
-    if (id.empty()) return bytes;
-    // Tag 0x0a (field 1, length-delimited), a one-byte length (ids are at most 128 bytes and
-    // shorter ones are checked here), then the id.
-    const std::string prefix = std::string(1, '\x0a') + static_cast<char>(id.size()) + id;
-    if (bytes.compare(0, prefix.size(), prefix) == 0) return bytes.substr(prefix.size());
+    // Field 1 length-delimited (tag 0x0a), a one-byte length (under 128), the id.
+    const std::string prefix =
+        id.empty() ? std::string() : std::string(1, '\x0a') + static_cast<char>(id.size()) + id;
+    // The bool's tag (field number, varint wire type: one byte under 16), then 1.
+    const std::string suffix =
+        view ? std::string{static_cast<char>(view_field->number() << 3), '\x01'} : std::string();
+    if (bytes.size() >= prefix.size() + suffix.size() && bytes.compare(0, prefix.size(), prefix) == 0 &&
+        bytes.compare(bytes.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      return bytes.substr(prefix.size(), bytes.size() - prefix.size() - suffix.size());
+    }
   }
   std::unique_ptr<pb::Message> copy(request.New());
   copy->CopyFrom(request);
-  copy->GetReflection()->ClearField(copy.get(), field);
+  if (id_field != nullptr) copy->GetReflection()->ClearField(copy.get(), id_field);
+  if (view_field != nullptr) copy->GetReflection()->ClearField(copy.get(), view_field);
   return DeterministicBytes(*copy);
 }
 
 }  // namespace
 
 std::string BodyHash(const pb::Message& request) {
-  const std::string bytes = BytesWithoutRequestId(request);
+  const std::string bytes = BytesOfIdentity(request);
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   const int ok = EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);

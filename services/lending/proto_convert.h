@@ -158,7 +158,8 @@ void ToPageResponse(int64_t next_after_id, int64_t total_count, common::v1::Page
 // ---- Idempotency ------------------------------------------------------------------------------
 
 // SHA-256 (32 raw bytes) of the deterministic serialization of `request` with its top-level
-// `request_id` field cleared: a retry with the same body hashes the same whatever its id.
+// `request_id` field cleared: a retry with the same body hashes the same whatever its id. A
+// top-level bool `ids_only` (how the answer is shown, not what is asked) is cleared too.
 std::string BodyHash(const google::protobuf::Message& request);
 
 // Ids a client chooses must stay below 2^62: the server's own ids count up from 1, and a chosen

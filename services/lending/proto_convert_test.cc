@@ -263,6 +263,22 @@ TEST(BodyHash, SameWhateverTheRequestIdsLengthOrAbsence) {
   EXPECT_EQ(BodyHash(long_id), BodyHash(no_id));
 }
 
+TEST(BodyHash, IdsOnlyIsNotPartOfABatchsIdentity) {
+  v1::CreateTransfersRequest unary;
+  unary.set_request_id("r-1");
+  *unary.add_transfers() = PostedSpec();
+  v1::TransferBatch streamed, streamed_long_id;
+  streamed.set_request_id("r-2");
+  *streamed.add_transfers() = PostedSpec();
+  streamed.set_ids_only(true);
+  streamed_long_id = streamed;
+  streamed_long_id.set_request_id(std::string(130, 'r'));  // takes the copy-and-clear path
+  EXPECT_EQ(BodyHash(streamed), BodyHash(unary));
+  EXPECT_EQ(BodyHash(streamed_long_id), BodyHash(unary));
+  streamed.mutable_transfers(0)->set_memo("other");
+  EXPECT_NE(BodyHash(streamed), BodyHash(unary));
+}
+
 TEST(BodyHash, WorksForMessagesWithoutRequestId) {
   v1::GetAccountRequest a;
   a.mutable_account_id()->set_value("1");

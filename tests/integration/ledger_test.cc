@@ -267,6 +267,52 @@ TEST_F(LedgerIntegrationTest, ABatchReplayedThroughEitherRpcAnswersWithTheOrigin
   ExpectReconciled();
 }
 
+// ids_only answers with the ids alone, fresh or replayed, and is not part of the batch's identity.
+TEST_F(LedgerIntegrationTest, AnIdsOnlyBatchIsAnsweredWithTheTransfersIds) {
+  ASSERT_TRUE(Deposit(132, "20.00", "dep-132").ok());
+  ASSERT_TRUE(Deposit(133, "1.00", "dep-133").ok());
+  const std::string a = WalletAccountId(132), b = WalletAccountId(133);
+  auto ctx = Ctx(svc_);
+  auto stream = ledger_->StreamTransferBatches(ctx.get());
+  lv1::TransferBatch batch;
+  batch.set_request_id("ids-132");
+  batch.set_ids_only(true);
+  *batch.add_transfers() = Spec(a, b, "4.00");
+  *batch.add_transfers() = Spec(b, a, "1.00");
+  lv1::TransferBatch again = batch;  // the same request: a replay, still ids only
+  lv1::TransferBatch whole = batch;  // the same request answered in full
+  whole.set_ids_only(false);
+  lv1::TransferBatch bad = batch;
+  bad.set_request_id("ids-132-bad");
+  bad.mutable_transfers(0)->mutable_amount()->set_amount("400.00");
+  for (const auto* b : {&batch, &again, &whole, &bad}) ASSERT_TRUE(stream->Write(*b));
+  stream->WritesDone();
+  std::vector<lv1::TransferBatchResult> results(4);
+  for (auto& r : results) ASSERT_TRUE(stream->Read(&r));
+  ASSERT_TRUE(stream->Finish().ok());
+
+  ASSERT_EQ(results[0].status().code(), 0) << results[0].status().message();
+  EXPECT_FALSE(results[0].mutation().replayed());
+  EXPECT_EQ(results[0].transfers_size(), 0);
+  ASSERT_EQ(results[0].transfer_ids_size(), 2);
+  EXPECT_TRUE(results[0].has_committed_at());
+  EXPECT_TRUE(results[1].mutation().replayed());
+  EXPECT_EQ(results[1].transfer_ids(0).value(), results[0].transfer_ids(0).value());
+  EXPECT_EQ(results[1].transfer_ids(1).value(), results[0].transfer_ids(1).value());
+  EXPECT_EQ(results[1].committed_at().SerializeAsString(), results[0].committed_at().SerializeAsString());
+  EXPECT_TRUE(results[2].mutation().replayed());
+  ASSERT_EQ(results[2].transfers_size(), 2);
+  EXPECT_EQ(results[2].transfer_ids_size(), 0);
+  EXPECT_EQ(results[2].transfers(0).id().value(), results[0].transfer_ids(0).value());
+  EXPECT_EQ(results[2].transfers(0).amount().amount(), "4.00");
+  EXPECT_EQ(results[2].transfers(1).id().value(), results[0].transfer_ids(1).value());
+  EXPECT_EQ(results[3].status().code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(results[3].rejection().item_index(), 0);
+  EXPECT_EQ(results[3].transfer_ids_size(), 0);
+  EXPECT_EQ(Balance(132).posted().amount(), "17.00");  // applied once
+  ExpectReconciled();
+}
+
 TEST_F(LedgerIntegrationTest, HoldResolvesAtMostOnce) {
   ASSERT_TRUE(Deposit(108, "50.00", "dep-108").ok());
   ASSERT_TRUE(Deposit(109, "1.00", "dep-109").ok());

@@ -30,7 +30,7 @@ class EventPublisher {
 };
 
 struct OutboxRelayOptions {
-  size_t batch_size = 2000;
+  size_t batch_size = 10000;  // events per round: each round also reads and moves the cursor (an fsync)
   absl::Duration gap_settle = absl::Seconds(5);
   absl::Duration idle_poll = absl::Milliseconds(20);
   absl::Duration max_backoff = absl::Seconds(2);
