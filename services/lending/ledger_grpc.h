@@ -12,8 +12,9 @@
 //   Reconcile                                                        ops
 //
 // Idempotency: every mutation runs under RequestKey{subject, request_id, "LedgerService.<Rpc>",
-// BodyHash(request)}; the remembered success is the full response proto, so a replay returns it
-// with mutation.replayed = true, and a remembered rejection comes back with its original code,
+// BodyHash(request)}; the remembered success is the full response proto, except a linked batch's,
+// which is a BatchRecord of its transfer ids (ADR 0008) whose transfers a replay reads back, so
+// a replay returns the original answer with mutation.replayed = true, and a remembered rejection comes back with its original code,
 // message and TransferBatchRejection. StreamTransferBatches keys each batch exactly like
 // CreateTransfers ("LedgerService.CreateTransfers"; TransferBatch and CreateTransfersRequest are
 // the same on the wire), so a batch may be retried through either RPC and learns its outcome.
@@ -22,7 +23,9 @@
 // RpcStatus whose details carry the TransferBatchRejection (and FieldViolations for malformed
 // fields).
 //
-// StreamTransferBatches: each batch is submitted with Ledger::SubmitBatchAsync as it arrives; a
+// StreamTransferBatches: a batch with ids_only is answered with its transfers' ids and commit
+// time only (fresh, or from the record of a replay, with no read back); ids_only is left out of
+// the body hash. Each batch is submitted with Ledger::SubmitBatchAsync as it arrives; a
 // writer thread answers them strictly in request order, each once its outcome is durable. At
 // most kMaxUnansweredBatches submitted batches wait for an answer; beyond that a batch is
 // answered RESOURCE_EXHAUSTED in-band without being submitted. Invalid batches and rejections
