@@ -340,8 +340,10 @@ absl::Status CatalogueWalk(const FlagSet& flags, const std::string& ops) {
       !s.ok()) {
     return s;
   }
-  std::printf("catalogue: %lld loans fundraising; the largest:\n",
-              static_cast<long long>(page.page().total_count()));
+  // Counts are exact up to 1,000; beyond, the server reports a lower bound.
+  std::printf("catalogue: %lld%s loans fundraising; the largest:\n",
+              static_cast<long long>(page.page().total_count()),
+              page.page().total_count_is_lower_bound() ? "+" : "");
   for (const lv1::Loan& loan : page.loans()) {
     std::printf("  loan %-4s %-8s %s  %12s %s = %8s USD, %8s USD left to fund\n",
                 loan.id().value().c_str(), loan.details().name().c_str(),
