@@ -572,7 +572,8 @@ std::string BytesOfIdentity(const pb::Message& request) {
   const bool view = view_field != nullptr && view_field->type() == pb::FieldDescriptor::TYPE_BOOL &&
                     reflection.GetBool(request, view_field);
   const bool id_is_prefix =
-      id_field == nullptr || (id_field->number() == 1 && id.size() < 128);
+      id_field == nullptr || (id_field->number() == 1 &&
+                              id_field->type() == pb::FieldDescriptor::TYPE_STRING && id.size() < 128);
   const bool view_is_suffix =
       !view || (view_field->number() < 16 && IsLastField(type, *view_field) &&
                 reflection.GetUnknownFields(request).empty());
