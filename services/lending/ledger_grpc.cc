@@ -167,9 +167,10 @@ absl::Status BatchResponse(LedgerStore& store, const LedgerReply& reply,
   if (reply.replayed) {
     std::optional<BatchRecord> record = DecodeBatchRecord(reply.payload);
     absl::StatusOr<std::vector<Transfer>> got = store.GetTransfers(record->transfer_ids);
-    if (!got.ok()) {
-      return absl::InternalError(absl::StrCat("reading back the transfers of request \"",
-                                              request_id, "\": ", got.status().message()));
+    if (!got.ok()) {  // its code kept: UNAVAILABLE and ABORTED stay worth a retry
+      return absl::Status(got.status().code(),
+                          absl::StrCat("reading back the transfers of request \"", request_id,
+                                       "\": ", got.status().message()));
     }
     read_back = *std::move(got);
     transfers = &read_back;

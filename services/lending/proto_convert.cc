@@ -335,7 +335,9 @@ absl::StatusOr<TransferSpec> ParseTransferSpec(const v1::TransferSpec& spec, int
   const std::string prefix = absl::StrCat(AsAbsl(list_field), "[", index, "]");
   out = TransferSpec{};
   std::optional<SpecError> error = ParseSpecFields(spec, prefix, out);
-  ML_CHECK(error.has_value(), "a transfer spec parsed differently with its field path");
+  if (!error.has_value()) {  // cannot happen (parsing does not depend on the path); stay safe
+    error = SpecError{FieldError(prefix, "is malformed"), RejectReason::kShapeInvalid};
+  }
   v1::TransferBatchRejection rejection;
   rejection.set_item_index(index);
   rejection.set_reason(static_cast<v1::TransferRejectReason>(error->reason));
@@ -593,7 +595,9 @@ std::string BytesOfIdentity(const pb::Message& request) {
   std::unique_ptr<pb::Message> copy(request.New());
   copy->CopyFrom(request);
   if (id_field != nullptr) copy->GetReflection()->ClearField(copy.get(), id_field);
-  if (view_field != nullptr) copy->GetReflection()->ClearField(copy.get(), view_field);
+  if (view_field != nullptr && view_field->type() == pb::FieldDescriptor::TYPE_BOOL) {
+    copy->GetReflection()->ClearField(copy.get(), view_field);
+  }
   return DeterministicBytes(*copy);
 }
 

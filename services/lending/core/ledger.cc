@@ -35,7 +35,7 @@ class BatchMutation final : public Mutation {
   size_t TransferCount() const override { return specs_.size(); }
   LedgerReply Apply(Group& group, const BatchContext& context) override {
     LedgerReply reply = ApplySpecs(specs_, group, context, encoder_);
-    if (reply.status.ok() && !encoder_.success) {
+    if (reply.status.ok() && !encoder_.success && !key.request_id.empty()) {
       reply.payload = EncodeBatchRecord(reply.transfers, reply.committed_at);
     }
     return reply;
@@ -246,7 +246,9 @@ std::optional<BatchRecord> DecodeBatchRecord(std::string_view payload) {
   for (uint64_t i = 0; i < count; ++i) {
     uint64_t delta = 0;
     if (!GetVarint(payload, delta)) return std::nullopt;
-    previous += UnZigZag(delta);
+    // Unsigned, so that a corrupted record cannot overflow.
+    previous = static_cast<int64_t>(static_cast<uint64_t>(previous) +
+                                    static_cast<uint64_t>(UnZigZag(delta)));
     if (previous <= 0) return std::nullopt;
     record.transfer_ids.emplace_back(previous);
   }

@@ -4,58 +4,52 @@
 
 namespace microlend::lending {
 
-const Transfer* RecentTransfers::Group::FindTransfer(TransferId id) const {
-  auto it = index.find(id);
-  return it == index.end() ? nullptr : &transfers[it->second];
-}
-
-const Account* RecentTransfers::Group::FindAccount(AccountId id) const {
-  auto it = accounts.find(id);
-  return it == accounts.end() ? nullptr : &it->second;
-}
-
 void RecentTransfers::Remember(std::vector<Transfer> transfers, std::vector<Account> accounts) {
   if (transfers.empty()) return;
   auto group = std::make_shared<Group>();
   group->transfers = std::move(transfers);
-  group->index.reserve(group->transfers.size());
-  for (size_t i = 0; i < group->transfers.size(); ++i) {
-    group->index.emplace(group->transfers[i].id, i);
-  }
   group->accounts.reserve(accounts.size());
   for (Account& a : accounts) {
     const AccountId id = a.id;
     group->accounts.insert_or_assign(id, std::move(a));
   }
   absl::MutexLock lock(&mu_);
-  held_ += group->transfers.size();
+  index_.reserve(index_.size() + group->transfers.size());
+  for (size_t i = 0; i < group->transfers.size(); ++i) {
+    index_.insert_or_assign(group->transfers[i].id, Slot{group, i});
+  }
   groups_.push_back(std::move(group));
-  while (groups_.size() > 1 && held_ > max_transfers_) {
-    held_ -= groups_.front()->transfers.size();
+  while (groups_.size() > 1 && index_.size() > max_transfers_) {
+    for (const Transfer& t : groups_.front()->transfers) {
+      auto it = index_.find(t.id);
+      if (it != index_.end() && it->second.group == groups_.front()) index_.erase(it);
+    }
     groups_.pop_front();
   }
 }
 
-std::vector<std::shared_ptr<const RecentTransfers::Group>> RecentTransfers::Snapshot() const {
-  absl::MutexLock lock(&mu_);
-  return {groups_.begin(), groups_.end()};
+bool RecentTransfers::Find(TransferId id, Found* out) const {
+  std::shared_ptr<const Group> group;
+  size_t index = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = index_.find(id);
+    if (it == index_.end()) return false;
+    group = it->second.group;
+    index = it->second.index;
+  }
+  const Transfer& t = group->transfers[index];
+  auto debit = group->accounts.find(t.debit_account_id);
+  auto credit = group->accounts.find(t.credit_account_id);
+  if (debit == group->accounts.end() || credit == group->accounts.end()) return false;
+  *out = Found{.group = std::move(group), .transfer = &t, .debit = &debit->second,
+               .credit = &credit->second};
+  return true;
 }
 
-bool RecentTransfers::Find(const std::vector<std::shared_ptr<const Group>>& groups, TransferId id,
-                           const Transfer** transfer, const Account** debit,
-                           const Account** credit) {
-  for (auto g = groups.rbegin(); g != groups.rend(); ++g) {
-    const Transfer* t = (*g)->FindTransfer(id);
-    if (t == nullptr) continue;
-    const Account* d = (*g)->FindAccount(t->debit_account_id);
-    const Account* c = (*g)->FindAccount(t->credit_account_id);
-    if (d == nullptr || c == nullptr) return false;
-    *transfer = t;
-    *debit = d;
-    *credit = c;
-    return true;
-  }
-  return false;
+size_t RecentTransfers::transfers_held() const {
+  absl::MutexLock lock(&mu_);
+  return index_.size();
 }
 
 }  // namespace microlend::lending

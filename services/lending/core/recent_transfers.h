@@ -1,4 +1,4 @@
-// RecentTransfers: the transfers of the last few committed groups, with the accounts each group
+// RecentTransfers: the transfers of the last committed groups, with the accounts each group
 // touched, handed from the Ledger's committer to the outbox relay. The relay renders events by
 // reference (ADR 0007) from here instead of reading the transfers back from the database it just
 // wrote them to (ADR 0008). It is only a cache: whatever it no longer (or never) held — after a
@@ -6,7 +6,8 @@
 //
 // Holds only committed groups (the committer calls Remember after the commit). Transfers are
 // immutable and an account's owner never changes, so what it holds never goes stale; the
-// balances an event shows travel with the event itself. Thread-safe.
+// balances an event shows travel with the event itself. One index over all groups, so a lookup
+// costs the same whether the groups are one transfer each or 20,000. Thread-safe.
 #ifndef MICROLEND_SERVICES_LENDING_CORE_RECENT_TRANSFERS_H_
 #define MICROLEND_SERVICES_LENDING_CORE_RECENT_TRANSFERS_H_
 
@@ -23,13 +24,18 @@ namespace microlend::lending {
 
 class RecentTransfers {
  public:
-  // One committed group, indexed.
+  // One committed group.
   struct Group {
     std::vector<Transfer> transfers;
-    absl::flat_hash_map<TransferId, size_t> index;  // into `transfers`
     absl::flat_hash_map<AccountId, Account> accounts;
-    const Transfer* FindTransfer(TransferId id) const;
-    const Account* FindAccount(AccountId id) const;
+  };
+
+  // A transfer it holds, with both its accounts; valid while `group` is held.
+  struct Found {
+    std::shared_ptr<const Group> group;
+    const Transfer* transfer = nullptr;
+    const Account* debit = nullptr;
+    const Account* credit = nullptr;
   };
 
   // Keeps the newest groups holding at most `max_transfers` in all (at least the newest group,
@@ -39,18 +45,20 @@ class RecentTransfers {
   // A committed group's transfers and the accounts it touched (every account its transfers name).
   void Remember(std::vector<Transfer> transfers, std::vector<Account> accounts);
 
-  // What it holds now, oldest group first; the groups stay valid while the caller keeps them.
-  std::vector<std::shared_ptr<const Group>> Snapshot() const;
+  // The transfer with both its accounts; false when it (or either account) is not held.
+  bool Find(TransferId id, Found* out) const;
 
-  // A transfer from `groups` (newest first) with both its accounts; false when any is missing.
-  static bool Find(const std::vector<std::shared_ptr<const Group>>& groups, TransferId id,
-                   const Transfer** transfer, const Account** debit, const Account** credit);
+  size_t transfers_held() const;
 
  private:
+  struct Slot {
+    std::shared_ptr<const Group> group;
+    size_t index;
+  };
   const size_t max_transfers_;
   mutable absl::Mutex mu_;
-  std::deque<std::shared_ptr<const Group>> groups_ ABSL_GUARDED_BY(mu_);
-  size_t held_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<std::shared_ptr<const Group>> groups_ ABSL_GUARDED_BY(mu_);  // oldest first
+  absl::flat_hash_map<TransferId, Slot> index_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace microlend::lending

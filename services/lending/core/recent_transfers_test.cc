@@ -21,24 +21,16 @@ Transfer Xfer(int64_t id, int64_t debit, int64_t credit, std::string memo = "") 
   return t;
 }
 
-struct Found {
-  const Transfer* transfer = nullptr;
-  const Account* debit = nullptr;
-  const Account* credit = nullptr;
-};
-
-std::optional<Found> Lookup(const RecentTransfers& recent, int64_t id) {
-  Found f;
-  if (!RecentTransfers::Find(recent.Snapshot(), TransferId(id), &f.transfer, &f.debit, &f.credit)) {
-    return std::nullopt;
-  }
+std::optional<RecentTransfers::Found> Lookup(const RecentTransfers& recent, int64_t id) {
+  RecentTransfers::Found f;
+  if (!recent.Find(TransferId(id), &f)) return std::nullopt;
   return f;
 }
 
 TEST(RecentTransfersTest, FindsATransferWithBothItsAccounts) {
   RecentTransfers recent(100);
   recent.Remember({Xfer(1, 10, 11, "one"), Xfer(2, 11, 12)}, {Acct(10), Acct(11), Acct(12)});
-  std::optional<Found> f = Lookup(recent, 1);
+  std::optional<RecentTransfers::Found> f = Lookup(recent, 1);
   ASSERT_TRUE(f.has_value());
   EXPECT_EQ(f->transfer->memo, "one");
   EXPECT_EQ(f->debit->owner_id, "owner-10");
@@ -62,7 +54,7 @@ TEST(RecentTransfersTest, KeepsTheNewestGroupsWithinItsCapacity) {
   EXPECT_FALSE(Lookup(recent, 2).has_value());
   EXPECT_TRUE(Lookup(recent, 3).has_value());
   EXPECT_TRUE(Lookup(recent, 5).has_value());
-  EXPECT_EQ(recent.Snapshot().size(), 2u);
+  EXPECT_EQ(recent.transfers_held(), 3u);
 }
 
 TEST(RecentTransfersTest, AGroupLargerThanTheCapacityIsStillKeptAlone) {
@@ -73,15 +65,26 @@ TEST(RecentTransfersTest, AGroupLargerThanTheCapacityIsStillKeptAlone) {
   EXPECT_TRUE(Lookup(recent, 3).has_value());
 }
 
-TEST(RecentTransfersTest, ASnapshotOutlivesEviction) {
+TEST(RecentTransfersTest, AFoundTransferOutlivesItsEviction) {
   RecentTransfers recent(1);
   recent.Remember({Xfer(1, 10, 11, "kept")}, {Acct(10), Acct(11)});
-  auto snapshot = recent.Snapshot();
+  std::optional<RecentTransfers::Found> found = Lookup(recent, 1);
+  ASSERT_TRUE(found.has_value());
   recent.Remember({Xfer(2, 10, 11)}, {Acct(10), Acct(11)});
-  const Transfer* t = nullptr;
-  const Account *d = nullptr, *c = nullptr;
-  ASSERT_TRUE(RecentTransfers::Find(snapshot, TransferId(1), &t, &d, &c));
-  EXPECT_EQ(t->memo, "kept");
+  EXPECT_FALSE(Lookup(recent, 1).has_value());
+  EXPECT_EQ(found->transfer->memo, "kept");
+  EXPECT_EQ(found->debit->owner_id, "owner-10");
+}
+
+TEST(RecentTransfersTest, ManySmallGroupsAreHeldAndEvictedByTransferCount) {
+  // Single-transfer commits (deposits, one-off transfers) make many small groups; the capacity
+  // still counts transfers, and lookups go through one index.
+  RecentTransfers recent(1000);
+  for (int64_t id = 1; id <= 5000; ++id) recent.Remember({Xfer(id, 10, 11)}, {Acct(10), Acct(11)});
+  EXPECT_EQ(recent.transfers_held(), 1000u);
+  EXPECT_FALSE(Lookup(recent, 4000).has_value());
+  EXPECT_TRUE(Lookup(recent, 4001).has_value());
+  EXPECT_TRUE(Lookup(recent, 5000).has_value());
 }
 
 }  // namespace

@@ -1606,22 +1606,47 @@ absl::StatusOr<Hold> PgLedgerStore::GetTransfer(TransferId id) {
       });
 }
 
+namespace {
+
+// The transfers among `ids` (any order, repeats allowed), keyed by id; missing ones are absent.
+// Read in runs of nearby ids, each bounded by its first and last: a batch's ids are (nearly)
+// consecutive, and the bounds let the planner read the primary key's range. With `= ANY` alone
+// it estimated a (parallel) scan of the whole table cheaper, and read all of it every time; with
+// one pair of bounds, a single client-chosen id far from the rest would widen them to the same.
+absl::flat_hash_map<TransferId, Transfer> ReadTransfersById(pqxx::transaction_base& tx,
+                                                            std::vector<TransferId> ids) {
+  constexpr int64_t kMaxGapInRun = 1024;
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  absl::flat_hash_map<TransferId, Transfer> found;
+  found.reserve(ids.size());
+  for (size_t begin = 0; begin < ids.size();) {
+    size_t end = begin + 1;
+    while (end < ids.size() && ids[end].value() - ids[end - 1].value() <= kMaxGapInRun) ++end;
+    const std::vector<TransferId> run(ids.begin() + static_cast<std::ptrdiff_t>(begin),
+                                      ids.begin() + static_cast<std::ptrdiff_t>(end));
+    for (const pqxx::row& r : tx.exec_params(
+             absl::StrCat("SELECT ", kTransferColumns, " FROM transfers t",
+                          " WHERE t.id BETWEEN $2::bigint AND $3::bigint",
+                          " AND t.id = ANY($1::bigint[])"),
+             IdArray(run), run.front().value(), run.back().value())) {
+      Transfer t = ReadTransfer(r);
+      found.emplace(t.id, std::move(t));
+    }
+    begin = end;
+  }
+  return found;
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<Transfer>> PgLedgerStore::GetTransfers(
     const std::vector<TransferId>& ids) {
   if (ids.empty()) return std::vector<Transfer>{};
   return RunIn<pqxx::read_transaction>(
       *pool_, "reading transfers",
       [&](pqxx::read_transaction& tx) -> absl::StatusOr<std::vector<Transfer>> {
-        const auto [lowest, highest] = std::minmax_element(ids.begin(), ids.end());
-        absl::flat_hash_map<TransferId, Transfer> found;
-        for (const pqxx::row& r : tx.exec_params(
-                 absl::StrCat("SELECT ", kTransferColumns, " FROM transfers t",
-                              " WHERE t.id BETWEEN $2::bigint AND $3::bigint",
-                              " AND t.id = ANY($1::bigint[])"),
-                 IdArray(ids), lowest->value(), highest->value())) {
-          Transfer t = ReadTransfer(r);
-          found.emplace(t.id, std::move(t));
-        }
+        absl::flat_hash_map<TransferId, Transfer> found = ReadTransfersById(tx, ids);
         std::vector<Transfer> out;
         out.reserve(ids.size());
         for (TransferId id : ids) {
@@ -1922,33 +1947,21 @@ namespace {
 void RenderRefs(pqxx::transaction_base& tx, const RecentTransfers* recent,
                 std::vector<OutboxEvent>& events) {
   std::vector<TransferId> ids;
-  const std::vector<std::shared_ptr<const RecentTransfers::Group>> groups =
-      recent != nullptr ? recent->Snapshot() : std::vector<std::shared_ptr<const RecentTransfers::Group>>{};
+  RecentTransfers::Found found;
   for (OutboxEvent& e : events) {
     if (!e.ref.has_value()) continue;
-    const Transfer* transfer = nullptr;
-    const Account *debit = nullptr, *credit = nullptr;
-    if (RecentTransfers::Find(groups, e.ref->transfer_id, &transfer, &debit, &credit)) {
-      e = RenderTransferEvent(e, *transfer, *debit, *credit);
+    if (recent != nullptr && recent->Find(e.ref->transfer_id, &found)) {
+      e = RenderTransferEvent(e, *found.transfer, *found.debit, *found.credit);
     } else {
       ids.push_back(e.ref->transfer_id);
     }
   }
   if (ids.empty()) return;
-  absl::flat_hash_map<TransferId, Transfer> transfers;
+  absl::flat_hash_map<TransferId, Transfer> transfers = ReadTransfersById(tx, ids);
   std::vector<AccountId> account_ids;
-  // The bounds let the planner read the primary key's range: a relay batch names transfers
-  // committed together, so their ids are (nearly) contiguous. With `= ANY` alone it estimated a
-  // (parallel) sequential scan of the whole table cheaper, and every fetch read all of it.
-  const auto [lowest, highest] = std::minmax_element(ids.begin(), ids.end());
-  for (const pqxx::row& r : tx.exec_params(
-           absl::StrCat("SELECT ", kTransferColumns, " FROM transfers t",
-                        " WHERE t.id BETWEEN $2::bigint AND $3::bigint AND t.id = ANY($1::bigint[])"),
-           IdArray(ids), lowest->value(), highest->value())) {
-    Transfer t = ReadTransfer(r);
+  for (const auto& [id, t] : transfers) {
     account_ids.push_back(t.debit_account_id);
     account_ids.push_back(t.credit_account_id);
-    transfers.emplace(t.id, std::move(t));
   }
   std::sort(account_ids.begin(), account_ids.end());
   account_ids.erase(std::unique(account_ids.begin(), account_ids.end()), account_ids.end());

@@ -897,6 +897,35 @@ TEST_F(PgLedgerStoreTest, EventsByReferenceAreRenderedFromRecentTransfersWhereHe
   }
 }
 
+TEST_F(PgLedgerStoreTest, GetTransfersAnswersInTheOrderAskedWhateverTheGapsBetweenIds) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account a = Open(Wallet("lender-1"));
+  CommitSet commit;
+  for (int64_t id : std::vector<int64_t>{1, 2, 3, 1'000'000'000'000}) {
+    Transfer t = Posted(id, cash, a, id % 1000 + 1);
+    t.created_at = kT0;
+    cash.debits_posted += t.amount.minor_units();
+    a.credits_posted += t.amount.minor_units();
+    commit.events.push_back(TransferEventByRef(t, cash, a));
+    commit.transfers.push_back(t);
+  }
+  commit.accounts = {cash, a};
+  ASSERT_TRUE(Commit(commit).ok());
+  auto got = store_->GetTransfers(
+      {TransferId(1'000'000'000'000), TransferId(2), TransferId(1), TransferId(3), TransferId(2)});
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), 5u);
+  EXPECT_EQ((*got)[0], commit.transfers[3]);
+  EXPECT_EQ((*got)[1], commit.transfers[1]);
+  EXPECT_EQ((*got)[2], commit.transfers[0]);
+  EXPECT_EQ((*got)[3], commit.transfers[2]);
+  EXPECT_EQ((*got)[4], commit.transfers[1]);
+  auto missing = store_->GetTransfers({TransferId(2), TransferId(99)});
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr("transfer 99"));
+  EXPECT_THAT(*store_->GetTransfers({}), IsEmpty());
+}
+
 TEST_F(PgLedgerStoreTest, AccountHistoryListsEachTransferOnBothAccounts) {
   Account cash = Open(Platform(AccountKind::kExternalCash));
   Account a = Open(Wallet("lender-1"));
