@@ -785,7 +785,10 @@ namespace {
 // JSON library's tree of maps costs more than the rest of applying the transfer.
 class JsonObject {
  public:
-  JsonObject() { out_.push_back('{'); }
+  JsonObject() {
+    out_.reserve(512);  // a transfer event is ~500 bytes
+    out_.push_back('{');
+  }
   JsonObject& Str(std::string_view key, std::string_view value) {
     Key(key);
     Quote(value);
@@ -812,18 +815,24 @@ class JsonObject {
     Quote(key);
     out_.push_back(':');
   }
+  // Runs of characters that need no escape are appended whole.
   void Quote(std::string_view text) {
     out_.push_back('"');
-    for (char c : text) {
+    size_t run = 0;
+    for (size_t i = 0; i < text.size(); ++i) {
+      const char c = text[i];
+      const bool plain = c != '"' && c != '\\' && static_cast<unsigned char>(c) >= 0x20;
+      if (plain) continue;
+      out_.append(text.data() + run, i - run);
       if (c == '"' || c == '\\') {
         out_.push_back('\\');
         out_.push_back(c);
-      } else if (static_cast<unsigned char>(c) < 0x20) {
-        absl::StrAppend(&out_, absl::StrFormat("\\u%04x", c));
       } else {
-        out_.push_back(c);
+        absl::StrAppend(&out_, absl::StrFormat("\\u%04x", c));
       }
+      run = i + 1;
     }
+    out_.append(text.data() + run, text.size() - run);
     out_.push_back('"');
   }
   std::string out_;

@@ -47,6 +47,26 @@ bool RecentTransfers::Find(TransferId id, Found* out) const {
   return true;
 }
 
+std::vector<std::shared_ptr<const RecentTransfers::Group>> RecentTransfers::FindAll(
+    const std::vector<TransferId>& ids, std::vector<std::optional<Hit>>* out) const {
+  out->assign(ids.size(), std::nullopt);
+  std::vector<std::shared_ptr<const Group>> keep;
+  absl::MutexLock lock(&mu_);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto it = index_.find(ids[i]);
+    if (it == index_.end()) continue;
+    const Group& group = *it->second.group;
+    const Transfer& t = group.transfers[it->second.index];
+    auto debit = group.accounts.find(t.debit_account_id);
+    auto credit = group.accounts.find(t.credit_account_id);
+    if (debit == group.accounts.end() || credit == group.accounts.end()) continue;
+    (*out)[i] = Hit{&t, &debit->second, &credit->second};
+    // Hits come in runs from one group: keep each group once per run.
+    if (keep.empty() || keep.back() != it->second.group) keep.push_back(it->second.group);
+  }
+  return keep;
+}
+
 size_t RecentTransfers::transfers_held() const {
   absl::MutexLock lock(&mu_);
   return index_.size();

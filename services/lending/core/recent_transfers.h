@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -47,6 +48,17 @@ class RecentTransfers {
 
   // The transfer with both its accounts; false when it (or either account) is not held.
   bool Find(TransferId id, Found* out) const;
+
+  // A transfer with both its accounts, valid while its group is held.
+  struct Hit {
+    const Transfer* transfer;
+    const Account* debit;
+    const Account* credit;
+  };
+  // Find for many ids under one lock (the relay's round): (*out)[i] for ids[i], nullopt when not
+  // held. Returns the groups the hits point into; keep them while using `out`.
+  std::vector<std::shared_ptr<const Group>> FindAll(const std::vector<TransferId>& ids,
+                                                    std::vector<std::optional<Hit>>* out) const;
 
   size_t transfers_held() const;
 

@@ -38,6 +38,27 @@ TEST(RecentTransfersTest, FindsATransferWithBothItsAccounts) {
   EXPECT_FALSE(Lookup(recent, 3).has_value());
 }
 
+TEST(RecentTransfersTest, FindAllAnswersEachIdInOrderAndKeepsTheGroupsAlive) {
+  RecentTransfers recent(3);
+  recent.Remember({Xfer(1, 10, 11, "a"), Xfer(2, 11, 10, "b")}, {Acct(10), Acct(11)});
+  recent.Remember({Xfer(3, 10, 12, "c")}, {Acct(10), Acct(12)});
+  std::vector<std::optional<RecentTransfers::Hit>> hits;
+  auto kept = recent.FindAll({TransferId(3), TransferId(9), TransferId(1), TransferId(2)}, &hits);
+  ASSERT_EQ(hits.size(), 4u);
+  ASSERT_TRUE(hits[0].has_value());
+  EXPECT_EQ(hits[0]->transfer->memo, "c");
+  EXPECT_EQ(hits[0]->credit->owner_id, "owner-12");
+  EXPECT_FALSE(hits[1].has_value());
+  EXPECT_EQ(hits[2]->transfer->memo, "a");
+  EXPECT_EQ(hits[3]->transfer->memo, "b");
+  EXPECT_EQ(hits[3]->debit->owner_id, "owner-11");
+  recent.Remember({Xfer(4, 10, 11), Xfer(5, 10, 11), Xfer(6, 10, 11)}, {Acct(10), Acct(11)});
+  RecentTransfers::Found gone;
+  EXPECT_FALSE(recent.Find(TransferId(1), &gone));  // evicted, yet the hits stay readable
+  EXPECT_EQ(hits[2]->transfer->memo, "a");
+  EXPECT_EQ(kept.size(), 2u);
+}
+
 TEST(RecentTransfersTest, ATransferWhoseAccountsAreMissingIsNotFound) {
   RecentTransfers recent(100);
   recent.Remember({Xfer(1, 10, 11)}, {Acct(10)});

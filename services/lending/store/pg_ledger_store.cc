@@ -1947,13 +1947,22 @@ namespace {
 void RenderRefs(pqxx::transaction_base& tx, const RecentTransfers* recent,
                 std::vector<OutboxEvent>& events) {
   std::vector<TransferId> ids;
-  RecentTransfers::Found found;
-  for (OutboxEvent& e : events) {
-    if (!e.ref.has_value()) continue;
-    if (recent != nullptr && recent->Find(e.ref->transfer_id, &found)) {
-      e = RenderTransferEvent(e, *found.transfer, *found.debit, *found.credit);
-    } else {
-      ids.push_back(e.ref->transfer_id);
+  for (const OutboxEvent& e : events) {
+    if (e.ref.has_value()) ids.push_back(e.ref->transfer_id);
+  }
+  if (ids.empty()) return;
+  if (recent != nullptr) {
+    std::vector<std::optional<RecentTransfers::Hit>> hits;
+    const auto kept = recent->FindAll(ids, &hits);
+    ids.clear();
+    size_t i = 0;
+    for (OutboxEvent& e : events) {
+      if (!e.ref.has_value()) continue;
+      if (const std::optional<RecentTransfers::Hit>& hit = hits[i++]) {
+        e = RenderTransferEvent(e, *hit->transfer, *hit->debit, *hit->credit);
+      } else {
+        ids.push_back(e.ref->transfer_id);
+      }
     }
   }
   if (ids.empty()) return;
