@@ -9,12 +9,12 @@
 #include <atomic>
 #include <thread>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "harness/local_stack.h"
 #include "harness/rpc.h"
+#include "harness/marketplace_test.h"
 #include "harness/shared_stack_test.h"
 #include "microlend/common/v1/common.grpc.pb.h"
 #include "microlend/lending/v1/lending.grpc.pb.h"
@@ -26,109 +26,8 @@ namespace lv1 = ::microlend::lending::v1;
 namespace cv1 = ::microlend::common::v1;
 using ::testing::HasSubstr;
 
-// "12.34" -> 1234 (test amounts are always two-decimal).
-int64_t Cents(const cv1::Money& m) {
-  std::string digits = m.amount();
-  const bool negative = !digits.empty() && digits[0] == '-';
-  if (negative) digits.erase(0, 1);
-  const size_t dot = digits.find('.');
-  int64_t whole = 0, frac = 0;
-  EXPECT_TRUE(absl::SimpleAtoi(digits.substr(0, dot), &whole)) << m.amount();
-  if (dot != std::string::npos) {
-    std::string f = digits.substr(dot + 1);
-    while (f.size() < 2) f += '0';
-    EXPECT_TRUE(absl::SimpleAtoi(f.substr(0, 2), &frac)) << m.amount();
-  }
-  return (negative ? -1 : 1) * (whole * 100 + frac);
-}
-
-std::string Amount(int64_t cents) {
-  return absl::StrCat(cents / 100, ".", cents % 100 < 10 ? "0" : "", cents % 100);
-}
-
-class LendingFlowTest : public SharedStackTest {
+class LendingFlowTest : public MarketplaceTest {
  protected:
-  void SetUp() override {
-    auto ch = Channel(stack_->Address(Server::kLending));
-    partners_ = lv1::PartnerService::NewStub(ch);
-    loans_ = lv1::LoanService::NewStub(ch);
-    baskets_ = lv1::BasketService::NewStub(ch);
-    lenders_ = lv1::LenderService::NewStub(ch);
-    ledger_ = lv1::LedgerService::NewStub(ch);
-    admin_ = cv1::ServerAdmin::NewStub(ch);
-    ops_ = stack_->Token(Role::kOps, "ops-1");
-    svc_ = stack_->Token(Role::kService, "payments");
-  }
-
-  static std::string Rid() { return absl::StrCat("flow-", next_rid_++); }
-  std::string LenderToken(int64_t id) { return stack_->Token(Role::kLender, std::to_string(id)); }
-  std::string PartnerToken(const std::string& id) { return stack_->Token(Role::kPartner, id); }
-  // Lender ids unique across the suite.
-  static int64_t NewLender() { return next_lender_++; }
-
-  std::string MakePartner(int32_t coverage_bps = 1000) {
-    lv1::CreatePartnerRequest req;
-    req.set_request_id(Rid());
-    req.set_name(absl::StrCat("Flow MFI ", next_rid_++));
-    req.add_countries("KE");
-    req.set_risk_rating_half_stars(6);
-    req.set_currency_loss_coverage_bps(coverage_bps);
-    *req.mutable_credit_limit() = M("10000000.00");
-    lv1::CreatePartnerResponse out;
-    grpc::Status s = partners_->CreatePartner(Ctx(ops_).get(), req, &out);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    return out.partner().id().value();
-  }
-
-  // A FUNDRAISING loan of `kes` KES at 100 KES per USD (so USD = kes / 100).
-  lv1::Loan MakeLoan(const std::string& partner, const std::string& kes = "100000.00") {
-    lv1::LoanDetails d;
-    lv1::Borrower* b = d.add_borrowers();
-    b->set_name("Wanjiru");
-    b->set_gender(cv1::GENDER_FEMALE);
-    d.set_name("Wanjiru");
-    d.set_story("Wanjiru runs a dairy.");
-    d.set_use("to buy a cow");
-    d.set_sector(cv1::SECTOR_AGRICULTURE);
-    d.set_country("KE");
-    d.set_region("Nyeri");
-    *d.mutable_local_amount() = M(kes, "KES");
-    d.set_posting_fx_rate("100");
-    d.set_term_months(12);
-    d.set_repayment_interval(lv1::REPAYMENT_INTERVAL_MONTHLY);
-    lv1::CreateLoanDraftRequest create;
-    create.set_request_id(Rid());
-    *create.mutable_details() = d;
-    lv1::CreateLoanDraftResponse created;
-    grpc::Status s = loans_->CreateLoanDraft(Ctx(PartnerToken(partner)).get(), create, &created);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    lv1::SubmitLoanForReviewRequest submit;
-    submit.set_request_id(Rid());
-    *submit.mutable_loan_id() = created.loan().id();
-    lv1::SubmitLoanForReviewResponse submitted;
-    s = loans_->SubmitLoanForReview(Ctx(PartnerToken(partner)).get(), submit, &submitted);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    lv1::ReviewLoanRequest review;
-    review.set_request_id(Rid());
-    *review.mutable_loan_id() = created.loan().id();
-    review.set_decision(lv1::REVIEW_DECISION_APPROVE);
-    lv1::ReviewLoanResponse reviewed;
-    s = loans_->ReviewLoan(Ctx(ops_).get(), review, &reviewed);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    return reviewed.loan();
-  }
-
-  void Deposit(int64_t lender, int64_t cents) {
-    lv1::DepositRequest req;
-    req.set_request_id(Rid());
-    req.mutable_lender_id()->set_value(std::to_string(lender));
-    *req.mutable_amount() = M(Amount(cents));
-    req.set_external_payment_id(absl::StrCat("card-", req.request_id()));
-    lv1::DepositResponse out;
-    grpc::Status s = lenders_->Deposit(Ctx(svc_).get(), req, &out);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-  }
-
   grpc::Status LendNow(int64_t lender, const lv1::Loan& loan, int64_t cents,
                        lv1::LendNowResponse* out = nullptr, const std::string& rid = Rid()) {
     lv1::LendNowRequest req;
@@ -159,24 +58,12 @@ class LendingFlowTest : public SharedStackTest {
   int64_t Posted(int64_t lender) { return Cents(Balance(lender).posted()); }
   int64_t Available(int64_t lender) { return Cents(Balance(lender).available()); }
 
-  lv1::Loan GetLoan(const lv1::Loan& loan) {
-    lv1::GetLoanRequest req;
-    *req.mutable_loan_id() = loan.id();
-    lv1::GetLoanResponse out;
-    grpc::Status s = loans_->GetLoan(Ctx(ops_).get(), req, &out);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    return out.loan();
-  }
-
   grpc::Status Disburse(const std::string& partner, const lv1::Loan& loan,
                         const std::string& kes = "100000.00") {
     lv1::ReportDisbursementRequest req;
     req.set_request_id(Rid());
     *req.mutable_loan_id() = loan.id();
-    const absl::CivilDay today = absl::ToCivilDay(absl::Now(), absl::UTCTimeZone());
-    req.mutable_disbursed_on()->set_year(static_cast<int32_t>(today.year()));
-    req.mutable_disbursed_on()->set_month(today.month());
-    req.mutable_disbursed_on()->set_day(today.day());
+    Today(req.mutable_disbursed_on());
     *req.mutable_local_amount() = M(kes, "KES");
     lv1::ReportDisbursementResponse out;
     return loans_->ReportDisbursement(Ctx(PartnerToken(partner)).get(), req, &out);
@@ -190,29 +77,9 @@ class LendingFlowTest : public SharedStackTest {
     *req.mutable_loan_id() = loan.id();
     *req.mutable_local_amount() = M(kes, "KES");
     req.set_settlement_fx_rate(rate);
-    const absl::CivilDay today = absl::ToCivilDay(absl::Now(), absl::UTCTimeZone());
-    req.mutable_repaid_on()->set_year(static_cast<int32_t>(today.year()));
-    req.mutable_repaid_on()->set_month(today.month());
-    req.mutable_repaid_on()->set_day(today.day());
+    Today(req.mutable_repaid_on());
     lv1::PostRepaymentResponse local;
     return loans_->PostRepayment(Ctx(PartnerToken(partner)).get(), req, out ? out : &local);
-  }
-
-  lv1::RunLifecycleSweepResponse Sweep() {
-    lv1::RunLifecycleSweepRequest req;
-    req.set_request_id(Rid());
-    lv1::RunLifecycleSweepResponse out;
-    grpc::Status s = loans_->RunLifecycleSweep(Ctx(ops_).get(), req, &out);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    return out;
-  }
-
-  void AdvanceDays(int64_t days) {
-    cv1::AdvanceClockRequest req;
-    req.set_seconds(days * 86'400);
-    cv1::AdvanceClockResponse out;
-    grpc::Status s = admin_->AdvanceClock(Ctx(ops_).get(), req, &out);
-    ASSERT_TRUE(s.ok()) << s.error_message();
   }
 
   // Funds `loan` (USD `total` cents) with one lender per share in `shares` (cents); returns the
@@ -228,27 +95,6 @@ class LendingFlowTest : public SharedStackTest {
     }
     return lenders;
   }
-
-  void ExpectReconciled() {
-    lv1::ReconcileResponse out;
-    for (int attempt = 0; attempt < 50; ++attempt) {
-      grpc::Status s = ledger_->Reconcile(Ctx(ops_).get(), lv1::ReconcileRequest(), &out);
-      ASSERT_TRUE(s.ok()) << s.error_message();
-      if (out.report().clean()) return;
-      absl::SleepFor(absl::Milliseconds(100));
-    }
-    ADD_FAILURE() << "reconciliation not clean: " << out.report().DebugString();
-  }
-
-  std::unique_ptr<lv1::PartnerService::Stub> partners_;
-  std::unique_ptr<lv1::LoanService::Stub> loans_;
-  std::unique_ptr<lv1::BasketService::Stub> baskets_;
-  std::unique_ptr<lv1::LenderService::Stub> lenders_;
-  std::unique_ptr<lv1::LedgerService::Stub> ledger_;
-  std::unique_ptr<cv1::ServerAdmin::Stub> admin_;
-  std::string ops_, svc_;
-  static inline int next_rid_ = 1;
-  static inline int64_t next_lender_ = 5'000;
 };
 
 TEST_F(LendingFlowTest, ThirtySevenLendersAreRepaidTheirSharesToTheCent) {
