@@ -149,7 +149,6 @@ absl::StatusOr<BatchCommand> ParseBatch(const Principal& caller, const std::stri
   return out;
 }
 
-// Remembers a committed batch as its full CreateTransfersResponse.
 // A linked batch is remembered as a BatchRecord (ids, not bodies: ADR 0008); only a rejection
 // is encoded here.
 ResultEncoder BatchEncoder() { return ResultEncoder{.success = nullptr, .rejection = EncodeRejection}; }
@@ -158,14 +157,16 @@ ResultEncoder BatchEncoder() { return ResultEncoder{.success = nullptr, .rejecti
 // id for a replay remembered as a BatchRecord, decoded for one remembered whole (before ADR 0008).
 absl::Status BatchResponse(LedgerStore& store, const LedgerReply& reply,
                            const std::string& request_id, v1::CreateTransfersResponse* out) {
-  if (!reply.status.ok() || (reply.replayed && !DecodeBatchRecord(reply.payload))) {
-    return DecodeReply(reply, out);
+  if (!reply.status.ok()) return DecodeReply(reply, out);
+  std::optional<BatchRecord> record;
+  if (reply.replayed) {
+    record = DecodeBatchRecord(reply.payload);
+    if (!record.has_value()) return DecodeReply(reply, out);
   }
   absl::Time committed_at = reply.committed_at;
   const std::vector<Transfer>* transfers = &reply.transfers;
   std::vector<Transfer> read_back;
-  if (reply.replayed) {
-    std::optional<BatchRecord> record = DecodeBatchRecord(reply.payload);
+  if (record.has_value()) {
     absl::StatusOr<std::vector<Transfer>> got = store.GetTransfers(record->transfer_ids);
     if (!got.ok()) {  // its code kept: UNAVAILABLE and ABORTED stay worth a retry
       return absl::Status(got.status().code(),
