@@ -253,22 +253,28 @@ absl::StatusOr<Money> Money::Parse(std::string_view amount, Currency currency,
 }
 
 std::string Money::ToString() const {
+  std::string out;
+  AppendTo(&out);
+  return out;
+}
+
+void Money::AppendTo(std::string* out) const {
   // Unsigned negation so that INT64_MIN has a magnitude (2^63) without overflow.
   const uint64_t magnitude = minor_units_ < 0 ? uint64_t{0} - static_cast<uint64_t>(minor_units_)
                                               : static_cast<uint64_t>(minor_units_);
   const auto per_major = static_cast<uint64_t>(currency_.minor_per_major());
-  std::string out = absl::StrCat(minor_units_ < 0 ? "-" : "", magnitude / per_major);
+  if (minor_units_ < 0) out->push_back('-');
+  absl::StrAppend(out, magnitude / per_major);
   const int exponent = currency_.exponent();
   if (exponent > 0) {
-    std::string fraction(static_cast<size_t>(exponent) + 1, '0');
-    fraction[0] = '.';
+    const size_t start = out->size();
+    out->resize(start + static_cast<size_t>(exponent) + 1, '0');
+    (*out)[start] = '.';
     uint64_t rest = magnitude % per_major;
     for (int i = exponent; i >= 1; --i, rest /= 10) {
-      fraction[i] = static_cast<char>('0' + rest % 10);
+      (*out)[start + static_cast<size_t>(i)] = static_cast<char>('0' + rest % 10);
     }
-    out += fraction;
   }
-  return out;
 }
 
 absl::StatusOr<Money> Money::Add(const Money& other) const {

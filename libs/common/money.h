@@ -91,6 +91,8 @@ class Money {
   // Canonical decimal with exactly currency().exponent() decimals and no currency code:
   // "25.00", "-0.05" (USD), "100" (JPY), "1.000" (KWD). The wire format; Parse accepts it back.
   std::string ToString() const;
+  // Appends ToString() to *out, without a string of its own.
+  void AppendTo(std::string* out) const;
 
   // Same currency required (ML_CHECK). OutOfRange on overflow.
   absl::StatusOr<Money> Add(const Money& other) const;

@@ -270,6 +270,22 @@ TEST(MoneyFormat, KwdHasThreeDecimals) {
   EXPECT_EQ(Money::FromMinor(Cur("KWD"), 1234567).ToString(), "1234.567");
 }
 
+TEST(MoneyFormat, AppendToAppendsExactlyWhatToStringGives) {
+  std::string out = "amount=";
+  Usd(-5).AppendTo(&out);
+  out += ";";
+  Money::FromMinor(Cur("KWD"), 1234567).AppendTo(&out);
+  out += ";";
+  Money::FromMinor(Cur("JPY"), std::numeric_limits<int64_t>::min()).AppendTo(&out);
+  EXPECT_EQ(out, "amount=-0.05;1234.567;-9223372036854775808");
+  for (int64_t minor : {int64_t{0}, int64_t{7}, int64_t{-100}, std::numeric_limits<int64_t>::max(),
+                        std::numeric_limits<int64_t>::min()}) {
+    std::string appended;
+    Usd(minor).AppendTo(&appended);
+    EXPECT_EQ(appended, Usd(minor).ToString()) << minor;
+  }
+}
+
 TEST(MoneyFormat, SmallNegativeKeepsItsSignAndLeadingZero) {
   EXPECT_EQ(Usd(-5).ToString(), "-0.05");
   EXPECT_EQ(Usd(5).ToString(), "0.05");

@@ -5,6 +5,7 @@
 #define MICROLEND_COMMON_STRINGS_H_
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "absl/strings/string_view.h"
@@ -50,6 +51,32 @@ inline bool IsStorableText(std::string_view text) {
     i += extra + 1;
   }
   return true;
+}
+
+// Appends `text` as a JSON string literal: quotes, backslashes and control characters escaped
+// (\" \\ \u00XX), everything else (UTF-8 included) as is. Runs that need no escape are appended
+// whole.
+inline void AppendJsonString(std::string* out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  size_t run = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c != '"' && c != '\\' && static_cast<unsigned char>(c) >= 0x20) continue;
+    out->append(text.data() + run, i - run);
+    if (c == '"' || c == '\\') {
+      out->push_back('\\');
+      out->push_back(c);
+    } else {
+      const auto u = static_cast<unsigned char>(c);
+      out->append("\\u00");
+      out->push_back(kHex[u >> 4]);
+      out->push_back(kHex[u & 0xF]);
+    }
+    run = i + 1;
+  }
+  out->append(text.data() + run, text.size() - run);
+  out->push_back('"');
 }
 
 }  // namespace microlend

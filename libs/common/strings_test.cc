@@ -7,6 +7,15 @@
 namespace microlend {
 namespace {
 
+TEST(AppendJsonString, EscapesQuotesBackslashesAndControlCharactersOnly) {
+  std::string out = "x=";
+  AppendJsonString(&out, std::string("a\"b\\c\n\t\r\x01\x1f caf\xc3\xa9 \0", 18));
+  EXPECT_EQ(out, "x=\"a\\\"b\\\\c\\u000a\\u0009\\u000d\\u0001\\u001f caf\xc3\xa9 \\u0000\"");
+  std::string empty;
+  AppendJsonString(&empty, "");
+  EXPECT_EQ(empty, "\"\"");
+}
+
 TEST(IsStorableText, AcceptsAsciiAndWellFormedMultibyte) {
   EXPECT_TRUE(IsStorableText(""));
   EXPECT_TRUE(IsStorableText("plain ascii, with punctuation!"));

@@ -2,8 +2,11 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/check.h"
 
 namespace microlend::redis {
 namespace {
@@ -78,25 +81,66 @@ absl::StatusOr<Reply> RedisClient::Command(const std::vector<std::string>& args)
   return out;
 }
 
+CommandBuffer& CommandBuffer::Command(int argc) {
+  ML_CHECK(args_left_ == 0 && argc > 0, "CommandBuffer: a command started before the last ended");
+  bytes_.push_back('*');
+  absl::StrAppend(&bytes_, argc);
+  bytes_.append("\r\n");
+  args_left_ = argc;
+  ++commands_;
+  return *this;
+}
+
+CommandBuffer& CommandBuffer::Arg(std::string_view a) {
+  ML_CHECK(args_left_ > 0, "CommandBuffer: more arguments than the command announced");
+  bytes_.push_back('$');
+  absl::StrAppend(&bytes_, a.size());
+  bytes_.append("\r\n");
+  bytes_.append(a);
+  bytes_.append("\r\n");
+  --args_left_;
+  return *this;
+}
+
+CommandBuffer& CommandBuffer::Arg(int64_t a) {
+  char digits[absl::numbers_internal::kFastToBufferSize];
+  char* end = absl::numbers_internal::FastIntToBuffer(a, digits);
+  return Arg(std::string_view(digits, static_cast<size_t>(end - digits)));
+}
+
+void CommandBuffer::Clear() {
+  bytes_.clear();
+  commands_ = 0;
+  args_left_ = 0;
+}
+
 absl::Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& commands) {
+  CommandBuffer buffer;
   for (const auto& args : commands) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    for (const std::string& a : args) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    if (redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()) !=
-        REDIS_OK) {
-      return absl::UnavailableError(absl::StrCat("Redis at ", endpoint_, ": ", ctx_->errstr));
+    buffer.Command(static_cast<int>(args.size()));
+    for (const std::string& a : args) buffer.Arg(a);
+  }
+  return Pipeline(buffer);
+}
+
+absl::Status RedisClient::Pipeline(const CommandBuffer& commands) {
+  ML_CHECK(commands.complete(), "RedisClient::Pipeline: the last command lacks arguments");
+  auto unavailable = [&] {
+    return absl::UnavailableError(absl::StrCat("Redis at ", endpoint_, ": ", ctx_->errstr));
+  };
+  const std::string& bytes = commands.bytes();
+  for (size_t at = 0; at < bytes.size(); at += kPipelineSliceBytes) {
+    const size_t len = std::min(kPipelineSliceBytes, bytes.size() - at);
+    if (redisAppendFormattedCommand(ctx_, bytes.data() + at, len) != REDIS_OK) return unavailable();
+    int done = 0;
+    while (done == 0) {
+      if (redisBufferWrite(ctx_, &done) != REDIS_OK) return unavailable();
     }
   }
   absl::Status first_error;
-  for (size_t i = 0; i < commands.size(); ++i) {
+  for (size_t i = 0; i < commands.commands(); ++i) {
     void* raw = nullptr;
-    if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
-      return absl::UnavailableError(absl::StrCat("Redis at ", endpoint_, ": ", ctx_->errstr));
-    }
+    if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) return unavailable();
     auto* reply = static_cast<redisReply*>(raw);
     if (reply->type == REDIS_REPLY_ERROR && first_error.ok()) {
       first_error = absl::InternalError(absl::StrCat("Redis error: ", std::string(reply->str, reply->len)));

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -15,6 +16,26 @@
 struct redisContext;
 
 namespace microlend::redis {
+
+// Commands encoded in the Redis protocol (RESP), back to back, for Pipeline: no intermediate
+// strings per argument, one buffer reused from round to round (Clear keeps its capacity).
+//   buf.Command(3).Arg("SET").Arg("k").Arg(42);
+// Each command must get exactly the number of arguments it announced (checked by Pipeline).
+class CommandBuffer {
+ public:
+  CommandBuffer& Command(int argc);
+  CommandBuffer& Arg(std::string_view a);
+  CommandBuffer& Arg(int64_t a);
+  void Clear();
+  size_t commands() const { return commands_; }
+  bool complete() const { return args_left_ == 0; }
+  const std::string& bytes() const { return bytes_; }
+
+ private:
+  std::string bytes_;
+  size_t commands_ = 0;
+  int args_left_ = 0;
+};
 
 // A reply flattened to what callers need: nil, an integer, a string, or an array whose nested
 // arrays are flattened depth-first into `elements` (XRANGE: id, field, value, ..., id, ...).
@@ -40,6 +61,11 @@ class RedisClient {
   // Sends all commands at once and reads every reply; the first error reply or I/O failure is
   // returned (the others are still read, so the connection stays usable after a reply error).
   absl::Status Pipeline(const std::vector<std::vector<std::string>>& commands);
+  // The same for commands already encoded. The bytes go out in slices of kPipelineSliceBytes, so
+  // a pipeline of megabytes is neither copied whole into hiredis's buffer nor shifted in it
+  // after every partial write.
+  absl::Status Pipeline(const CommandBuffer& commands);
+  static constexpr size_t kPipelineSliceBytes = 1024 * 1024;
   const std::string& endpoint() const { return endpoint_; }
 
  private:

@@ -15,10 +15,10 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
+#include "harness/event_stream.h"
 #include "harness/local_stack.h"
 #include "harness/rpc.h"
 #include "microlend/lending/v1/lending.grpc.pb.h"
-#include "redis/redis_client.h"
 
 namespace microlend::testing {
 namespace {
@@ -309,26 +309,11 @@ class Soak {
   }
 
   size_t DistinctStreamEventIds() {
-    auto redis = redis::RedisClient::Connect(stack_->redis_endpoint(), absl::Seconds(5));
-    EXPECT_TRUE(redis.ok());
-    if (!redis.ok()) return 0;
+    absl::StatusOr<std::vector<StreamEvent>> events = ReadStreamEvents(stack_->redis_endpoint());
+    EXPECT_TRUE(events.ok()) << events.status();
+    if (!events.ok()) return 0;
     absl::flat_hash_set<std::string> ids;
-    std::string from = "-";
-    while (true) {
-      auto page = (*redis)->Command({"XRANGE", "microlend.lending.events", from, "+", "COUNT", "5000"});
-      EXPECT_TRUE(page.ok()) << page.status();
-      if (!page.ok()) return 0;
-      // Flattened as entry id, field, value, ... per entry; event_id is each entry's first field,
-      // so the element before it is the entry id.
-      std::string last;
-      for (size_t i = 1; i + 1 < page->elements.size(); ++i) {
-        if (page->elements[i] != "event_id") continue;
-        ids.insert(page->elements[i + 1]);
-        last = page->elements[i - 1];
-      }
-      if (last.empty()) break;
-      from = "(" + last;
-    }
+    for (const StreamEvent& e : *events) ids.insert(e.event_id);
     return ids.size();
   }
 

@@ -4,13 +4,14 @@
 
 #include <thread>
 
+#include "absl/container/flat_hash_map.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "harness/local_stack.h"
 #include "harness/rpc.h"
 #include "harness/shared_stack_test.h"
 #include "microlend/lending/v1/lending.grpc.pb.h"
-#include "redis/redis_client.h"
+#include "harness/event_stream.h"
 
 namespace microlend::testing {
 namespace {
@@ -438,22 +439,42 @@ TEST_F(LedgerIntegrationTest, DonationMovesMoneyToPlatformRevenue) {
 
 TEST_F(LedgerIntegrationTest, EveryTransferIsPublishedToTheRedisStreamOnce) {
   ASSERT_TRUE(Deposit(114, "1.00", "dep-114").ok());
-  auto redis = redis::RedisClient::Connect(stack_->redis_endpoint(), absl::Seconds(2));
-  ASSERT_TRUE(redis.ok());
+  std::vector<lv1::Transfer> transfers;  // every transfer so far, page by page
   lv1::ListTransfersRequest req;
-  lv1::ListTransfersResponse out;
-  ASSERT_TRUE(ledger_->ListTransfers(Ctx(ops_).get(), req, &out).ok());
-  ASSERT_GT(out.page().total_count(), 0);
+  req.mutable_page()->set_page_size(100);
+  do {
+    lv1::ListTransfersResponse page;
+    ASSERT_TRUE(ledger_->ListTransfers(Ctx(ops_).get(), req, &page).ok());
+    transfers.insert(transfers.end(), page.transfers().begin(), page.transfers().end());
+    req.mutable_page()->set_page_token(page.page().next_page_token());
+  } while (!req.page().page_token().empty());
+  ASSERT_FALSE(transfers.empty());
   // The relay publishes asynchronously (it polls every 20 ms): wait for it to catch up.
-  int64_t published = 0;
-  for (int attempt = 0; attempt < 100 && published < out.page().total_count(); ++attempt) {
-    auto len = (*redis)->Command({"XLEN", "microlend.lending.events"});
-    ASSERT_TRUE(len.ok());
-    published = len->integer;
-    if (published < out.page().total_count()) absl::SleepFor(absl::Milliseconds(50));
+  std::vector<StreamEvent> events;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    absl::StatusOr<std::vector<StreamEvent>> read = ReadStreamEvents(stack_->redis_endpoint());
+    ASSERT_TRUE(read.ok()) << read.status();
+    events = std::move(*read);
+    if (events.size() >= transfers.size()) break;
+    absl::SleepFor(absl::Milliseconds(50));
   }
-  // At least once; with no crash in between, exactly once.
-  EXPECT_EQ(published, out.page().total_count());
+  // At least once; with no crash in between, exactly once: one event per transfer, rendered
+  // from it.
+  ASSERT_EQ(events.size(), transfers.size());
+  absl::flat_hash_map<std::string, const StreamEvent*> by_id;
+  for (const StreamEvent& e : events) {
+    EXPECT_TRUE(by_id.emplace(e.event_id, &e).second) << "published twice: " << e.event_id;
+  }
+  for (const lv1::Transfer& t : transfers) {
+    auto it = by_id.find("transfer-" + t.id().value());
+    ASSERT_NE(it, by_id.end()) << "not published: transfer " << t.id().value();
+    const StreamEvent& e = *it->second;
+    EXPECT_EQ(e.kind, "transfer_committed");
+    EXPECT_EQ(e.account_id, t.debit_account_id().value());
+    EXPECT_EQ(e.payload.value("id", ""), t.id().value());
+    EXPECT_EQ(e.payload.value("amount", ""), t.amount().amount());
+    EXPECT_EQ(e.payload.value("credit_account_id", ""), t.credit_account_id().value());
+  }
 }
 
 TEST_F(LedgerIntegrationTest, DepositIsCreditedOncePerExternalPaymentWhateverTheRequestId) {

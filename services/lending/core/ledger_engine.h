@@ -107,8 +107,8 @@ OutboxEvent TransferEventByRef(const Transfer& transfer, const Account& debit, c
 // Renders `event` (by reference, of `transfer`) in full: the payload TransferEvent would have
 // given. `debit` and `credit` supply the owners (their totals are not used). Returns the event
 // with its payload set and `ref` cleared; its sequence is kept.
-OutboxEvent RenderTransferEvent(const OutboxEvent& event, const Transfer& transfer,
-                                const Account& debit, const Account& credit);
+OutboxEvent RenderTransferEvent(OutboxEvent event, const Transfer& transfer, const Account& debit,
+                                const Account& credit);
 
 }  // namespace microlend::lending
 

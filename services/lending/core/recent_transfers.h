@@ -4,7 +4,10 @@
 // wrote them to (ADR 0008). It is only a cache: whatever it no longer (or never) held — after a
 // restart, or when the relay lags by more than the capacity — is read from the store as before.
 //
-// Holds only committed groups (the committer calls Remember after the commit). Transfers are
+// Holds only committed groups (the committer calls Remember after the commit). Remember only
+// queues the group: indexing it (and dropping the oldest groups) is left to the next lookup, so
+// the work happens on the relay's thread, not on the committer's, which every commit waits for.
+// Transfers are
 // immutable and an account's owner never changes, so what it holds never goes stale; the
 // balances an event shows travel with the event itself. One index over all groups, so a lookup
 // costs the same whether the groups are one transfer each or 20,000. Thread-safe.
@@ -12,6 +15,7 @@
 #define MICROLEND_SERVICES_LENDING_CORE_RECENT_TRANSFERS_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -40,10 +44,11 @@ class RecentTransfers {
   };
 
   // Keeps the newest groups holding at most `max_transfers` in all (at least the newest group,
-  // whatever its size).
+  // whatever its size); groups queued and not yet indexed count too.
   explicit RecentTransfers(size_t max_transfers) : max_transfers_(max_transfers) {}
 
   // A committed group's transfers and the accounts it touched (every account its transfers name).
+  // Cheap: queues them for the next lookup to index.
   void Remember(std::vector<Transfer> transfers, std::vector<Account> accounts);
 
   // The transfer with both its accounts; false when it (or either account) is not held.
@@ -63,14 +68,33 @@ class RecentTransfers {
   size_t transfers_held() const;
 
  private:
+  // Where a transfer is: its group's number (groups are numbered in the order remembered, so
+  // groups_[number - first_group_]) and its index there. No reference count per transfer.
   struct Slot {
-    std::shared_ptr<const Group> group;
-    size_t index;
+    uint64_t group;
+    uint32_t index;
   };
+  struct Queued {
+    std::vector<Transfer> transfers;
+    std::vector<Account> accounts;
+  };
+  // Indexes the queued groups, then drops the oldest beyond max_transfers_.
+  void IndexQueued() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The group a slot points into, or null once evicted.
+  const std::shared_ptr<const Group>* GroupOf(const Slot& slot) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const size_t max_transfers_;
+
+  // What Remember queued; the committer holds this lock only to append.
+  mutable absl::Mutex queue_mu_;
+  mutable std::deque<Queued> queued_ ABSL_GUARDED_BY(queue_mu_);
+  mutable size_t queued_transfers_ ABSL_GUARDED_BY(queue_mu_) = 0;
+
+  // The index, built by lookups (logically const: a cache of what was remembered).
   mutable absl::Mutex mu_;
-  std::deque<std::shared_ptr<const Group>> groups_ ABSL_GUARDED_BY(mu_);  // oldest first
-  absl::flat_hash_map<TransferId, Slot> index_ ABSL_GUARDED_BY(mu_);
+  mutable std::deque<std::shared_ptr<const Group>> groups_ ABSL_GUARDED_BY(mu_);  // oldest first
+  mutable uint64_t first_group_ ABSL_GUARDED_BY(mu_) = 0;  // the number of groups_.front()
+  mutable absl::flat_hash_map<TransferId, Slot> index_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace microlend::lending

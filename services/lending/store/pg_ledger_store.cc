@@ -518,18 +518,32 @@ class CopyText {
       Null();
     }
   }
-  // Text in COPY's escaping (CheckText has already refused NUL bytes).
+  // Text in COPY's escaping (CheckText has already refused NUL bytes). Runs that need no escape
+  // are appended whole.
   void Text(std::string_view text) {
     Sep();
-    for (char c : text) {
-      switch (c) {
-        case '\\': out_.append("\\\\"); break;
-        case '\n': out_.append("\\n"); break;
-        case '\r': out_.append("\\r"); break;
-        case '\t': out_.append("\\t"); break;
-        default: out_.push_back(c);
-      }
+    size_t run = 0;
+    for (size_t i = 0; i < text.size(); ++i) {
+      const char c = text[i];
+      if (c != '\\' && c != '\n' && c != '\r' && c != '\t') continue;
+      out_.append(text.data() + run, i - run);
+      out_.push_back('\\');
+      out_.push_back(c == '\\' ? '\\' : c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
+      run = i + 1;
     }
+    out_.append(text.data() + run, text.size() - run);
+  }
+  // An array literal of integers: {1,2,3}.
+  void IntArray(const std::vector<int64_t>& values) {
+    Sep();
+    out_.push_back('{');
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (i > 0) out_.push_back(',');
+      char buf[24];
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, values[i]);
+      out_.append(buf, end);
+    }
+    out_.push_back('}');
   }
   void EndRow() {
     out_.push_back('\n');
@@ -634,20 +648,13 @@ void InsertAccountEntries(pqxx::work& tx, const std::vector<Transfer>& transfers
     accounts.push_back(account);
   }
   std::sort(accounts.begin(), accounts.end());
-  pqxx::stream_to copy(tx, "account_entries",
-                       std::vector<std::string>{"account_id", "first_transfer_id", "transfer_ids"});
-  std::string array;
-  for (int64_t account : accounts) {
-    const std::vector<int64_t>& ids = by_account[account];
-    array.assign("{");
-    for (size_t i = 0; i < ids.size(); ++i) {
-      if (i > 0) array.push_back(',');
-      absl::StrAppend(&array, ids[i]);
-    }
-    array.push_back('}');
-    copy << std::make_tuple(account, ids.front(), array);
-  }
-  copy.complete();
+  CopyRows(tx, "account_entries", {"account_id", "first_transfer_id", "transfer_ids"},
+           accounts.size(), [&](size_t i, CopyText& row) {
+             const std::vector<int64_t>& ids = by_account[accounts[i]];
+             row.Int(accounts[i]);
+             row.Int(ids.front());
+             row.IntArray(ids);
+           });
 }
 
 absl::Status UpsertHolds(pqxx::work& tx, const std::vector<Hold>& holds) {
@@ -789,9 +796,10 @@ void InsertEvents(pqxx::work& tx, const std::vector<OutboxEvent>& events) {
     CheckText(e.kind);
     CheckText(e.payload);
   }
-  pqxx::stream_to copy(tx, "outbox_events",
-                       std::vector<std::string>{"event_id", "kind", "account_id", "payload",
-                                                "created_at", "event_count", "encoding"});
+  struct Row {
+    size_t first, n;
+  };
+  std::vector<Row> rows;
   for (size_t i = 0; i < events.size();) {
     const OutboxEvent& e = events[i];
     const bool by_ref = e.ref.has_value();
@@ -803,14 +811,23 @@ void InsertEvents(pqxx::work& tx, const std::vector<OutboxEvent>& events) {
         ++n;
       }
     }
-    std::string payload = by_ref ? PackRefs(&events[i], n)
-                                 : (n == 1 ? e.payload : PackEvents(&events[i], n));
-    copy << std::make_tuple(e.event_id, e.kind, OptionalValue(e.account_id), payload,
-                            PgTime(e.created_at), static_cast<int>(n),
-                            by_ref ? kEncodingTransfers : kEncodingJson);
+    rows.push_back({i, n});
     i += n;
   }
-  copy.complete();
+  CopyRows(tx, "outbox_events",
+           {"event_id", "kind", "account_id", "payload", "created_at", "event_count", "encoding"},
+           rows.size(), [&](size_t r, CopyText& row) {
+             const OutboxEvent& e = events[rows[r].first];
+             const size_t n = rows[r].n;
+             const bool by_ref = e.ref.has_value();
+             row.Text(e.event_id);
+             row.Text(e.kind);
+             row.Optional(OptionalValue(e.account_id));
+             row.Text(by_ref ? PackRefs(&e, n) : (n == 1 ? e.payload : PackEvents(&e, n)));
+             row.Text(PgTime(e.created_at));
+             row.Int(static_cast<int64_t>(n));
+             row.Int(by_ref ? kEncodingTransfers : kEncodingJson);
+           });
 }
 
 // The transaction handed to Transact's function. After a failed call the database transaction
@@ -1965,7 +1982,7 @@ void RenderRefs(pqxx::transaction_base& tx, const RecentTransfers* recent,
     for (OutboxEvent& e : events) {
       if (!e.ref.has_value()) continue;
       if (const std::optional<RecentTransfers::Hit>& hit = hits[i++]) {
-        e = RenderTransferEvent(e, *hit->transfer, *hit->debit, *hit->credit);
+        e = RenderTransferEvent(std::move(e), *hit->transfer, *hit->debit, *hit->credit);
       } else {
         ids.push_back(e.ref->transfer_id);
       }
@@ -1993,7 +2010,7 @@ void RenderRefs(pqxx::transaction_base& tx, const RecentTransfers* recent,
     if (t == transfers.end()) {
       throw std::runtime_error(absl::StrCat("outbox event ", e.event_id, " names a missing transfer"));
     }
-    e = RenderTransferEvent(e, t->second, accounts.at(t->second.debit_account_id),
+    e = RenderTransferEvent(std::move(e), t->second, accounts.at(t->second.debit_account_id),
                             accounts.at(t->second.credit_account_id));
   }
 }
