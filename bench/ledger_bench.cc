@@ -3,6 +3,7 @@
 //   ledger_single_transfers_per_s    one transfer per CreateTransfers call, many clients
 //   ledger_single_p50_ms / _p99_ms   latency of those calls
 //   ledger_batched_transfers_per_s   StreamTransferBatches (group commit), batches in flight
+//   ledger_batched_relay_drain_ms    after that phase, until the relay has published every event
 //   pgbench_tpcb_tps                 pgbench -c 8 -j 2 on the same server
 //   ledger_batched_vs_pgbench_ratio
 // Flags: --seconds=N per phase (10), --clients=N (64), --accounts=N (1000), --batch=N (500),
@@ -170,6 +171,27 @@ double BatchedTransfers(LocalStack& stack, const Config& c, const std::vector<st
   return rate;
 }
 
+// How long after the batched phase the outbox relay needs to publish every event to Redis: a
+// throughput is sustainable only if the relay keeps up (a few hundred ms: one relay round).
+void RelayDrain(LocalStack& stack) {
+  const std::string query = absl::StrCat(
+      "psql '", stack.pg_url(), "' -tAc 'SELECT (SELECT coalesce(max(sequence), 0) FROM",
+      " lending.outbox_events) - (SELECT last_sequence FROM lending.outbox_relay_cursor)'");
+  const absl::Time start = absl::Now();
+  while (true) {
+    FILE* out = popen(query.c_str(), "r");
+    if (out == nullptr) Die("psql failed to start");
+    char line[64] = {0};
+    const bool read = std::fgets(line, sizeof line, out) != nullptr;
+    pclose(out);
+    if (!read) Die("could not read the outbox backlog");
+    if (std::atoll(line) <= 0) break;
+    if (absl::Now() - start > absl::Minutes(5)) Die("the outbox relay did not catch up in 5 minutes");
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  std::printf("ledger_batched_relay_drain_ms %.0f\n", absl::ToDoubleMilliseconds(absl::Now() - start));
+}
+
 // As pgbench does before its run: each phase starts from a vacuumed database, not from the
 // dead rows and pending autovacuum work the previous phase left.
 void Vacuum(LocalStack& stack) {
@@ -209,6 +231,7 @@ int Main(int argc, char** argv) {
   if (c.Runs("single")) SingleTransfers(**stack, c, wallets);
   Vacuum(**stack);
   double batched = c.Runs("batched") ? BatchedTransfers(**stack, c, wallets) : 0;
+  if (batched > 0) RelayDrain(**stack);
   double tps = c.Runs("pgbench") ? PgbenchTps(**stack, c) : 0;
   if (batched > 0 && tps > 0) std::printf("ledger_batched_vs_pgbench_ratio %.1f\n", batched / tps);
   return 0;
