@@ -61,9 +61,10 @@ class RedisClient {
   // Sends all commands at once and reads every reply; the first error reply or I/O failure is
   // returned (the others are still read, so the connection stays usable after a reply error).
   absl::Status Pipeline(const std::vector<std::vector<std::string>>& commands);
-  // The same for commands already encoded. The bytes go out in slices of kPipelineSliceBytes, so
-  // a pipeline of megabytes is neither copied whole into hiredis's buffer nor shifted in it
-  // after every partial write.
+  // The same for commands already encoded. The bytes go out in slices of kPipelineSliceBytes:
+  // hiredis copies (and after a partial write shifts) one slice at a time, not the whole
+  // multi-megabyte pipeline. After an Unavailable error replies may be left unread: drop the
+  // client.
   absl::Status Pipeline(const CommandBuffer& commands);
   static constexpr size_t kPipelineSliceBytes = 1024 * 1024;
   const std::string& endpoint() const { return endpoint_; }

@@ -7,8 +7,7 @@
 // Holds only committed groups (the committer calls Remember after the commit). Remember only
 // queues the group: indexing it (and dropping the oldest groups) is left to the next lookup, so
 // the work happens on the relay's thread, not on the committer's, which every commit waits for.
-// Transfers are
-// immutable and an account's owner never changes, so what it holds never goes stale; the
+// Transfers are immutable and an account's owner never changes, so what it holds never goes stale; the
 // balances an event shows travel with the event itself. One index over all groups, so a lookup
 // costs the same whether the groups are one transfer each or 20,000. Thread-safe.
 #ifndef MICROLEND_SERVICES_LENDING_CORE_RECENT_TRANSFERS_H_
@@ -43,8 +42,9 @@ class RecentTransfers {
     const Account* credit = nullptr;
   };
 
-  // Keeps the newest groups holding at most `max_transfers` in all (at least the newest group,
-  // whatever its size); groups queued and not yet indexed count too.
+  // Keeps the newest groups holding at most `max_transfers` in the index (at least the newest
+  // group, whatever its size), and at most as many again queued and not yet indexed (when
+  // nothing looks transfers up).
   explicit RecentTransfers(size_t max_transfers) : max_transfers_(max_transfers) {}
 
   // A committed group's transfers and the accounts it touched (every account its transfers name).
@@ -86,7 +86,7 @@ class RecentTransfers {
   const size_t max_transfers_;
 
   // What Remember queued; the committer holds this lock only to append.
-  mutable absl::Mutex queue_mu_;
+  mutable absl::Mutex queue_mu_ ABSL_ACQUIRED_AFTER(mu_);
   mutable std::deque<Queued> queued_ ABSL_GUARDED_BY(queue_mu_);
   mutable size_t queued_transfers_ ABSL_GUARDED_BY(queue_mu_) = 0;
 

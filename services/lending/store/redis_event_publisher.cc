@@ -17,7 +17,16 @@ void AppendLine(const OutboxEvent& e, std::string* out) {
     out->push_back('"');
   }
   out->append(",\"payload\":");
-  out->append(e.payload.empty() ? std::string_view("null") : std::string_view(e.payload));
+  if (e.payload.empty()) {
+    out->append("null");
+  } else {
+    // Raw newlines can only be whitespace in valid JSON: keep the event on one line.
+    const size_t start = out->size();
+    out->append(e.payload);
+    for (size_t i = start; i < out->size(); ++i) {
+      if ((*out)[i] == '\n' || (*out)[i] == '\r') (*out)[i] = ' ';
+    }
+  }
   out->append("}\n");
 }
 
@@ -25,7 +34,7 @@ void AppendLine(const OutboxEvent& e, std::string* out) {
 
 void RedisEventPublisher::AddEntry(const std::vector<OutboxEvent>& events, size_t from, size_t to) {
   buffer_.Command(14)
-      .Arg("XADD").Arg(stream_).Arg("MAXLEN").Arg("~").Arg(kStreamMaxEntries).Arg("*")
+      .Arg("XADD").Arg(stream_).Arg("MAXLEN").Arg("~").Arg(kStreamMaxEvents / static_cast<int64_t>(to - from)).Arg("*")
       .Arg("count").Arg(static_cast<int64_t>(to - from))
       .Arg("first_event_id").Arg(events[from].event_id)
       .Arg("last_event_id").Arg(events[to - 1].event_id)
@@ -53,7 +62,7 @@ absl::Status RedisEventPublisher::Publish(const std::vector<OutboxEvent>& events
   }
   AddEntry(events, first, events.size());
   absl::Status s = client_->Pipeline(buffer_);
-  if (!s.ok()) client_.reset();  // reconnect next time
+  if (absl::IsUnavailable(s)) client_.reset();  // reconnect next time
   return s;
 }
 

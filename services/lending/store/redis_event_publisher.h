@@ -8,8 +8,12 @@
 //                    {"event_id":"transfer-42","kind":"transfer_committed","account_id":"7",
 //                     "payload":{...}}   (account_id only when the event has one)
 // At least once: after a crash between publishing and marking published, events are published
-// again, possibly grouped differently; consumers deduplicate by event_id. The stream is capped
-// approximately (MAXLEN ~ kStreamMaxEntries entries) so Redis memory stays bounded. The
+// again, possibly grouped differently; consumers deduplicate by event_id. The stream keeps about
+// kStreamMaxEvents events so Redis memory stays bounded: each XADD trims to
+// MAXLEN ~ kStreamMaxEvents / (its entry's event count) entries, exact under steady load (full
+// entries at peak, entries of one or two events when quiet) and approximate while it changes. A
+// payload is JSON: any raw newline in it (only whitespace between tokens, in valid JSON) is
+// written as a space, so each event stays on its line; an empty payload is written as null. The
 // commands are encoded straight into one reused buffer (a relay round is up to ~10,000 events,
 // megabytes). Reconnects on the next call after a failure. Not thread-safe: one relay thread
 // uses it.
@@ -33,14 +37,15 @@ class RedisEventPublisher final : public EventPublisher {
   // An entry ends at this many events, or once its JSON lines reach kMaxEntryBytes.
   static constexpr size_t kMaxEventsPerEntry = 128;
   static constexpr size_t kMaxEntryBytes = 128 * 1024;
-  // ~5 million events of ~700 bytes when full.
-  static constexpr int64_t kStreamMaxEntries = 40'000;
+  // ~3.5 GB of ~700-byte events.
+  static constexpr int64_t kStreamMaxEvents = 5'000'000;
 
   explicit RedisEventPublisher(std::string endpoint, std::string stream = kDefaultStream)
       : endpoint_(std::move(endpoint)), stream_(std::move(stream)) {}
 
-  // Every event's payload must be a JSON value (the relay renders JSON objects); it is embedded
-  // as is.
+  // Every event's payload must be a JSON value (the relay renders JSON objects). Unavailable when
+  // Redis cannot be reached (the connection is dropped and reopened next time); Internal for an
+  // error reply (the connection stays).
   absl::Status Publish(const std::vector<OutboxEvent>& events) override;
 
  private:

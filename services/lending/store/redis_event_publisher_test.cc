@@ -118,6 +118,47 @@ TEST_F(RedisEventPublisherTest, ARoundOfManyMegabytesGoesOutWhole) {
   }
 }
 
+TEST_F(RedisEventPublisherTest, RawNewlinesInAPayloadDoNotSplitTheEventsLine) {
+  RedisEventPublisher publisher(stack_->redis_endpoint(), Stream());
+  ASSERT_TRUE(publisher
+                  .Publish({Event(1, "{\n  \"id\": \"1\",\r\n  \"list\": [1,\n2]\n}"),
+                            Event(2, R"({"id":"2","memo":"escaped \n stays"})"), Event(3, "")})
+                  .ok());
+  absl::StatusOr<std::vector<StreamEvent>> read = ReadStreamEvents(stack_->redis_endpoint(), Stream());
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_EQ(read->size(), 3u);
+  EXPECT_EQ((*read)[0].payload, nlohmann::json::parse(R"({"id":"1","list":[1,2]})"));
+  EXPECT_EQ((*read)[1].payload.value("memo", ""), "escaped \n stays");
+  EXPECT_TRUE((*read)[2].payload.is_null());
+}
+
+TEST_F(RedisEventPublisherTest, AnErrorReplyIsInternalAndTheNextRoundStillGoesOut) {
+  auto redis = redis::RedisClient::Connect(stack_->redis_endpoint(), absl::Seconds(2));
+  ASSERT_TRUE(redis.ok());
+  ASSERT_TRUE((*redis)->Command({"SET", Stream(), "not a stream"}).ok());
+  RedisEventPublisher publisher(stack_->redis_endpoint(), Stream());
+  absl::Status s = publisher.Publish({Event(1, "{}")});
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
+  ASSERT_TRUE((*redis)->Command({"DEL", Stream()}).ok());
+  ASSERT_TRUE(publisher.Publish({Event(2, "{}")}).ok());
+  absl::StatusOr<std::vector<StreamEvent>> read = ReadStreamEvents(stack_->redis_endpoint(), Stream());
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_EQ(read->size(), 1u);
+  EXPECT_EQ(read->front().event_id, "transfer-2");
+}
+
+TEST_F(RedisEventPublisherTest, AReaderRefusesAnEntryWhoseCountDisagreesWithItsLines) {
+  auto redis = redis::RedisClient::Connect(stack_->redis_endpoint(), absl::Seconds(2));
+  ASSERT_TRUE(redis.ok());
+  ASSERT_TRUE((*redis)
+                  ->Command({"XADD", Stream(), "*", "count", "2", "first_event_id", "e-1",
+                             "last_event_id", "e-2",
+                             "events", R"({"event_id":"e-1","kind":"k","payload":{}})" "\n"})
+                  .ok());
+  absl::StatusOr<std::vector<StreamEvent>> read = ReadStreamEvents(stack_->redis_endpoint(), Stream());
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kFailedPrecondition) << read.status();
+}
+
 TEST_F(RedisEventPublisherTest, AnUnreachableRedisIsUnavailable) {
   RedisEventPublisher publisher("127.0.0.1:1", Stream());
   absl::Status s = publisher.Publish({Event(1, "{}")});
