@@ -13,7 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "harness/local_stack.h"
+#include "harness/shared_stack_test.h"
 #include "pg/connect.h"
 #include "pg/migrator.h"
 #include "services/lending/core/ledger_engine.h"
@@ -118,15 +118,8 @@ OutboxEvent Event(const Transfer& t) {
       .created_at = t.created_at};
 }
 
-class PgLedgerStoreTest : public ::testing::Test {
+class PgLedgerStoreTest : public microlend::testing::SharedComponentsTest {
  protected:
-  static void SetUpTestSuite() {
-    auto s = microlend::testing::LocalStack::Start({.start_servers = false});
-    ASSERT_TRUE(s.ok()) << s.status();
-    stack_ = s->release();
-  }
-  static void TearDownTestSuite() { delete stack_; }
-
   void SetUp() override {
     auto c = pg::Connect(stack_->pg_url());
     ASSERT_TRUE(c.ok()) << c.status();
@@ -187,11 +180,9 @@ class PgLedgerStoreTest : public ::testing::Test {
     return tx.exec("SELECT (" + sql + ")::bigint")[0][0].as<int64_t>();
   }
 
-  static microlend::testing::LocalStack* stack_;
   std::unique_ptr<pqxx::connection> conn_;
   std::unique_ptr<PgLedgerStore> store_;
 };
-microlend::testing::LocalStack* PgLedgerStoreTest::stack_ = nullptr;
 
 TEST_F(PgLedgerStoreTest, CreateWithBadPoolSizeIsInvalidArgument) {
   EXPECT_EQ(PgLedgerStore::Create(stack_->pg_url(), 0).status().code(),

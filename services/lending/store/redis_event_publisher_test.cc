@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "harness/event_stream.h"
-#include "harness/local_stack.h"
+#include "harness/shared_stack_test.h"
 #include "redis/redis_client.h"
 
 namespace microlend::lending {
@@ -17,15 +17,8 @@ namespace {
 using microlend::testing::ReadStreamEvents;
 using microlend::testing::StreamEvent;
 
-class RedisEventPublisherTest : public ::testing::Test {
+class RedisEventPublisherTest : public microlend::testing::SharedComponentsTest {
  protected:
-  static void SetUpTestSuite() {
-    auto s = microlend::testing::LocalStack::Start({.start_servers = false});
-    ASSERT_TRUE(s.ok()) << s.status();
-    stack_ = s->release();
-  }
-  static void TearDownTestSuite() { delete stack_; }
-
   // A fresh stream per test.
   std::string Stream() const {
     return absl::StrCat("test.", ::testing::UnitTest::GetInstance()->current_test_info()->name());
@@ -49,11 +42,7 @@ class RedisEventPublisherTest : public ::testing::Test {
     EXPECT_TRUE(len.ok());
     return len.ok() ? len->integer : -1;
   }
-
-  static microlend::testing::LocalStack* stack_;
 };
-
-microlend::testing::LocalStack* RedisEventPublisherTest::stack_ = nullptr;
 
 TEST_F(RedisEventPublisherTest, EventsArePublishedInOrderInEntriesOfAtMostTheCap) {
   const size_t cap = RedisEventPublisher::kMaxEventsPerEntry;
