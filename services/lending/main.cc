@@ -102,10 +102,14 @@ int Main(int argc, char** argv) {
   // two seconds of peak throughput; the relay reads anything older back from PostgreSQL.
   lending::RecentTransfers recent_transfers(/*max_transfers=*/200'000);
   (*store)->set_recent_transfers(&recent_transfers);
+  // The committer stays within half of that of the relay (ADR 0010), unless the relay has
+  // published nothing for two seconds (Redis down: the outbox absorbs the backlog).
+  lending::OutboxBacklog outbox_backlog(/*max_events=*/100'000, absl::Seconds(2));
   lending::Ledger ledger(
       store->get(), &clock,
       {.log_groups_of_transfers = static_cast<size_t>(*log_commit_groups_of),
-       .recent_transfers = &recent_transfers});
+       .recent_transfers = &recent_transfers,
+       .outbox_backlog = &outbox_backlog});
   lending::Wallets wallets(&ledger);
   absl::StatusOr<std::unique_ptr<lending::PgPartnerStore>> partner_store =
       lending::PgPartnerStore::Create(pg_url, static_cast<int>(*pool_size));
@@ -118,7 +122,7 @@ int Main(int argc, char** argv) {
   lending::LoanDesk loan_desk(&ledger, &wallets, loan_store->get(), partner_store->get(), &clock,
                               {.default_after_days = static_cast<int32_t>(*default_after_days)});
   lending::RedisEventPublisher publisher(redis_endpoint);
-  lending::OutboxRelay relay(store->get(), &publisher, &clock);
+  lending::OutboxRelay relay(store->get(), &publisher, &clock, {.backlog = &outbox_backlog});
   PeriodicTask hold_sweep(absl::Milliseconds(*sweep_ms), [&ledger] {
     absl::StatusOr<size_t> expired = ledger.ExpireHolds(10'000);
     if (!expired.ok()) LogWarning("hold_sweep_failed", {{"error", AsStd(expired.status().message())}});

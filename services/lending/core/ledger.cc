@@ -537,6 +537,7 @@ void Ledger::CommitterLoop() {
         queue_.pop_front();
       }
     }
+    if (options_.outbox_backlog != nullptr) options_.outbox_backlog->WaitForRoom();
     CommitGroup(group);
   }
 }
@@ -584,9 +585,11 @@ absl::Status Ledger::TryCommit(std::vector<std::unique_ptr<Mutation>>& group) {
   // What the last attempt wrote, for options_.recent_transfers once it has committed.
   std::vector<Transfer> written_transfers;
   std::vector<Account> written_accounts;
+  size_t written_events = 0;
   absl::Status st = store_->Transact([&](LedgerTxn& txn) -> absl::Status {
     written_transfers.clear();
     written_accounts.clear();
+    written_events = 0;
     LoadRequest request;
     size_t ids_needed = 0, withdrawal_ids = 0, repayment_ids = 0;
     for (const auto& m : group) {
@@ -689,6 +692,7 @@ absl::Status Ledger::TryCommit(std::vector<std::unique_ptr<Mutation>>& group) {
     commit.basket_deletes = std::move(g.basket_deletes);
     commit.repayments = std::move(g.repayments);
     if (commit.empty()) return absl::OkStatus();
+    written_events = commit.events.size();
     absl::Status w = txn.Write(commit);
     t3 = absl::Now();
     if (options_.recent_transfers != nullptr) {
@@ -700,6 +704,9 @@ absl::Status Ledger::TryCommit(std::vector<std::unique_ptr<Mutation>>& group) {
   const absl::Time t4 = absl::Now();
   if (st.ok() && options_.recent_transfers != nullptr) {
     options_.recent_transfers->Remember(std::move(written_transfers), std::move(written_accounts));
+  }
+  if (st.ok() && options_.outbox_backlog != nullptr) {
+    options_.outbox_backlog->Committed(written_events);
   }
   if (options_.log_groups_of_transfers > 0 && ntransfers >= options_.log_groups_of_transfers) {
     auto ms = [](absl::Duration d) { return absl::StrCat(absl::ToDoubleMilliseconds(d)); };

@@ -32,6 +32,7 @@
 #include "common/clock.h"
 #include "services/lending/core/ledger_engine.h"
 #include "services/lending/core/ledger_store.h"
+#include "services/lending/core/outbox_backlog.h"
 #include "services/lending/core/recent_transfers.h"
 
 namespace microlend::lending {
@@ -98,6 +99,9 @@ struct LedgerOptions {
   size_t log_groups_of_transfers = 0;
   // Handed every committed group's transfers and accounts (for the outbox relay); may be null.
   RecentTransfers* recent_transfers = nullptr;
+  // Counts the events each group commits; the committer waits for room in it before each group
+  // (ADR 0010). May be null: no waiting.
+  OutboxBacklog* outbox_backlog = nullptr;
 };
 
 // A unit of work for the committer (internal; see ledger.cc for the kinds).

@@ -35,6 +35,7 @@ absl::StatusOr<size_t> OutboxRelay::RelayOnce() {
   sequences.reserve(events.size());
   for (const OutboxEvent& e : events) sequences.push_back(e.sequence);
   ML_RETURN_IF_ERROR(source_->MarkPublished(sequences, clock_->Now()));
+  if (options_.backlog != nullptr) options_.backlog->Published(events.size());
   return events.size();
 }
 

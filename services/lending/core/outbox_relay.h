@@ -19,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "services/lending/core/ledger_store.h"
+#include "services/lending/core/outbox_backlog.h"
 
 namespace microlend::lending {
 
@@ -34,6 +35,8 @@ struct OutboxRelayOptions {
   absl::Duration gap_settle = absl::Seconds(5);
   absl::Duration idle_poll = absl::Milliseconds(20);
   absl::Duration max_backoff = absl::Seconds(2);
+  // Told how many events each round published (the committer waits on it); may be null.
+  OutboxBacklog* backlog = nullptr;
 };
 
 class OutboxRelay {

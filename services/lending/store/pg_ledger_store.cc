@@ -339,8 +339,12 @@ constexpr char kUpsertWithdrawals[] = "ledger_upsert_withdrawals";
 constexpr char kInsertRecords[] = "ledger_insert_records";
 constexpr char kInsertRecord[] = "ledger_insert_record";
 
+// Rows and packed transfers (migration 0009) holding any of the ids.
 constexpr char kExistingIdsSql[] =
-    "SELECT id FROM transfers WHERE id = ANY($1::bigint[]) ORDER BY id";
+    "SELECT id FROM transfers WHERE id = ANY($1::bigint[])"
+    " UNION SELECT x.id FROM unnest($1::bigint[]) AS x(id) WHERE EXISTS (SELECT 1 FROM"
+    " transfer_packs p WHERE p.first_id BETWEEN x.id - 31 AND x.id AND p.last_id >= x.id)"
+    " ORDER BY 1";
 // A range of $1 ids in one step (its last is returned): one nextval per id cost PostgreSQL
 // 0.8 us each, 16 ms per 20,000-transfer group. Only the committer draws transfer ids (one
 // lending process per schema, ARCHITECTURE.md); were another session to draw one between the two
@@ -586,12 +590,136 @@ void CopyRows(pqxx::work& tx, const std::string& table, const std::vector<std::s
 }
 #pragma GCC diagnostic pop
 
-void InsertTransfers(pqxx::work& tx, const std::vector<Transfer>& transfers) {
-  for (const Transfer& t : transfers) {
-    CheckText(t.references.external_payment_id);
-    CheckText(t.memo);
-    CheckText(t.batch_request_id);
+// Transfer packs (migration 0009, ADR 0010): a run of consecutive plain transfers of one batch
+// stored as one row. A transfer can be packed when it is posted outright and refers to no hold and
+// no loan (loan transfers stay rows: they are listed by loan through transfers_loan_idx).
+bool Packable(const Transfer& t) {
+  return t.type == TransferType::kPosted && !t.pending_id.has_value() && t.timeout_ms == 0 &&
+         !t.expires_at.has_value() && !t.references.loan_id.has_value();
+}
+
+// At most this many transfers per pack (the table's CHECK says the same), and at most this many
+// bytes of memos and external payment ids: a pack stays under PostgreSQL's 2 kB TOAST threshold.
+constexpr size_t kMaxTransfersPerPack = 32;
+constexpr size_t kMaxPackTextBytes = 1024;
+
+size_t PackTextBytes(const Transfer& t) {
+  return t.memo.size() + t.references.external_payment_id.size();
+}
+
+// Whether `next` continues the run that ends with `last`: consecutive id and batch position, same
+// batch, currency and commit time.
+bool ContinuesPack(const Transfer& last, const Transfer& next) {
+  return next.id.value() == last.id.value() + 1 && next.batch_index == last.batch_index + 1 &&
+         next.batch_request_id == last.batch_request_id &&
+         next.amount.currency() == last.amount.currency() && next.created_at == last.created_at;
+}
+
+// Splits `transfers` (in the order given) into packs of two or more, as [begin, end) ranges, and
+// the rest, which are written as rows.
+void PlanPacks(const std::vector<Transfer>& transfers,
+               std::vector<std::pair<size_t, size_t>>& packs, std::vector<const Transfer*>& rows) {
+  for (size_t begin = 0; begin < transfers.size();) {
+    size_t end = begin + 1;
+    if (Packable(transfers[begin])) {
+      size_t text = PackTextBytes(transfers[begin]);
+      while (end < transfers.size() && end - begin < kMaxTransfersPerPack &&
+             Packable(transfers[end]) && ContinuesPack(transfers[end - 1], transfers[end]) &&
+             text + PackTextBytes(transfers[end]) <= kMaxPackTextBytes) {
+        text += PackTextBytes(transfers[end]);
+        ++end;
+      }
+    }
+    if (end - begin >= 2) {
+      packs.emplace_back(begin, end);
+    } else {
+      rows.push_back(&transfers[begin]);
+    }
+    begin = end;
   }
+}
+
+// Taken (shared) by every transaction that writes packs, and (exclusive) by one that writes
+// client-chosen transfer ids before it checks them: the insert checks of both tables then see
+// each other's commits (migration 0009).
+constexpr int64_t kTransferIdsLock = 0x6d6c5f7478696473;  // "ml_txids"
+
+// A COPY field holding an array of optional integers, or NULL when every one is absent.
+template <typename IdT>
+void OptionalIdArrayField(CopyText& row, const std::vector<Transfer>& transfers, size_t begin,
+                          size_t end, std::optional<IdT> TransferReferences::*field) {
+  bool any = false;
+  for (size_t i = begin; i < end && !any; ++i) any = (transfers[i].references.*field).has_value();
+  if (!any) {
+    row.Null();
+    return;
+  }
+  ArrayLiteral array;
+  for (size_t i = begin; i < end; ++i) array.OptionalId(transfers[i].references.*field);
+  row.Text(std::move(array).Take());
+}
+
+// A COPY field holding an array of texts, or NULL when every one is empty.
+template <typename TextFn>
+void TextArrayField(CopyText& row, const std::vector<Transfer>& transfers, size_t begin,
+                    size_t end, TextFn text_of) {
+  bool any = false;
+  for (size_t i = begin; i < end && !any; ++i) any = !text_of(transfers[i]).empty();
+  if (!any) {
+    row.Null();
+    return;
+  }
+  ArrayLiteral array;
+  for (size_t i = begin; i < end; ++i) array.Text(text_of(transfers[i]));
+  row.Text(std::move(array).Take());
+}
+
+void InsertTransferPacks(pqxx::work& tx, const std::vector<Transfer>& transfers,
+                         const std::vector<std::pair<size_t, size_t>>& packs) {
+  tx.exec_params("SELECT pg_advisory_xact_lock_shared($1::bigint)", kTransferIdsLock);
+  static const auto* columns = new std::vector<std::string>{
+      "first_id",       "last_id",        "currency",      "created_at",
+      "batch_request_id", "first_batch_index", "debit_account_ids", "credit_account_ids",
+      "amounts",        "codes",          "order_ids",     "repayment_ids",
+      "withdrawal_ids", "campaign_ids",   "external_payment_ids", "memos"};
+  absl::Time last_time = absl::InfinitePast();
+  std::string time_text;
+  std::vector<int64_t> values;
+  CopyRows(tx, "transfer_packs", *columns, packs.size(), [&](size_t p, CopyText& row) {
+    const auto [begin, end] = packs[p];
+    const Transfer& first = transfers[begin];
+    if (first.created_at != last_time) {
+      last_time = first.created_at;
+      time_text = PgTime(first.created_at);
+    }
+    row.Int(first.id.value());
+    row.Int(transfers[end - 1].id.value());
+    row.Text(first.amount.currency().code());
+    row.Text(time_text);
+    row.Text(first.batch_request_id);
+    row.Int(first.batch_index);
+    auto int_array = [&](auto value_of) {
+      values.clear();
+      for (size_t i = begin; i < end; ++i) values.push_back(value_of(transfers[i]));
+      row.IntArray(values);
+    };
+    int_array([](const Transfer& t) { return t.debit_account_id.value(); });
+    int_array([](const Transfer& t) { return t.credit_account_id.value(); });
+    int_array([](const Transfer& t) { return t.amount.minor_units(); });
+    int_array([](const Transfer& t) { return static_cast<int64_t>(t.code); });
+    OptionalIdArrayField(row, transfers, begin, end, &TransferReferences::order_id);
+    OptionalIdArrayField(row, transfers, begin, end, &TransferReferences::repayment_id);
+    OptionalIdArrayField(row, transfers, begin, end, &TransferReferences::withdrawal_id);
+    OptionalIdArrayField(row, transfers, begin, end, &TransferReferences::campaign_id);
+    TextArrayField(row, transfers, begin, end, [](const Transfer& t) -> const std::string& {
+      return t.references.external_payment_id;
+    });
+    TextArrayField(row, transfers, begin, end,
+                   [](const Transfer& t) -> const std::string& { return t.memo; });
+  });
+}
+
+void InsertTransferRows(pqxx::work& tx, const std::vector<const Transfer*>& transfers) {
   // A commit's transfers share their time: format it once.
   absl::Time last_time = absl::InfinitePast();
   std::string last_text;
@@ -603,7 +731,7 @@ void InsertTransfers(pqxx::work& tx, const std::vector<Transfer>& transfers) {
     return last_text;
   };
   CopyRows(tx, "transfers", TransferCopyColumns(), transfers.size(), [&](size_t i, CopyText& row) {
-    const Transfer& t = transfers[i];
+    const Transfer& t = *transfers[i];
     const TransferReferences& r = t.references;
     row.Int(t.id.value());
     row.Int(t.debit_account_id.value());
@@ -630,6 +758,19 @@ void InsertTransfers(pqxx::work& tx, const std::vector<Transfer>& transfers) {
     row.Text(t.batch_request_id);
     row.Int(t.batch_index);
   });
+}
+
+void InsertTransfers(pqxx::work& tx, const std::vector<Transfer>& transfers) {
+  for (const Transfer& t : transfers) {
+    CheckText(t.references.external_payment_id);
+    CheckText(t.memo);
+    CheckText(t.batch_request_id);
+  }
+  std::vector<std::pair<size_t, size_t>> packs;
+  std::vector<const Transfer*> rows;
+  PlanPacks(transfers, packs, rows);
+  if (!packs.empty()) InsertTransferPacks(tx, transfers, packs);
+  if (!rows.empty()) InsertTransferRows(tx, rows);
 }
 
 // One account_entries row per account the transfers touch, listing their ids on it in ascending
@@ -1175,6 +1316,8 @@ void PgLedgerTxn::LoadRows(const LoadRequest& request, Loaded& loaded) {
     loaded.holds = ReadAll<Hold>(tx_.exec_prepared(kLockHolds, IdArray(holds)), ReadHold);
   }
   if (!request.client_ids.empty()) {
+    // Waits for transactions writing packs to end, so that their ids are seen (migration 0009).
+    tx_.exec_params("SELECT pg_advisory_xact_lock($1::bigint)", kTransferIdsLock);
     loaded.existing_ids =
         ReadAll<TransferId>(tx_.exec_prepared(kExistingIds, IdArray(request.client_ids)),
                             [](const pqxx::row& r) { return TransferId(r[0].as<int64_t>()); });
@@ -1342,11 +1485,17 @@ int64_t Count(pqxx::transaction_base& tx, const std::string& sql, const Params& 
 }
 
 // The transfers touching an account, as a subquery "t": its account_entries rows (by primary key)
-// unnested, each id fetched by the transfers primary key. `a` is the account's parameter.
+// unnested, each id fetched as a row or from its pack (transfer_by_id, migration 0009). `a` is
+// the account's parameter.
 std::string AccountTransfers(const std::string& a) {
   return absl::StrCat("(SELECT tr.* FROM account_entries e CROSS JOIN LATERAL unnest(e.transfer_ids)"
-                      " AS x(id) JOIN transfers tr ON tr.id = x.id WHERE e.account_id = ",
+                      " AS x(id) CROSS JOIN LATERAL transfer_by_id(x.id) tr WHERE e.account_id = ",
                       a, "::bigint) t");
+}
+
+// Every transfer, or only rows when the filter names a loan (loan transfers are never packed).
+std::string AllTransfers(const TransferFilter& f) {
+  return f.loan_id.has_value() ? "transfers t" : "all_transfers t";
 }
 
 // Page of transfers touching an account.
@@ -1360,13 +1509,13 @@ std::string AccountTransfersSql(AccountId account, const TransferFilter& f, cons
 
 std::string TransferPageSql(const TransferFilter& f, const PageSpec& page, Params& p) {
   if (f.account_id.has_value()) return AccountTransfersSql(*f.account_id, f, page, p);
-  return absl::StrCat("SELECT ", kTransferColumns, " FROM transfers t WHERE TRUE",
+  return absl::StrCat("SELECT ", kTransferColumns, " FROM ", AllTransfers(f), " WHERE TRUE",
                       TransferConditions(f, p), CursorCondition(page, "t.id", p),
                       OrderAndLimit(page, "t.id", p));
 }
 
 std::string TransferCountSql(const TransferFilter& f, Params& p) {
-  std::string from = "transfers t";
+  std::string from = AllTransfers(f);
   if (f.account_id.has_value()) from = AccountTransfers(p.Add(f.account_id->value()));
   return absl::StrCat("SELECT count(*) FROM ", from, " WHERE TRUE", TransferConditions(f, p));
 }
@@ -1377,7 +1526,8 @@ constexpr char kEntriesCte[] =
     "SELECT t.*, CASE WHEN t.credit_account_id = $1::bigint THEN t.amount ELSE -t.amount END"
     " AS signed_amount"
     " FROM account_entries e CROSS JOIN LATERAL unnest(e.transfer_ids) AS x(id)"
-    " JOIN transfers t ON t.id = x.id WHERE e.account_id = $1::bigint AND t.type IN (1, 3))";
+    " CROSS JOIN LATERAL transfer_by_id(x.id) t WHERE e.account_id = $1::bigint"
+    " AND t.type IN (1, 3))";
 
 std::string StatementPageSql(const TransferFilter& f, const PageSpec& page, Params& p) {
   // The running balance is taken over every entry before filters and cursor cut rows out.
@@ -1619,8 +1769,7 @@ absl::StatusOr<Hold> PgLedgerStore::GetTransfer(TransferId id) {
       *pool_, "reading a transfer", [&](pqxx::read_transaction& tx) -> absl::StatusOr<Hold> {
         pqxx::result r = tx.exec_params(
             absl::StrCat("SELECT ", kTransferColumns, ", h.state, h.posted_amount, h.resolved_by",
-                         " FROM transfers t LEFT JOIN holds h ON h.hold_id = t.id",
-                         " WHERE t.id = $1::bigint"),
+                         " FROM transfer_by_id($1::bigint) t LEFT JOIN holds h ON h.hold_id = t.id"),
             id.value());
         if (r.empty()) {
           return absl::NotFoundError(absl::StrCat("transfer ", id.value(), " not found"));
@@ -1649,9 +1798,9 @@ absl::flat_hash_map<TransferId, Transfer> ReadTransfersById(pqxx::transaction_ba
     const std::vector<TransferId> run(ids.begin() + static_cast<std::ptrdiff_t>(begin),
                                       ids.begin() + static_cast<std::ptrdiff_t>(end));
     for (const pqxx::row& r : tx.exec_params(
-             absl::StrCat("SELECT ", kTransferColumns, " FROM transfers t",
-                          " WHERE t.id BETWEEN $2::bigint AND $3::bigint",
-                          " AND t.id = ANY($1::bigint[])"),
+             absl::StrCat("SELECT ", kTransferColumns,
+                          " FROM transfers_between($2::bigint, $3::bigint) t",
+                          " WHERE t.id = ANY($1::bigint[])"),
              IdArray(run), run.front().value(), run.back().value())) {
       Transfer t = ReadTransfer(r);
       found.emplace(t.id, std::move(t));
@@ -2097,7 +2246,8 @@ void ReconcileTotals(ReadTxn& tx, const std::vector<Currency>& currencies, const
   for (const pqxx::row& r : tx.exec_params(
            absl::StrCat("SELECT currency, count(*), ",
                         Clamp("coalesce(sum(amount) FILTER (WHERE type IN (1, 3)), 0)"),
-                        " FROM transfers WHERE ", InScope("currency"), " GROUP BY currency"),
+                        " FROM all_transfers WHERE ", InScope("currency"),
+                        " GROUP BY currency"),
            scope)) {
     TotalsOf(CurrencyOf(r[0]), data).posted_volume = r[2].as<int64_t>();
     data.transfers_checked += r[1].as<int64_t>();
@@ -2126,9 +2276,9 @@ void ReconcileSums(ReconcileData& data) {
 // still pending; every account whose stored totals differ.
 constexpr char kReplaySql[] =
     "WITH moves AS ("
-    " SELECT debit_account_id AS account_id, amount AS debit, 0 AS credit FROM transfers"
+    " SELECT debit_account_id AS account_id, amount AS debit, 0 AS credit FROM all_transfers"
     " WHERE type IN (1, 3)"
-    " UNION ALL SELECT credit_account_id, 0, amount FROM transfers WHERE type IN (1, 3)),"
+    " UNION ALL SELECT credit_account_id, 0, amount FROM all_transfers WHERE type IN (1, 3)),"
     " posted AS (SELECT account_id, sum(debit) AS dp, sum(credit) AS cp FROM moves"
     " GROUP BY account_id),"
     " reserved AS ("
@@ -2204,8 +2354,8 @@ void ReconcileHistory(ReadTxn& tx, const std::string& scope, ReconcileData& data
   std::string sql = absl::StrCat(
       "WITH listed AS (SELECT e.account_id, x.id FROM account_entries e"
       " CROSS JOIN LATERAL unnest(e.transfer_ids) AS x(id)),"
-      " owed AS (SELECT debit_account_id AS account_id, id FROM transfers"
-      " UNION ALL SELECT credit_account_id, id FROM transfers),"
+      " owed AS (SELECT debit_account_id AS account_id, id FROM all_transfers"
+      " UNION ALL SELECT credit_account_id, id FROM all_transfers),"
       " wrong AS ((SELECT * FROM listed EXCEPT ALL SELECT * FROM owed)"
       " UNION ALL (SELECT * FROM owed EXCEPT ALL SELECT * FROM listed))"
       " SELECT w.account_id, coalesce(a.currency, ''), count(*), min(w.id) FROM wrong w"

@@ -946,6 +946,137 @@ TEST_F(PgLedgerStoreTest, AccountHistoryListsEachTransferOnBothAccounts) {
   EXPECT_EQ(Exec("DELETE FROM account_entries").code(), absl::StatusCode::kFailedPrecondition);
 }
 
+// A batch's run of plain transfers as the committer writes it: consecutive ids and batch
+// positions, one request, one commit time (so the store packs them, migration 0009).
+std::vector<Transfer> Batch(int64_t first_id, int count, const Account& debit,
+                            const Account& credit) {
+  std::vector<Transfer> out;
+  for (int i = 0; i < count; ++i) {
+    Transfer t = Posted(first_id + i, debit, credit, 100 + i);
+    t.created_at = kT0;
+    t.batch_request_id = "batch";
+    t.batch_index = i;
+    out.push_back(t);
+  }
+  return out;
+}
+
+TEST_F(PgLedgerStoreTest, RunsOfABatchArePackedAndReadBackExactlyAsWritten) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account wallet = Open(Wallet("lender-1"));
+  std::vector<Transfer> batch = Batch(1, 45, cash, wallet);
+  batch[9].references.loan_id = LoanId(7);  // a loan transfer stays a row
+  batch[20].memo = "tab\there \"quoted\" \\ {braces}, and\nnewline";
+  batch[20].references.external_payment_id = "pay-1";
+  batch[21].references.order_id = OrderId(5);
+  batch[22].references.repayment_id = RepaymentId(6);
+  batch[23].code = TransferCode::kDonation;
+  ASSERT_TRUE(Move(batch, {&cash, &wallet}).ok());
+  // 1-9, then 10 as a row, then 11-42 (32, the most a pack holds), then 43-45.
+  EXPECT_EQ(Scalar("SELECT count(*) FROM lending.transfers"), 1);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM lending.transfer_packs"), 3);
+  EXPECT_EQ(Scalar("SELECT sum(first_id * 1000 + last_id) FROM lending.transfer_packs"),
+            1009 + 11042 + 43045);
+
+  std::vector<TransferId> ids;
+  for (const Transfer& t : batch) ids.push_back(t.id);
+  std::reverse(ids.begin(), ids.end());
+  auto got = store_->GetTransfers(ids);
+  ASSERT_TRUE(got.ok()) << got.status();
+  std::vector<Transfer> expected(batch.rbegin(), batch.rend());
+  EXPECT_EQ(*got, expected);
+  auto one = store_->GetTransfer(TransferId(21));
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(one->transfer, batch[20]);
+  EXPECT_EQ(store_->GetTransfer(TransferId(46)).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetTransfers({TransferId(3), TransferId(46)}).status().code(),
+            absl::StatusCode::kNotFound);
+
+  // Listings page through rows and packs alike, in id order, with the same filters.
+  std::vector<Transfer> listed;
+  for (int64_t after = 0;;) {
+    auto page = store_->ListTransfers({}, {.limit = 7, .after_id = after});
+    ASSERT_TRUE(page.ok()) << page.status();
+    EXPECT_EQ(page->total_count, 45);
+    listed.insert(listed.end(), page->items.begin(), page->items.end());
+    if (page->next_after_id == 0) break;
+    after = page->next_after_id;
+  }
+  EXPECT_EQ(listed, batch);
+  auto donations = store_->ListTransfers({.codes = {TransferCode::kDonation}}, {.limit = 10});
+  ASSERT_TRUE(donations.ok());
+  ASSERT_EQ(donations->items.size(), 1u);
+  EXPECT_EQ(donations->items[0], batch[23]);
+  auto by_loan = store_->ListTransfers({.loan_id = LoanId(7)}, {.limit = 10});
+  ASSERT_TRUE(by_loan.ok());
+  EXPECT_THAT(by_loan->items, ElementsAre(batch[9]));
+  auto newest = store_->ListTransfers({.account_id = wallet.id}, {.limit = 2, .newest_first = true});
+  ASSERT_TRUE(newest.ok());
+  EXPECT_THAT(newest->items, ElementsAre(batch[44], batch[43]));
+  EXPECT_EQ(newest->total_count, 45);
+
+  // The statement's running balance runs over packed and row transfers.
+  auto statement = store_->Statement(wallet.id, {}, {.limit = 100});
+  ASSERT_TRUE(statement.ok()) << statement.status();
+  ASSERT_EQ(statement->items.size(), 45u);
+  int64_t balance = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    balance += batch[i].amount.minor_units();
+    EXPECT_EQ(statement->items[i].transfer, batch[i]);
+    EXPECT_EQ(statement->items[i].balance_after, balance);
+  }
+  auto report = store_->Reconcile({}, true, kT0);
+  ASSERT_TRUE(report.ok());
+  EXPECT_THAT(report->findings, IsEmpty());
+  EXPECT_EQ(report->transfers_checked, 45);
+}
+
+TEST_F(PgLedgerStoreTest, PackedIdsAreTakenAndPacksImmutable) {
+  Account cash = Open(Platform(AccountKind::kExternalCash));
+  Account wallet = Open(Wallet("lender-1"));
+  ASSERT_TRUE(Move(Batch(100, 10, cash, wallet), {&cash, &wallet}).ok());
+  ASSERT_EQ(Scalar("SELECT count(*) FROM lending.transfer_packs"), 1);
+  // A client-chosen id inside the pack is seen as taken, and refused if written anyway.
+  ASSERT_TRUE(store_
+                  ->Transact([&](LedgerTxn& txn) -> absl::Status {
+                    LoadRequest request;
+                    request.client_ids = {TransferId(99), TransferId(105), TransferId(110)};
+                    auto loaded = txn.LoadForUpdate(request);
+                    if (!loaded.ok()) return loaded.status();
+                    EXPECT_THAT(loaded->existing_ids, ElementsAre(TransferId(105)));
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  EXPECT_EQ(Move({Posted(105, cash, wallet, 1)}, {&cash, &wallet}).code(),
+            absl::StatusCode::kAlreadyExists);
+  // A pack over a row's id, or over another pack, is refused.
+  ASSERT_TRUE(Move({Posted(200, cash, wallet, 1)}, {&cash, &wallet}).ok());
+  EXPECT_EQ(Move(Batch(195, 8, cash, wallet), {&cash, &wallet}).code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(Move(Batch(108, 4, cash, wallet), {&cash, &wallet}).code(),
+            absl::StatusCode::kAlreadyExists);
+  // A pack naming an unknown account, or one account on both sides, is refused.
+  Account ghost = wallet;
+  ghost.id = AccountId(999);
+  EXPECT_EQ(Move(Batch(300, 3, cash, ghost), {&cash}).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Exec("INSERT INTO transfer_packs (first_id, last_id, currency, created_at,"
+                 " debit_account_ids, credit_account_ids, amounts, codes) VALUES (400, 401, 'USD',"
+                 " now(), '{1,1}', '{1,2}', '{5,5}', '{1,1}')")
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Exec("INSERT INTO transfer_packs (first_id, last_id, currency, created_at,"
+                 " debit_account_ids, credit_account_ids, amounts, codes) VALUES (400, 401, 'USD',"
+                 " now(), '{1,2}', '{2,1}', '{5,0}', '{1,1}')")
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Exec("UPDATE transfer_packs SET amounts = '{1}'").code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Exec("DELETE FROM transfer_packs").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Exec("TRUNCATE transfer_packs").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM lending.all_transfers"), 11);
+}
+
 TEST_F(PgLedgerStoreTest, AllocatedIdsStayAboveClientChosenIds) {
   Account cash = Open(Platform(AccountKind::kExternalCash));
   Account wallet = Open(Wallet("lender-1"));
