@@ -59,8 +59,11 @@ CREATE TABLE transfer_packs (
          AND cardinality(external_payment_ids) = last_id - first_id + 1))
     AND (memos IS NULL OR (array_lower(memos, 1) = 1
          AND cardinality(memos) = last_id - first_id + 1))),
-  CONSTRAINT transfer_packs_amounts CHECK (0 < ALL (amounts) AND NOT (amounts && ARRAY[NULL]::bigint[])),
-  CONSTRAINT transfer_packs_codes CHECK (0 < ALL (codes) AND NOT (codes && ARRAY[NULL]::smallint[]))
+  -- 0 < ALL(...) is NULL, so passes, when an element is NULL: array_position rules those out.
+  CONSTRAINT transfer_packs_amounts CHECK (0 < ALL (amounts) AND array_position(amounts, NULL) IS NULL),
+  CONSTRAINT transfer_packs_codes CHECK (0 < ALL (codes) AND array_position(codes, NULL) IS NULL),
+  CONSTRAINT transfer_packs_accounts CHECK (array_position(debit_account_ids, NULL) IS NULL
+                                            AND array_position(credit_account_ids, NULL) IS NULL)
 );
 CREATE INDEX transfer_packs_created_at_idx ON transfer_packs USING brin (created_at);
 

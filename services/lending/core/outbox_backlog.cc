@@ -6,31 +6,36 @@ namespace microlend::lending {
 
 void OutboxBacklog::Committed(size_t events) {
   absl::MutexLock lock(&mu_);
-  if (unpublished_ <= max_events_) last_progress_ = absl::Now();  // waiting starts from here
-  unpublished_ += events;
+  if (unpublished_ <= static_cast<int64_t>(max_events_)) last_progress_ = absl::Now();
+  unpublished_ += static_cast<int64_t>(events);
 }
 
 void OutboxBacklog::Published(size_t events) {
   absl::MutexLock lock(&mu_);
-  unpublished_ -= std::min(unpublished_, events);
+  unpublished_ -= static_cast<int64_t>(events);
   last_progress_ = absl::Now();
 }
 
 void OutboxBacklog::WaitForRoom() {
+  const int64_t max = static_cast<int64_t>(max_events_);
   absl::MutexLock lock(&mu_);
-  while (unpublished_ > max_events_) {
+  while (unpublished_ > max) {
     const absl::Time give_up = last_progress_ + stalled_after_;
-    if (absl::Now() >= give_up) return;  // the relay is stuck: the outbox absorbs the rest
+    if (absl::Now() >= give_up) {
+      // The relay is stuck: the outbox absorbs the rest, and it is not waited for again.
+      unpublished_ = max;
+      return;
+    }
     mu_.AwaitWithDeadline(absl::Condition(
                               +[](OutboxBacklog* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(b->mu_) {
-                                return b->unpublished_ <= b->max_events_;
+                                return b->unpublished_ <= static_cast<int64_t>(b->max_events_);
                               },
                               this),
                           give_up);
   }
 }
 
-size_t OutboxBacklog::unpublished() const {
+int64_t OutboxBacklog::unpublished() const {
   absl::MutexLock lock(&mu_);
   return unpublished_;
 }

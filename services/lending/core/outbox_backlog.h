@@ -7,12 +7,17 @@
 // The outbox still absorbs an outage: when the relay has published nothing for `stalled_after`
 // (Redis down, say), the committer stops waiting and the backlog grows in PostgreSQL as before.
 // Counts are approximate by design: after a restart the backlog left in PostgreSQL is not
-// counted, and events written outside the committer are counted only when published (the count
-// never goes below zero). Waiting uses real time, not the business clock. Thread-safe.
+// counted; events written outside the committer are only counted when published, which lets the
+// committer run further ahead (never less far); the relay may count events published before the
+// committer counts them committed (the count goes below zero for that moment). When the committer
+// stops waiting for a stalled relay, it forgets all but max_events of the backlog, so that the
+// relay catching up after an outage does not hold the committer back. Waiting uses real time,
+// not the business clock. Thread-safe.
 #ifndef MICROLEND_SERVICES_LENDING_CORE_OUTBOX_BACKLOG_H_
 #define MICROLEND_SERVICES_LENDING_CORE_OUTBOX_BACKLOG_H_
 
 #include <cstddef>
+#include <cstdint>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -32,13 +37,14 @@ class OutboxBacklog {
   // relay has published nothing for stalled_after.
   void WaitForRoom();
 
-  size_t unpublished() const;
+  // Committed minus published (negative for a moment when the relay counts first).
+  int64_t unpublished() const;
 
  private:
   const size_t max_events_;
   const absl::Duration stalled_after_;
   mutable absl::Mutex mu_;
-  size_t unpublished_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t unpublished_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_progress_ ABSL_GUARDED_BY(mu_) = absl::Now();
 };
 

@@ -599,12 +599,24 @@ bool Packable(const Transfer& t) {
 }
 
 // At most this many transfers per pack (the table's CHECK says the same), and at most this many
-// bytes of memos and external payment ids: a pack stays under PostgreSQL's 2 kB TOAST threshold.
+// bytes of array data by PackBytes' estimate: with the row's fixed part and the arrays' headers
+// (~400 bytes) a pack stays under PostgreSQL's 2 kB TOAST threshold, so it is neither compressed
+// when written nor decompressed for every element read.
 constexpr size_t kMaxTransfersPerPack = 32;
-constexpr size_t kMaxPackTextBytes = 1024;
+constexpr size_t kMaxPackTextBytes = 1500;
 
+// What a transfer adds to its pack's arrays, at most: accounts, amount and code; each reference
+// it has; a text element's header and padding plus its bytes for a memo or external id.
 size_t PackTextBytes(const Transfer& t) {
-  return t.memo.size() + t.references.external_payment_id.size();
+  const TransferReferences& r = t.references;
+  size_t bytes = 8 + 8 + 8 + 2;
+  for (bool has : {r.order_id.has_value(), r.repayment_id.has_value(),
+                   r.withdrawal_id.has_value(), r.campaign_id.has_value()}) {
+    bytes += has ? 8 : 0;
+  }
+  if (!t.memo.empty()) bytes += 8 + t.memo.size();
+  if (!r.external_payment_id.empty()) bytes += 8 + r.external_payment_id.size();
+  return bytes;
 }
 
 // Whether `next` continues the run that ends with `last`: consecutive id and batch position, same

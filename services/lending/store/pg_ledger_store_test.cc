@@ -1060,16 +1060,21 @@ TEST_F(PgLedgerStoreTest, PackedIdsAreTakenAndPacksImmutable) {
   ghost.id = AccountId(999);
   EXPECT_EQ(Move(Batch(300, 3, cash, ghost), {&cash}).code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(Exec("INSERT INTO transfer_packs (first_id, last_id, currency, created_at,"
+  EXPECT_THAT(Exec("INSERT INTO transfer_packs (first_id, last_id, currency, created_at,"
                  " debit_account_ids, credit_account_ids, amounts, codes) VALUES (400, 401, 'USD',"
                  " now(), '{1,1}', '{1,2}', '{5,5}', '{1,1}')")
-                .code(),
-            absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(Exec("INSERT INTO transfer_packs (first_id, last_id, currency, created_at,"
+                .message(),
+            HasSubstr("debits and credits the same account"));
+  EXPECT_THAT(Exec("INSERT INTO transfer_packs (first_id, last_id, currency, created_at,"
                  " debit_account_ids, credit_account_ids, amounts, codes) VALUES (400, 401, 'USD',"
                  " now(), '{1,2}', '{2,1}', '{5,0}', '{1,1}')")
-                .code(),
-            absl::StatusCode::kFailedPrecondition);
+                .message(),
+            HasSubstr("transfer_packs_amounts"));
+  EXPECT_THAT(Exec("INSERT INTO transfer_packs (first_id, last_id, currency, created_at,"
+                   " debit_account_ids, credit_account_ids, amounts, codes) VALUES (400, 401, 'USD',"
+                   " now(), '{1,2}', '{2,1}', '{5,NULL}', '{1,1}')")
+                  .message(),
+              HasSubstr("transfer_packs_amounts"));
   EXPECT_EQ(Exec("UPDATE transfer_packs SET amounts = '{1}'").code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(Exec("DELETE FROM transfer_packs").code(), absl::StatusCode::kFailedPrecondition);
