@@ -157,42 +157,27 @@ CREATE TRIGGER transfer_packs_references AFTER INSERT ON transfer_packs
   REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT
   EXECUTE FUNCTION transfer_packs_check();
 
--- A transfer row's id is not one a pack holds (besides the checks of migration 0008).
-CREATE OR REPLACE FUNCTION transfers_check_references() RETURNS trigger LANGUAGE plpgsql AS $$
+-- A transfer row's id is not one a pack holds: a trigger of its own beside transfers_references
+-- (migration 0008), which it leaves as it is. Both read the statement's one transition table.
+CREATE FUNCTION transfers_check_not_packed() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   bad BIGINT;
 BEGIN
-  SELECT s.account_id INTO bad
-    FROM (SELECT debit_account_id AS account_id, currency FROM inserted
-          UNION
-          SELECT credit_account_id, currency FROM inserted) s
-   WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = s.account_id AND a.currency = s.currency)
-   ORDER BY s.account_id LIMIT 1;
-  IF FOUND THEN
-    SELECT min(n.id) INTO bad FROM inserted n WHERE n.debit_account_id = bad OR n.credit_account_id = bad;
-    RAISE EXCEPTION 'transfer % names an account that does not exist in its currency', bad
-      USING ERRCODE = 'foreign_key_violation';
+  IF NOT EXISTS (SELECT 1 FROM transfer_packs LIMIT 1) THEN
+    RETURN NULL;
   END IF;
-  SELECT n.id INTO bad FROM inserted n LEFT JOIN transfers h ON h.id = n.pending_id
-    WHERE n.pending_id IS NOT NULL
-      AND (h.id IS NULL OR h.type <> 2 OR h.debit_account_id <> n.debit_account_id
-           OR h.credit_account_id <> n.credit_account_id OR n.amount > h.amount)
-    ORDER BY n.id LIMIT 1;
-  IF FOUND THEN
-    RAISE EXCEPTION 'transfer % resolves no matching hold', bad
-      USING ERRCODE = 'foreign_key_violation';
-  END IF;
-  IF EXISTS (SELECT 1 FROM transfer_packs LIMIT 1) THEN
-    -- Planned afresh for the same reason as in transfer_packs_check.
-    EXECUTE 'SELECT n.id FROM inserted n'
-      ' CROSS JOIN LATERAL (SELECT 1 FROM transfer_packs p'
-      '   WHERE p.first_id BETWEEN n.id - 31 AND n.id AND p.last_id >= n.id LIMIT 1) clash'
-      ' ORDER BY n.id LIMIT 1' INTO bad;
-    IF bad IS NOT NULL THEN
-      RAISE EXCEPTION 'transfer % has the id of a packed transfer', bad
-        USING ERRCODE = 'unique_violation';
-    END IF;
+  -- Planned afresh for the same reason as in transfer_packs_check.
+  EXECUTE 'SELECT n.id FROM inserted n'
+    ' CROSS JOIN LATERAL (SELECT 1 FROM transfer_packs p'
+    '   WHERE p.first_id BETWEEN n.id - 31 AND n.id AND p.last_id >= n.id LIMIT 1) clash'
+    ' ORDER BY n.id LIMIT 1' INTO bad;
+  IF bad IS NOT NULL THEN
+    RAISE EXCEPTION 'transfer % has the id of a packed transfer', bad
+      USING ERRCODE = 'unique_violation';
   END IF;
   RETURN NULL;
 END
 $$;
+CREATE TRIGGER transfers_not_packed AFTER INSERT ON transfers
+  REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT
+  EXECUTE FUNCTION transfers_check_not_packed();

@@ -593,7 +593,7 @@ void CopyRows(pqxx::work& tx, const std::string& table, const std::vector<std::s
 // Transfer packs (migration 0009, ADR 0010): a run of consecutive plain transfers of one batch
 // stored as one row. A transfer can be packed when it is posted outright and refers to no hold and
 // no loan (loan transfers stay rows: they are listed by loan through transfers_loan_idx).
-bool Packable(const Transfer& t) {
+bool PackableTransfer(const Transfer& t) {
   return t.type == TransferType::kPosted && !t.pending_id.has_value() && t.timeout_ms == 0 &&
          !t.expires_at.has_value() && !t.references.loan_id.has_value();
 }
@@ -603,11 +603,11 @@ bool Packable(const Transfer& t) {
 // (~400 bytes) a pack stays under PostgreSQL's 2 kB TOAST threshold, so it is neither compressed
 // when written nor decompressed for every element read.
 constexpr size_t kMaxTransfersPerPack = 32;
-constexpr size_t kMaxPackTextBytes = 1500;
+constexpr size_t kMaxPackArrayBytes = 1500;
 
 // What a transfer adds to its pack's arrays, at most: accounts, amount and code; each reference
 // it has; a text element's header and padding plus its bytes for a memo or external id.
-size_t PackTextBytes(const Transfer& t) {
+size_t PackBytes(const Transfer& t) {
   const TransferReferences& r = t.references;
   size_t bytes = 8 + 8 + 8 + 2;
   for (bool has : {r.order_id.has_value(), r.repayment_id.has_value(),
@@ -633,12 +633,13 @@ void PlanPacks(const std::vector<Transfer>& transfers,
                std::vector<std::pair<size_t, size_t>>& packs, std::vector<const Transfer*>& rows) {
   for (size_t begin = 0; begin < transfers.size();) {
     size_t end = begin + 1;
-    if (Packable(transfers[begin])) {
-      size_t text = PackTextBytes(transfers[begin]);
+    if (PackableTransfer(transfers[begin])) {
+      size_t bytes = PackBytes(transfers[begin]);
       while (end < transfers.size() && end - begin < kMaxTransfersPerPack &&
-             Packable(transfers[end]) && ContinuesPack(transfers[end - 1], transfers[end]) &&
-             text + PackTextBytes(transfers[end]) <= kMaxPackTextBytes) {
-        text += PackTextBytes(transfers[end]);
+             PackableTransfer(transfers[end]) &&
+             ContinuesPack(transfers[end - 1], transfers[end]) &&
+             bytes + PackBytes(transfers[end]) <= kMaxPackArrayBytes) {
+        bytes += PackBytes(transfers[end]);
         ++end;
       }
     }
