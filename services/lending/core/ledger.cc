@@ -627,6 +627,11 @@ absl::Status Ledger::TryCommit(std::vector<std::unique_ptr<Mutation>>& group) {
     for (Withdrawal& w : loaded.withdrawals) g.withdrawals.emplace(w.id, w);
     for (LoanId loan : request.loan_funders) g.funders[loan];  // loaded, possibly none
     for (LoanFunder& f : loaded.funders) g.funders[f.loan_id].insert_or_assign(f.account_id, f);
+    for (FunderBook& b : loaded.books) {
+      const LoanId loan = b.loan_id;
+      g.books.insert_or_assign(loan, std::move(b));
+    }
+    loaded.books.clear();
     for (LenderId lender : request.baskets) g.baskets[lender];
     for (BasketItem& item : loaded.basket_items) g.baskets[item.lender_id].push_back(item);
     for (LoanId loan : request.loans_open_holds) g.open_holds[loan];
@@ -691,6 +696,10 @@ absl::Status Ledger::TryCommit(std::vector<std::unique_ptr<Mutation>>& group) {
     commit.basket_inserts = std::move(g.basket_inserts);
     commit.basket_deletes = std::move(g.basket_deletes);
     commit.repayments = std::move(g.repayments);
+    commit.books_to_open = std::move(g.books_to_open);
+    for (LoanId loan : g.changed_books) commit.books.push_back(std::move(g.books.at(loan)));
+    std::sort(commit.books.begin(), commit.books.end(),
+              [](const FunderBook& a, const FunderBook& b) { return a.loan_id < b.loan_id; });
     if (commit.empty()) return absl::OkStatus();
     written_events = commit.events.size();
     absl::Status w = txn.Write(commit);

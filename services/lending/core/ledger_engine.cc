@@ -279,6 +279,7 @@ struct Parts {
   absl::flat_hash_set<HoldId>& touched_holds;
   std::vector<OutboxEvent>& events;
   const absl::flat_hash_map<LoanId, LoanMoney>& loans;
+  absl::flat_hash_map<AccountId, CreditIncrement>& credit_increments;
 };
 
 // Applies one batch item by item and remembers, before the first change to anything, how it
@@ -312,6 +313,7 @@ class BatchApplier {
   };
 
   ItemResult ApplyNew(size_t index, const TransferSpec& spec);
+  ItemResult ApplyCreditByIncrement(size_t index, const TransferSpec& spec, Account& debit);
   ItemResult ApplyResolution(size_t index, const TransferSpec& spec);
   ItemResult CheckHoldState(const Hold& hold, const TransferSpec& spec) const;
   std::variant<int64_t, Reject> ResolvedAmount(const Hold& hold, const TransferSpec& spec) const;
@@ -331,6 +333,8 @@ class BatchApplier {
   size_t first_event_;
   absl::flat_hash_map<AccountId, Account> saved_accounts_;
   absl::flat_hash_map<HoldId, std::optional<Hold>> saved_holds_;  // nullopt: new in the batch
+  // Increments before the batch changed them (nullopt: none then).
+  absl::flat_hash_map<AccountId, std::optional<CreditIncrement>> saved_increments_;
   std::vector<TransferId> added_ids_;
   std::vector<AccountId> newly_touched_accounts_;
   std::vector<HoldId> newly_touched_holds_;
@@ -433,6 +437,9 @@ ItemResult BatchApplier::ApplyNew(size_t index, const TransferSpec& spec) {
                   absl::StrCat("debit account ", spec.debit_account_id->value(), " not found")};
   }
   auto credit = w_.accounts.find(*spec.credit_account_id);
+  if (credit == w_.accounts.end() && spec.credit_by_increment && !spec.pending) {
+    return ApplyCreditByIncrement(index, spec, debit->second);
+  }
   if (credit == w_.accounts.end()) {
     return Reject{RejectReason::kCreditAccountNotFound,
                   absl::StrCat("credit account ", spec.credit_account_id->value(), " not found")};
@@ -462,6 +469,64 @@ ItemResult BatchApplier::ApplyNew(size_t index, const TransferSpec& spec) {
   if (Reject* bad = std::get_if<Reject>(&id)) return std::move(*bad);
   plan.transfer.id = std::get<TransferId>(id);
   Commit(std::move(plan));
+  return std::nullopt;
+}
+
+ItemResult BatchApplier::ApplyCreditByIncrement(size_t index, const TransferSpec& spec,
+                                                Account& debit) {
+  const AccountId credit_id = *spec.credit_account_id;
+  if (spec.amount->currency() != debit.currency) {
+    return Reject{RejectReason::kCurrencyMismatch,
+                  absl::StrCat("debit account ", debit.id.value(), " is ", Code(debit.currency),
+                               ", amount is ", Code(spec.amount->currency()))};
+  }
+  if (ItemResult taken = ClientIdFree(spec)) return taken;
+  const int64_t amount = spec.amount->minor_units();
+  if (debit.flags.debits_must_not_exceed_credits &&
+      __int128{debit.credits_posted} - debit.debits_posted - debit.debits_pending < amount) {
+    return Reject{RejectReason::kExceedsCredits,
+                  absl::StrCat("account ", debit.id.value(), " available ",
+                               Format(debit.available(), debit.currency), " < ",
+                               Format(amount, debit.currency))};
+  }
+  const std::optional<Totals> new_debit = Moved(debit, Totals{amount, 0, 0, 0});
+  if (!new_debit.has_value()) return Overflow(debit);
+  auto previous = w_.credit_increments.find(credit_id);
+  int64_t added = amount;
+  if (previous != w_.credit_increments.end() &&
+      __builtin_add_overflow(previous->second.amount_minor, amount, &added)) {
+    return Reject{RejectReason::kAmountInvalid,
+                  absl::StrCat("credits to account ", credit_id.value(), " would exceed int64")};
+  }
+  Transfer transfer = NewTransfer(index, spec, nullptr);
+  std::variant<TransferId, Reject> id = AssignId(spec);
+  if (Reject* bad = std::get_if<Reject>(&id)) return std::move(*bad);
+  transfer.id = std::get<TransferId>(id);
+  ML_CHECK(w_.taken_ids.insert(transfer.id).second,
+           absl::StrCat("transfer id ", transfer.id.value(), " assigned twice"));
+  added_ids_.push_back(transfer.id);
+  if (!saved_increments_.contains(credit_id)) {
+    saved_increments_.emplace(credit_id, previous == w_.credit_increments.end()
+                                             ? std::nullopt
+                                             : std::optional<CreditIncrement>(previous->second));
+  }
+  w_.credit_increments.insert_or_assign(
+      credit_id, CreditIncrement{.account_id = credit_id, .currency = debit.currency,
+                                 .amount_minor = added});
+  SetTotals(debit, *new_debit);
+  OutboxEvent event;
+  event.event_id = absl::StrCat("transfer-", transfer.id.value());
+  event.kind = "transfer_committed";
+  event.account_id = debit.id;
+  event.created_at = transfer.created_at;
+  event.ref = TransferEventRef{.transfer_id = transfer.id,
+                               .debit_balance = debit.balance(),
+                               .debit_available = debit.available(),
+                               .credit_balance = added,
+                               .credit_available = added,
+                               .credit_by_increment = true};
+  w_.events.push_back(std::move(event));
+  w_.transfers.push_back(std::move(transfer));
   return std::nullopt;
 }
 
@@ -636,6 +701,14 @@ void BatchApplier::Rollback() {
     }
   }
   for (TransferId id : added_ids_) w_.taken_ids.erase(id);
+  for (auto& [id, increment] : saved_increments_) {
+    if (increment.has_value()) {
+      w_.credit_increments.insert_or_assign(id, *increment);
+    } else {
+      w_.credit_increments.erase(id);
+    }
+  }
+  saved_increments_.clear();
   for (AccountId id : newly_touched_accounts_) w_.touched_accounts.erase(id);
   for (HoldId id : newly_touched_holds_) w_.touched_holds.erase(id);
   w_.transfers.resize(first_transfer_);
@@ -700,6 +773,12 @@ CommitSet WorkingSet::TakeCommitSet() {
   for (AccountId id : touched_accounts_) out.accounts.push_back(accounts_.at(id));
   for (HoldId id : touched_holds_) out.holds.push_back(holds_.at(id));
   for (LoanId id : touched_loans_) out.loans.push_back(loans_.at(id));
+  for (const auto& [id, increment] : credit_increments_) out.credit_increments.push_back(increment);
+  credit_increments_.clear();
+  std::sort(out.credit_increments.begin(), out.credit_increments.end(),
+            [](const CreditIncrement& a, const CreditIncrement& b) {
+              return a.account_id < b.account_id;
+            });
   touched_accounts_.clear();
   touched_holds_.clear();
   touched_loans_.clear();
@@ -749,7 +828,8 @@ std::variant<std::vector<Transfer>, Rejection> LedgerEngine::ApplyBatch(
   if (std::optional<Rejection> bad = CheckBatchSize(specs.size())) return *bad;
   BatchApplier applier(
       Parts{working.accounts_, working.holds_, working.taken_ids_, working.transfers_,
-            working.touched_accounts_, working.touched_holds_, working.events_, working.loans_},
+            working.touched_accounts_, working.touched_holds_, working.events_, working.loans_,
+            working.credit_increments_},
       context);
   // Room for the whole batch up front (growing geometrically), so a group of many batches does
   // not move its transfers and events again and again.

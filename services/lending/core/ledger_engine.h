@@ -22,6 +22,11 @@
 //   the account's loan, which must be loaded (kLoanNotFound), FUNDRAISING (kLoanNotFundraising)
 //   and keep credits posted + pending within its USD amount (kLoanOverfunded): a loan is never
 //   funded and held beyond its amount.
+// - a posted transfer with credit_by_increment (internal) whose credit account is not in the
+//   working set credits it by increment: the debit account is checked as usual, the amount
+//   must not be pending, and the account's currency and flags are left to the store, which
+//   refuses a missing, other-currency or credit-limited account at write (Internal: the loan
+//   desk credits only funders' accounts). An account that is loaded is credited as usual.
 #ifndef MICROLEND_SERVICES_LENDING_CORE_LEDGER_ENGINE_H_
 #define MICROLEND_SERVICES_LENDING_CORE_LEDGER_ENGINE_H_
 
@@ -68,6 +73,7 @@ class WorkingSet {
   std::vector<OutboxEvent> events_;
   absl::flat_hash_map<LoanId, LoanMoney> loans_;
   absl::flat_hash_set<LoanId> touched_loans_;
+  absl::flat_hash_map<AccountId, CreditIncrement> credit_increments_;
 };
 
 struct BatchContext {

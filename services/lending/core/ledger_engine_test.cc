@@ -923,5 +923,77 @@ TEST(RejectCode, FollowsTheProtoGroups) {
   }
 }
 
+// ---- credits by increment (ADR 0011) ----------------------------------------------------------
+
+TransferSpec ByIncrement(AccountId debit, AccountId credit, int64_t cents) {
+  TransferSpec s = Posted(debit, credit, Usd(cents), TransferCode::kRepayment);
+  s.references.loan_id = kLoanId;
+  s.credit_by_increment = true;
+  return s;
+}
+
+TEST_F(LedgerEngineTest, CreditsByIncrementToUnloadedAccountsAddUpPerAccountWithRelativeEvents) {
+  constexpr AccountId kFunderA{50};
+  constexpr AccountId kFunderB{51};
+  std::vector<Transfer> applied = ApplyOk({ByIncrement(kCash, kFunderB, 300),
+                                           ByIncrement(kCash, kFunderA, 200),
+                                           ByIncrement(kCash, kFunderB, 5)});
+  ASSERT_EQ(applied.size(), 3u);
+  EXPECT_EQ(applied[0].credit_account_id, kFunderB);
+  EXPECT_EQ(applied[2].id, TransferId(1002));
+  EXPECT_EQ(Acc(kCash).debits_posted, 10'000 + 505);
+  EXPECT_EQ(working_.FindAccount(kFunderA), nullptr) << "an unloaded account stays unloaded";
+  CommitSet commit = working_.TakeCommitSet();
+  EXPECT_THAT(commit.credit_increments,
+              ElementsAre(CreditIncrement{kFunderA, Currency::Usd(), 200},
+                          CreditIncrement{kFunderB, Currency::Usd(), 305}));
+  ASSERT_EQ(commit.accounts.size(), 1u);
+  EXPECT_EQ(commit.accounts[0].id, kCash);
+  ASSERT_EQ(commit.events.size(), 3u);
+  const TransferEventRef& last = *commit.events[2].ref;
+  EXPECT_TRUE(last.credit_by_increment);
+  EXPECT_EQ(last.credit_balance, 305) << "what the commit added to B so far";
+  EXPECT_EQ(last.debit_balance, Acc(kCash).balance());
+  EXPECT_EQ(commit.events[0].ref->credit_balance, 300);
+  EXPECT_EQ(commit.events[1].ref->credit_balance, 200);
+}
+
+TEST_F(LedgerEngineTest, CreditByIncrementToALoadedAccountIsAnOrdinaryCredit) {
+  ApplyOk({ByIncrement(kCash, kWallet, 700)});
+  EXPECT_EQ(Acc(kWallet).credits_posted, 10'000 + 700);
+  CommitSet commit = working_.TakeCommitSet();
+  EXPECT_THAT(commit.credit_increments, IsEmpty());
+  ASSERT_EQ(commit.events.size(), 1u);
+  EXPECT_FALSE(commit.events[0].ref->credit_by_increment);
+  EXPECT_EQ(commit.events[0].ref->credit_balance, 10'700);
+}
+
+TEST_F(LedgerEngineTest, AnUnloadedCreditWithoutTheInternalFlagIsCreditAccountNotFound) {
+  TransferSpec plain = ByIncrement(kCash, kMissing, 100);
+  plain.credit_by_increment = false;
+  EXPECT_THAT(ApplyRejected({plain}), IsRejection(0, RejectReason::kCreditAccountNotFound));
+  TransferSpec held = ByIncrement(kCash, kMissing, 100);
+  held.pending = true;
+  EXPECT_THAT(ApplyRejected({held}), IsRejection(0, RejectReason::kCreditAccountNotFound))
+      << "a hold cannot credit by increment";
+}
+
+TEST_F(LedgerEngineTest, ARejectedBatchTakesBackItsCreditsByIncrement) {
+  constexpr AccountId kFunderA{50};
+  ApplyOk({ByIncrement(kCash, kFunderA, 100)});
+  // The wallet has 70.00 available: the second item exceeds it and the batch is refused whole.
+  Rejection r = ApplyRejected({ByIncrement(kCash, kFunderA, 1), ByIncrement(kWallet, kFunderA, 7'001)});
+  EXPECT_THAT(r, IsRejection(1, RejectReason::kExceedsCredits));
+  EXPECT_THAT(working_.TakeCommitSet().credit_increments,
+              ElementsAre(CreditIncrement{kFunderA, Currency::Usd(), 100}));
+}
+
+TEST_F(LedgerEngineTest, CreditByIncrementChecksTheDebitCurrencyAndClientId) {
+  EXPECT_THAT(ApplyRejected({ByIncrement(kEuro, kMissing, 100)}),
+              IsRejection(0, RejectReason::kCurrencyMismatch));
+  EXPECT_THAT(ApplyRejected({WithId(ByIncrement(kCash, kMissing, 100), kExistingId.value())}),
+              IsRejection(0, RejectReason::kIdAlreadyExists));
+}
+
 }  // namespace
 }  // namespace microlend::lending

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "services/lending/core/ledger.h"
 #include "services/lending/core/ledger_engine.h"
 
@@ -45,6 +46,11 @@ class Mutation {
     std::vector<BasketItem> basket_inserts;
     std::vector<std::pair<LenderId, LoanId>> basket_deletes;
     std::vector<RepaymentRecord> repayments;
+    // Funder books of the loans asked for in LoadRequest::loan_books (those that exist), and the
+    // loans whose book a repayment of this group changed.
+    absl::flat_hash_map<LoanId, FunderBook> books;
+    absl::flat_hash_set<LoanId> changed_books;
+    std::vector<LoanId> books_to_open;  // loans disbursed in this group
     // Open holds on the loans of LoadRequest::loans_open_holds.
     absl::flat_hash_map<LoanId, std::vector<HoldId>> open_holds;
   };

@@ -44,12 +44,18 @@ struct IdempotencyRecord {
 
 // What a transfer_committed event needs beyond the transfer itself (which is immutable and in
 // the same transaction): both accounts' balance and available amount right after it.
+//
+// A credit by increment (CommitSet::credit_increments) leaves the committer without the credit
+// account's totals: `credit_by_increment` is then set and credit_balance / credit_available hold
+// what this commit added to the account up to and including this transfer. The store makes them
+// the account's balance and available amount right after the transfer when it writes the event.
 struct TransferEventRef {
   TransferId transfer_id{0};
   int64_t debit_balance = 0;
   int64_t debit_available = 0;
   int64_t credit_balance = 0;
   int64_t credit_available = 0;
+  bool credit_by_increment = false;
   friend bool operator==(const TransferEventRef&, const TransferEventRef&) = default;
 };
 
@@ -128,6 +134,8 @@ struct LoanMoney {
 };
 
 // One funder of a loan (a lender's wallet or a sponsor's budget) and its position.
+// `repaid_minor` is read from the loan's FunderBook (0 before disbursement); writing a LoanFunder
+// never changes it: repayments change the book.
 struct LoanFunder {
   LoanId loan_id{0};
   AccountId account_id{0};
@@ -139,6 +147,30 @@ struct LoanFunder {
   int64_t refunded_minor = 0; // returned by expiry or refund
   absl::Time first_lent_at;
   friend bool operator==(const LoanFunder&, const LoanFunder&) = default;
+};
+
+// A disbursed loan's funders as repayments see them, in one record (ADR 0011): account order,
+// each one's share (fixed since the loan was funded) and what repayments credited it so far.
+// Opened when the loan is disbursed (CommitSet::books_to_open); each repayment reads it and
+// writes back `credited`. The three vectors have one element per funder.
+struct FunderBook {
+  LoanId loan_id{0};
+  std::vector<AccountId> account_ids;  // ascending
+  std::vector<int64_t> shares;         // > 0
+  std::vector<int64_t> credited;       // >= 0
+  friend bool operator==(const FunderBook&, const FunderBook&) = default;
+};
+
+// A credit the store applies as an increment to an account the committer did not load (ADR
+// 0011): credits_posted += amount_minor. Only for accounts of `currency` whose credits are not
+// limited (credits_must_not_exceed_debits unset): a credit can then break no rule of the
+// account, so it needs neither its totals nor its row lock until the write. The store refuses
+// (Internal) an account that is missing, of another currency or limited.
+struct CreditIncrement {
+  AccountId account_id{0};
+  Currency currency = Currency::Usd();
+  int64_t amount_minor = 0;  // > 0, the sum of the commit's credits to it
+  friend bool operator==(const CreditIncrement&, const CreditIncrement&) = default;
 };
 
 // A lender's basket item: a share reserved by a hold (none when the loan had under six hours of
@@ -196,7 +228,9 @@ struct LoadRequest {
   std::vector<std::pair<std::string, std::string>> idempotency;  // (caller, request_id)
   std::vector<WithdrawalId> withdrawals;  // locked FOR UPDATE
   std::vector<LoanId> loans;              // locked FOR UPDATE first
-  std::vector<LoanId> loan_funders;       // every funder of these loans (loans must be locked)
+  std::vector<LoanId> loan_funders;       // every funder of these loans (loans must be locked);
+                                          // their accounts are not loaded
+  std::vector<LoanId> loan_books;         // the funder books of these loans (loans must be locked)
   std::vector<LoanId> loans_open_holds;   // pending holds on these loans, locked
   std::vector<LenderId> baskets;          // basket items of these lenders
 };
@@ -209,6 +243,7 @@ struct Loaded {
   std::vector<Withdrawal> withdrawals;
   std::vector<LoanMoney> loans;
   std::vector<LoanFunder> funders;
+  std::vector<FunderBook> books;           // those that exist
   std::vector<BasketItem> basket_items;
 };
 
@@ -216,6 +251,7 @@ struct CommitSet {
   std::vector<Transfer> transfers;            // new, in commit order
   std::vector<Hold> holds;                    // new holds and resolved ones (upsert by id)
   std::vector<Account> accounts;              // touched accounts with their new totals
+  std::vector<CreditIncrement> credit_increments;  // accounts not loaded, ascending id
   std::vector<IdempotencyRecord> idempotency;  // new records (insert; a duplicate key fails)
   std::vector<OutboxEvent> events;
   std::vector<Withdrawal> withdrawals;        // upsert by id
@@ -225,10 +261,14 @@ struct CommitSet {
   std::vector<BasketItem> basket_inserts;
   std::vector<std::pair<LenderId, LoanId>> basket_deletes;
   std::vector<RepaymentRecord> repayments;    // insert
+  std::vector<LoanId> books_to_open;          // open these loans' books from their funders
+  std::vector<FunderBook> books;              // write back `credited` of existing books
   bool empty() const {
-    return transfers.empty() && holds.empty() && accounts.empty() && idempotency.empty() &&
-           events.empty() && withdrawals.empty() && loans.empty() && funders.empty() && funder_additions.empty() &&
-           basket_inserts.empty() && basket_deletes.empty() && repayments.empty();
+    return transfers.empty() && holds.empty() && accounts.empty() && credit_increments.empty() &&
+           idempotency.empty() && events.empty() && withdrawals.empty() && loans.empty() &&
+           funders.empty() && funder_additions.empty() && basket_inserts.empty() &&
+           basket_deletes.empty() && repayments.empty() && books_to_open.empty() &&
+           books.empty();
   }
 };
 

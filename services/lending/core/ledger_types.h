@@ -148,6 +148,11 @@ struct TransferSpec {
   // Internal, never from the wire: set by the withdrawal workflow, the only path allowed to
   // resolve a hold that belongs to a withdrawal (so a withdrawal and its hold never disagree).
   bool withdrawal_step = false;
+  // Internal, never from the wire: set by the loan desk on its credits to a loan's funders
+  // (repayments, refunds). A posted transfer whose credit account was not loaded then credits it
+  // by increment (CommitSet::credit_increments, ADR 0011) instead of being rejected; the store
+  // checks the account at write.
+  bool credit_by_increment = false;
 };
 
 // A committed transfer. Immutable once written.

@@ -411,6 +411,7 @@ class DisburseMutation final : public Mutation {
     m->status = LoanStatus::kPayingBack;
     m->disbursed_at = context.now;
     m->disbursed_on = on_;
+    g.books_to_open.push_back(loan_);
     DeskOutcome outcome;
     outcome.loan = *m;
     outcome.transfer = reply.transfers[0];
@@ -435,7 +436,7 @@ class RepaymentMutation final : public Mutation {
         schedule_(std::move(schedule)), funder_count_(funder_count), encode_(std::move(encode)) {}
   void Collect(LoadRequest* out) const override {
     out->loans.push_back(input_.loan_id);
-    out->loan_funders.push_back(input_.loan_id);
+    out->loan_books.push_back(input_.loan_id);
     out->accounts.push_back(loss_);
   }
   size_t IdsNeeded() const override { return funder_count_ + 2; }
@@ -463,18 +464,24 @@ class RepaymentMutation final : public Mutation {
     absl::StatusOr<RepaymentUsd> usd =
         ComputeRepaymentUsd(*loan, local, input_.settlement_fx_rate, coverage_bps_);
     if (!usd.ok()) return Fail(usd.status());
-    // Funders in account order: the same input always gives the same split.
-    std::vector<LoanFunder> funders;
-    for (const auto& [account, funder] : g.funders[input_.loan_id]) funders.push_back(funder);
-    std::sort(funders.begin(), funders.end(),
-              [](const LoanFunder& a, const LoanFunder& b) { return a.account_id < b.account_id; });
-    if (funders.empty()) return Fail(absl::InternalError("a disbursed loan has no funders"));
+    // Funders in account order (the book's): the same input always gives the same split. Their
+    // wallets are not loaded: the credits go to them by increment (ADR 0011).
+    auto book_it = g.books.find(input_.loan_id);
+    if (book_it == g.books.end()) {
+      return Fail(absl::InternalError(
+          absl::StrCat("disbursed loan ", input_.loan_id.value(), " has no funder book")));
+    }
+    const FunderBook& book = book_it->second;
+    if (book.account_ids.empty()) return Fail(absl::InternalError("a disbursed loan has no funders"));
     std::vector<TransferSpec> specs;
     std::vector<int64_t> parts;
     const RepaymentId id = g.fresh_repayment_ids.back();
     if (usd->credited_minor > 0) {
       std::vector<FunderPosition> positions;
-      for (const LoanFunder& f : funders) positions.push_back({f.amount_minor, f.repaid_minor});
+      positions.reserve(book.account_ids.size());
+      for (size_t i = 0; i < book.account_ids.size(); ++i) {
+        positions.push_back({book.shares[i], book.credited[i]});
+      }
       absl::StatusOr<std::vector<int64_t>> split = SplitRepayment(
           positions, usd->credited_minor, static_cast<uint64_t>(loan->repayment_count));
       if (!split.ok()) return Fail(absl::InternalError(split.status().message()));
@@ -486,12 +493,14 @@ class RepaymentMutation final : public Mutation {
         recover.memo = "recovery after default";
         specs.push_back(recover);
       }
-      for (size_t i = 0; i < funders.size(); ++i) {
+      specs.reserve(specs.size() + parts.size() + 1);
+      for (size_t i = 0; i < parts.size(); ++i) {
         if (parts[i] == 0) continue;
-        TransferSpec credit = Posted(loan->settlement_account_id, funders[i].account_id, parts[i],
+        TransferSpec credit = Posted(loan->settlement_account_id, book.account_ids[i], parts[i],
                                      TransferCode::kRepayment, input_.loan_id);
         credit.references.repayment_id = id;
-        specs.push_back(credit);
+        credit.credit_by_increment = true;
+        specs.push_back(std::move(credit));
       }
     }
     LoanMoney next = *loan;
@@ -531,13 +540,14 @@ class RepaymentMutation final : public Mutation {
     }
     g.fresh_repayment_ids.pop_back();
     int32_t credited_accounts = 0;
-    for (size_t i = 0; i < parts.size(); ++i) {
-      if (parts[i] == 0) continue;
-      ++credited_accounts;
-      LoanFunder f = funders[i];
-      f.repaid_minor += parts[i];
-      g.funders[input_.loan_id].insert_or_assign(f.account_id, f);
-      g.changed_funders.insert_or_assign({f.loan_id, f.account_id}, f);
+    if (!parts.empty()) {
+      FunderBook& changed = book_it->second;
+      for (size_t i = 0; i < parts.size(); ++i) {
+        if (parts[i] == 0) continue;
+        ++credited_accounts;
+        changed.credited[i] += parts[i];
+      }
+      g.changed_books.insert(input_.loan_id);
     }
     *g.working.MutableLoan(input_.loan_id) = next;
     RepaymentRecord record{.id = id, .loan_id = input_.loan_id, .partner_id = loan->partner_id,
@@ -613,7 +623,10 @@ class CloseFundraisingMutation final : public Mutation {
     for (LoanFunder& f : funders) {
       const int64_t back = f.amount_minor - f.refunded_minor - f.repaid_minor;
       if (back <= 0) continue;
-      specs.push_back(Posted(loan->funding_account_id, f.account_id, back, TransferCode::kRefund, loan_));
+      TransferSpec refund = Posted(loan->funding_account_id, f.account_id, back,
+                                   TransferCode::kRefund, loan_);
+      refund.credit_by_increment = true;  // funders' wallets are not loaded (ADR 0011)
+      specs.push_back(std::move(refund));
       f.refunded_minor += back;
       outcome.refunded_minor += back;
       ++outcome.refunded_accounts;
@@ -745,6 +758,7 @@ void FollowLoanTransfers(Mutation::Group& g, const std::vector<Transfer>& transf
     loan->status = LoanStatus::kPayingBack;
     loan->disbursed_at = context.now;
     loan->disbursed_on = absl::ToCivilDay(context.now, absl::UTCTimeZone());
+    g.books_to_open.push_back(id);
   }
 }
 

@@ -17,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/civil_time.h"
+#include "common/check.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "pg/connect.h"
@@ -591,11 +592,22 @@ void CopyRows(pqxx::work& tx, const std::string& table, const std::vector<std::s
 #pragma GCC diagnostic pop
 
 // Transfer packs (migration 0009, ADR 0010): a run of consecutive plain transfers of one batch
-// stored as one row. A transfer can be packed when it is posted outright and refers to no hold and
-// no loan (loan transfers stay rows: they are listed by loan through transfers_loan_idx).
-bool PackableTransfer(const Transfer& t) {
+// stored as one row. A transfer can be packed when it is posted outright and refers to no hold;
+// and either to no loan (a plain pack) or it is a repayment's credit to a funder (a repayment
+// pack, migration 0010 and ADR 0011: the loan and repayment on the pack, the credit accounts
+// ascending, their credit side found through the funders' positions instead of account_entries).
+bool PostedOutright(const Transfer& t) {
   return t.type == TransferType::kPosted && !t.pending_id.has_value() && t.timeout_ms == 0 &&
-         !t.expires_at.has_value() && !t.references.loan_id.has_value();
+         !t.expires_at.has_value();
+}
+
+bool RepaymentCredit(const Transfer& t) {
+  return PostedOutright(t) && t.code == TransferCode::kRepayment &&
+         t.references.loan_id.has_value() && t.references.repayment_id.has_value();
+}
+
+bool PackableTransfer(const Transfer& t) {
+  return (PostedOutright(t) && !t.references.loan_id.has_value()) || RepaymentCredit(t);
 }
 
 // At most this many transfers per pack (the table's CHECK says the same), and at most this many
@@ -606,11 +618,12 @@ constexpr size_t kMaxTransfersPerPack = 32;
 constexpr size_t kMaxPackArrayBytes = 1500;
 
 // What a transfer adds to its pack's arrays, at most: accounts, amount and code; each reference
-// it has; a text element's header and padding plus its bytes for a memo or external id.
+// it has (a repayment pack keeps its repayment on the pack); a text element's header and padding
+// plus its bytes for a memo or external id.
 size_t PackBytes(const Transfer& t) {
   const TransferReferences& r = t.references;
   size_t bytes = 8 + 8 + 8 + 2;
-  for (bool has : {r.order_id.has_value(), r.repayment_id.has_value(),
+  for (bool has : {r.order_id.has_value(), r.repayment_id.has_value() && !RepaymentCredit(t),
                    r.withdrawal_id.has_value(), r.campaign_id.has_value()}) {
     bytes += has ? 8 : 0;
   }
@@ -620,17 +633,29 @@ size_t PackBytes(const Transfer& t) {
 }
 
 // Whether `next` continues the run that ends with `last`: consecutive id and batch position, same
-// batch, currency and commit time.
+// batch, currency and commit time; in a repayment pack also the same loan and repayment and a
+// higher credit account.
 bool ContinuesPack(const Transfer& last, const Transfer& next) {
+  if (RepaymentCredit(last) != RepaymentCredit(next)) return false;
+  if (RepaymentCredit(last) &&
+      (next.references.loan_id != last.references.loan_id ||
+       next.references.repayment_id != last.references.repayment_id ||
+       next.credit_account_id <= last.credit_account_id)) {
+    return false;
+  }
   return next.id.value() == last.id.value() + 1 && next.batch_index == last.batch_index + 1 &&
          next.batch_request_id == last.batch_request_id &&
          next.amount.currency() == last.amount.currency() && next.created_at == last.created_at;
 }
 
-// Splits `transfers` (in the order given) into packs of two or more, as [begin, end) ranges, and
-// the rest, which are written as rows.
-void PlanPacks(const std::vector<Transfer>& transfers,
-               std::vector<std::pair<size_t, size_t>>& packs, std::vector<const Transfer*>& rows) {
+struct PackPlan {
+  std::vector<std::pair<size_t, size_t>> packs;  // [begin, end) of two or more transfers
+  std::vector<const Transfer*> rows;             // the rest, written as rows
+};
+
+// Splits `transfers` (in the order given) into packs and rows.
+PackPlan PlanPacks(const std::vector<Transfer>& transfers) {
+  PackPlan plan;
   for (size_t begin = 0; begin < transfers.size();) {
     size_t end = begin + 1;
     if (PackableTransfer(transfers[begin])) {
@@ -644,12 +669,13 @@ void PlanPacks(const std::vector<Transfer>& transfers,
       }
     }
     if (end - begin >= 2) {
-      packs.emplace_back(begin, end);
+      plan.packs.emplace_back(begin, end);
     } else {
-      rows.push_back(&transfers[begin]);
+      plan.rows.push_back(&transfers[begin]);
     }
     begin = end;
   }
+  return plan;
 }
 
 // Taken (shared) by every transaction that writes packs, and (exclusive) by one that writes
@@ -694,7 +720,8 @@ void InsertTransferPacks(pqxx::work& tx, const std::vector<Transfer>& transfers,
       "first_id",       "last_id",        "currency",      "created_at",
       "batch_request_id", "first_batch_index", "debit_account_ids", "credit_account_ids",
       "amounts",        "codes",          "order_ids",     "repayment_ids",
-      "withdrawal_ids", "campaign_ids",   "external_payment_ids", "memos"};
+      "withdrawal_ids", "campaign_ids",   "external_payment_ids", "memos",
+      "loan_id",        "repayment_id",   "credit_hi"};
   absl::Time last_time = absl::InfinitePast();
   std::string time_text;
   std::vector<int64_t> values;
@@ -721,7 +748,12 @@ void InsertTransferPacks(pqxx::work& tx, const std::vector<Transfer>& transfers,
     int_array([](const Transfer& t) { return t.amount.minor_units(); });
     int_array([](const Transfer& t) { return static_cast<int64_t>(t.code); });
     OptionalIdArrayField(row, transfers, begin, end, &TransferReferences::order_id);
-    OptionalIdArrayField(row, transfers, begin, end, &TransferReferences::repayment_id);
+    const bool repayment = RepaymentCredit(first);
+    if (repayment) {
+      row.Null();  // on the pack
+    } else {
+      OptionalIdArrayField(row, transfers, begin, end, &TransferReferences::repayment_id);
+    }
     OptionalIdArrayField(row, transfers, begin, end, &TransferReferences::withdrawal_id);
     OptionalIdArrayField(row, transfers, begin, end, &TransferReferences::campaign_id);
     TextArrayField(row, transfers, begin, end, [](const Transfer& t) -> const std::string& {
@@ -729,6 +761,14 @@ void InsertTransferPacks(pqxx::work& tx, const std::vector<Transfer>& transfers,
     });
     TextArrayField(row, transfers, begin, end,
                    [](const Transfer& t) -> const std::string& { return t.memo; });
+    row.Optional(OptionalValue(first.references.loan_id));
+    if (repayment) {
+      row.Int(first.references.repayment_id->value());
+      row.Int(transfers[end - 1].credit_account_id.value());
+    } else {
+      row.Null();
+      row.Null();
+    }
   });
 }
 
@@ -773,27 +813,33 @@ void InsertTransferRows(pqxx::work& tx, const std::vector<const Transfer*>& tran
   });
 }
 
-void InsertTransfers(pqxx::work& tx, const std::vector<Transfer>& transfers) {
+void InsertTransfers(pqxx::work& tx, const std::vector<Transfer>& transfers,
+                     const PackPlan& plan) {
   for (const Transfer& t : transfers) {
     CheckText(t.references.external_payment_id);
     CheckText(t.memo);
     CheckText(t.batch_request_id);
   }
-  std::vector<std::pair<size_t, size_t>> packs;
-  std::vector<const Transfer*> rows;
-  PlanPacks(transfers, packs, rows);
-  if (!packs.empty()) InsertTransferPacks(tx, transfers, packs);
-  if (!rows.empty()) InsertTransferRows(tx, rows);
+  if (!plan.packs.empty()) InsertTransferPacks(tx, transfers, plan.packs);
+  if (!plan.rows.empty()) InsertTransferRows(tx, plan.rows);
 }
 
 // One account_entries row per account the transfers touch, listing their ids on it in ascending
-// order (migration 0008).
-void InsertAccountEntries(pqxx::work& tx, const std::vector<Transfer>& transfers) {
+// order (migration 0008); except the credit side of repayment packs, which funders find through
+// their positions (migration 0010).
+void InsertAccountEntries(pqxx::work& tx, const std::vector<Transfer>& transfers,
+                          const PackPlan& plan) {
+  std::vector<bool> credit_listed(transfers.size(), true);
+  for (const auto& [begin, end] : plan.packs) {
+    if (!RepaymentCredit(transfers[begin])) continue;
+    for (size_t i = begin; i < end; ++i) credit_listed[i] = false;
+  }
   absl::flat_hash_map<int64_t, std::vector<int64_t>> by_account;
   by_account.reserve(transfers.size());
-  for (const Transfer& t : transfers) {
+  for (size_t i = 0; i < transfers.size(); ++i) {
+    const Transfer& t = transfers[i];
     by_account[t.debit_account_id.value()].push_back(t.id.value());
-    by_account[t.credit_account_id.value()].push_back(t.id.value());
+    if (credit_listed[i]) by_account[t.credit_account_id.value()].push_back(t.id.value());
   }
   std::vector<int64_t> accounts;
   accounts.reserve(by_account.size());
@@ -926,16 +972,80 @@ std::string PackEvents(const OutboxEvent* first, size_t n) {
   return out;
 }
 
+// An account credited by increment (ADR 0011): its balance and available amount once the
+// commit's increments are applied, and their sum.
+struct Incremented {
+  int64_t balance = 0;
+  int64_t available = 0;
+  int64_t added = 0;
+};
+using IncrementedAccounts = absl::flat_hash_map<int64_t, Incremented>;
+
+// Applies the commit's credits by increment, one statement per currency (there is usually one);
+// the accounts' totals after them.
+absl::StatusOr<IncrementedAccounts> ApplyCreditIncrements(
+    pqxx::work& tx, const std::vector<CreditIncrement>& increments) {
+  IncrementedAccounts out;
+  out.reserve(increments.size());
+  std::vector<Currency> currencies;
+  for (const CreditIncrement& c : increments) {
+    out[c.account_id.value()].added = c.amount_minor;
+    if (std::find(currencies.begin(), currencies.end(), c.currency) == currencies.end()) {
+      currencies.push_back(c.currency);
+    }
+  }
+  size_t updated = 0;
+  for (const Currency& currency : currencies) {
+    ArrayLiteral id, amount;
+    for (const CreditIncrement& c : increments) {
+      if (c.currency != currency) continue;
+      id.Int(c.account_id.value());
+      amount.Int(c.amount_minor);
+    }
+    pqxx::result r = tx.exec_params(
+        "UPDATE accounts a SET credits_posted = a.credits_posted + u.amount"
+        " FROM unnest($1::bigint[], $2::bigint[]) AS u(id, amount)"
+        " WHERE a.id = u.id AND a.currency = $3::bpchar AND NOT a.credits_must_not_exceed_debits"
+        " RETURNING a.id, a.credits_posted - a.debits_posted,"
+        " a.credits_posted - a.debits_posted - a.debits_pending",
+        std::move(id).Take(), std::move(amount).Take(), std::string(currency.code()));
+    updated += r.size();
+    for (const pqxx::row& row : r) {
+      Incremented& a = out[row[0].as<int64_t>()];
+      a.balance = row[1].as<int64_t>();
+      a.available = row[2].as<int64_t>();
+    }
+  }
+  if (updated != increments.size()) {
+    // The loan desk credits only funders' wallets and budgets: a bug, not a client error.
+    return absl::InternalError(absl::StrCat(
+        increments.size() - updated, " of the ", increments.size(),
+        " accounts credited by increment are missing, of another currency or credit-limited"));
+  }
+  return out;
+}
+
 // Lines of a by-reference row: "<transfer id> <debit balance> <debit available> <credit balance>
-// <credit available>" per event.
-std::string PackRefs(const OutboxEvent* first, size_t n) {
+// <credit available>" per event. A credit by increment's side is made absolute here: the
+// account's total after the commit, less what the commit added after this transfer.
+std::string PackRefs(const OutboxEvent* first, size_t n, const IncrementedAccounts& incremented,
+                     const std::vector<Transfer>& transfers,
+                     const absl::flat_hash_map<int64_t, size_t>& transfer_index) {
   std::string out;
   out.reserve(n * 40);
   for (size_t i = 0; i < n; ++i) {
     const TransferEventRef& r = *first[i].ref;
     if (i > 0) out.push_back('\n');
+    int64_t credit_balance = r.credit_balance;
+    int64_t credit_available = r.credit_available;
+    if (r.credit_by_increment) {
+      const Transfer& t = transfers[transfer_index.at(r.transfer_id.value())];
+      const Incremented& a = incremented.at(t.credit_account_id.value());
+      credit_balance = a.balance - a.added + r.credit_balance;
+      credit_available = a.available - a.added + r.credit_available;
+    }
     absl::StrAppend(&out, r.transfer_id.value(), " ", r.debit_balance, " ", r.debit_available, " ",
-                    r.credit_balance, " ", r.credit_available);
+                    credit_balance, " ", credit_available);
   }
   return out;
 }
@@ -944,7 +1054,13 @@ std::string PackRefs(const OutboxEvent* first, size_t n) {
 // events with the same commit time are packed into rows of up to kEventsPerOutboxRow: events by
 // reference (the committer's) as references, rendered when fetched; others as JSON lines, except
 // that an event whose text could not be unpacked unambiguously gets a row of its own.
-void InsertEvents(pqxx::work& tx, const std::vector<OutboxEvent>& events) {
+void InsertEvents(pqxx::work& tx, const std::vector<OutboxEvent>& events,
+                  const IncrementedAccounts& incremented, const std::vector<Transfer>& transfers) {
+  // Where each transfer credited by increment is (its event needs its credit account).
+  absl::flat_hash_map<int64_t, size_t> transfer_index;
+  if (!incremented.empty()) {
+    for (size_t i = 0; i < transfers.size(); ++i) transfer_index[transfers[i].id.value()] = i;
+  }
   for (const OutboxEvent& e : events) {
     CheckText(e.event_id);
     CheckText(e.kind);
@@ -977,7 +1093,8 @@ void InsertEvents(pqxx::work& tx, const std::vector<OutboxEvent>& events) {
              row.Text(e.event_id);
              row.Text(e.kind);
              row.Optional(OptionalValue(e.account_id));
-             row.Text(by_ref ? PackRefs(&e, n) : (n == 1 ? e.payload : PackEvents(&e, n)));
+             row.Text(by_ref ? PackRefs(&e, n, incremented, transfers, transfer_index)
+                             : (n == 1 ? e.payload : PackEvents(&e, n)));
              row.Text(PgTime(e.created_at));
              row.Int(static_cast<int64_t>(n));
              row.Int(by_ref ? kEncodingTransfers : kEncodingJson);
@@ -1044,9 +1161,39 @@ LoanMoney ReadLoanMoney(const pqxx::row& r) {
   return m;
 }
 
+// repaid_minor lives in the loan's book (migration 0010).
 constexpr char kFunderColumns[] =
     "f.loan_id, f.account_id, f.owner_type, f.owner_id, f.amount_minor, f.share_count,"
-    " f.repaid_minor, f.refunded_minor, to_micros(f.first_lent_at)";
+    " funder_credited(f.loan_id, f.account_id), f.refunded_minor, to_micros(f.first_lent_at)";
+
+// "1,2,3" (array_to_string of a BIGINT[] without NULLs) as numbers.
+std::vector<int64_t> ParseIntList(std::string_view text) {
+  std::vector<int64_t> out;
+  out.reserve(text.size() / 6 + 1);
+  const char* p = text.data();
+  const char* end = p + text.size();
+  while (p < end) {
+    int64_t v = 0;
+    auto [next, ec] = std::from_chars(p, end, v);
+    ML_CHECK(ec == std::errc() && (next == end || *next == ','),
+             absl::StrCat("malformed number list from PostgreSQL at offset ", p - text.data()));
+    out.push_back(v);
+    p = next == end ? end : next + 1;
+  }
+  return out;
+}
+
+FunderBook ReadBook(const pqxx::row& r) {
+  FunderBook book;
+  book.loan_id = LoanId(r[0].as<int64_t>());
+  for (int64_t id : ParseIntList(std::string_view(r[1].c_str(), r[1].size()))) book.account_ids.emplace_back(id);
+  book.shares = ParseIntList(std::string_view(r[2].c_str(), r[2].size()));
+  book.credited = ParseIntList(std::string_view(r[3].c_str(), r[3].size()));
+  ML_CHECK(book.shares.size() == book.account_ids.size() &&
+               book.credited.size() == book.account_ids.size(),
+           absl::StrCat("funder book of loan ", book.loan_id.value(), " is ragged"));
+  return book;
+}
 
 LoanFunder ReadFunder(const pqxx::row& r) {
   return LoanFunder{.loan_id = LoanId(r[0].as<int64_t>()),
@@ -1150,7 +1297,7 @@ void UpdateLoans(pqxx::work& tx, const std::vector<LoanMoney>& loans) {
 
 // `add`: new shares (insert, or add to the row); otherwise whole rows (insert or overwrite).
 void UpsertFunders(pqxx::work& tx, const std::vector<LoanFunder>& funders, bool add) {
-  ArrayLiteral loan, account, otype, oid, amount, count, repaid, refunded, first;
+  ArrayLiteral loan, account, otype, oid, amount, count, refunded, first;
   for (const LoanFunder& f : funders) {
     loan.Int(f.loan_id.value());
     account.Int(f.account_id.value());
@@ -1158,7 +1305,6 @@ void UpsertFunders(pqxx::work& tx, const std::vector<LoanFunder>& funders, bool 
     oid.Text(f.owner_id);
     amount.Int(f.amount_minor);
     count.Int(f.share_count);
-    repaid.Int(f.repaid_minor);
     refunded.Int(f.refunded_minor);
     first.Int(absl::ToUnixMicros(f.first_lent_at));
   }
@@ -1168,22 +1314,22 @@ void UpsertFunders(pqxx::work& tx, const std::vector<LoanFunder>& funders, bool 
             " share_count = loan_funders.share_count + EXCLUDED.share_count"
           : " ON CONFLICT (loan_id, account_id) DO UPDATE SET"
             " amount_minor = EXCLUDED.amount_minor, share_count = EXCLUDED.share_count,"
-            " repaid_minor = EXCLUDED.repaid_minor, refunded_minor = EXCLUDED.refunded_minor";
+            " refunded_minor = EXCLUDED.refunded_minor";
   // Several additions for one funder in a commit are summed first (one row per key).
   tx.exec_params(
       absl::StrCat(
           "INSERT INTO loan_funders (loan_id, account_id, owner_type, owner_id, amount_minor,"
-          " share_count, repaid_minor, refunded_minor, first_lent_at)"
-          " SELECT loan, account, min(otype), min(oid), sum(amount), sum(cnt), sum(repaid),"
+          " share_count, refunded_minor, first_lent_at)"
+          " SELECT loan, account, min(otype), min(oid), sum(amount), sum(cnt),"
           " sum(refunded), from_micros(min(first))"
           " FROM unnest($1::bigint[], $2::bigint[], $3::smallint[], $4::text[], $5::bigint[],"
-          " $6::int[], $7::bigint[], $8::bigint[], $9::bigint[])"
-          " AS u(loan, account, otype, oid, amount, cnt, repaid, refunded, first)"
+          " $6::int[], $7::bigint[], $8::bigint[])"
+          " AS u(loan, account, otype, oid, amount, cnt, refunded, first)"
           " GROUP BY loan, account ORDER BY loan, account",
           on_conflict),
       std::move(loan).Take(), std::move(account).Take(), std::move(otype).Take(),
       std::move(oid).Take(), std::move(amount).Take(), std::move(count).Take(),
-      std::move(repaid).Take(), std::move(refunded).Take(), std::move(first).Take());
+      std::move(refunded).Take(), std::move(first).Take());
 }
 
 void WriteLoanParts(pqxx::work& tx, const CommitSet& commit) {
@@ -1199,6 +1345,39 @@ void WriteLoanParts(pqxx::work& tx, const CommitSet& commit) {
         "UPDATE loans l SET lender_count = (SELECT count(*) FROM loan_funders f"
         " WHERE f.loan_id = l.id AND f.owner_type = 1) WHERE l.id = ANY($1::bigint[])",
         IdArray(loans));
+  }
+  if (!commit.books_to_open.empty()) {
+    // The funders' shares are fixed once the loan is funded (migration 0010).
+    tx.exec_params(
+        "INSERT INTO loan_funder_books (loan_id, account_ids, shares, credited)"
+        " SELECT f.loan_id, array_agg(f.account_id ORDER BY f.account_id),"
+        " array_agg(f.amount_minor ORDER BY f.account_id),"
+        " array_agg(0::bigint ORDER BY f.account_id)"
+        " FROM loan_funders f WHERE f.loan_id = ANY($1::bigint[]) GROUP BY f.loan_id",
+        IdArray(commit.books_to_open));
+  }
+  if (!commit.books.empty()) {
+    ArrayLiteral loan, credited;
+    std::string list;
+    for (const FunderBook& b : commit.books) {
+      loan.Int(b.loan_id.value());
+      list.clear();
+      list.reserve(b.credited.size() * 6);
+      for (size_t i = 0; i < b.credited.size(); ++i) {
+        if (i > 0) list.push_back(',');
+        absl::StrAppend(&list, b.credited[i]);
+      }
+      credited.Text(absl::StrCat("{", list, "}"));
+    }
+    // Only `credited` changes: the cardinality check refuses a book of another size.
+    pqxx::result r = tx.exec_params(
+        "UPDATE loan_funder_books b SET credited = u.credited::bigint[]"
+        " FROM unnest($1::bigint[], $2::text[]) AS u(loan, credited)"
+        " WHERE b.loan_id = u.loan AND cardinality(u.credited::bigint[]) = cardinality(b.account_ids)",
+        std::move(loan).Take(), std::move(credited).Take());
+    ML_CHECK(r.affected_rows() == commit.books.size(),
+             absl::StrCat(commit.books.size() - r.affected_rows(),
+                          " funder books written do not exist or changed size"));
   }
   if (!commit.basket_deletes.empty()) {
     ArrayLiteral lender, loan;
@@ -1294,7 +1473,14 @@ void PgLedgerTxn::LoadRows(const LoadRequest& request, Loaded& loaded) {
                                      " ORDER BY f.loan_id, f.account_id"),
                         IdArray(request.loan_funders)),
         ReadFunder);
-    for (const LoanFunder& f : loaded.funders) accounts.push_back(f.account_id);
+  }
+  if (!request.loan_books.empty()) {
+    loaded.books = ReadAll<FunderBook>(
+        tx_.exec_params("SELECT loan_id, array_to_string(account_ids, ','),"
+                        " array_to_string(shares, ','), array_to_string(credited, ',')"
+                        " FROM loan_funder_books WHERE loan_id = ANY($1::bigint[]) ORDER BY loan_id",
+                        IdArray(request.loan_books)),
+        ReadBook);
   }
   if (!request.loans_open_holds.empty()) {
     for (const auto& row : tx_.exec_params(
@@ -1402,15 +1588,20 @@ absl::Status PgLedgerTxn::WriteAll(const CommitSet& commit) {
     int64_t max_id = 0;
     for (const Transfer& t : commit.transfers) max_id = std::max(max_id, t.id.value());
     if (max_id > max_allocated_id_) AdvanceSequence(tx_, "transfer_id_seq", max_id);
-    InsertTransfers(tx_, commit.transfers);
-    InsertAccountEntries(tx_, commit.transfers);
+    const PackPlan plan = PlanPacks(commit.transfers);
+    InsertTransfers(tx_, commit.transfers, plan);
+    InsertAccountEntries(tx_, commit.transfers, plan);
   }
   if (!commit.holds.empty()) ML_RETURN_IF_ERROR(UpsertHolds(tx_, commit.holds));
   if (!commit.accounts.empty()) ML_RETURN_IF_ERROR(UpdateAccounts(tx_, commit.accounts));
+  IncrementedAccounts incremented;
+  if (!commit.credit_increments.empty()) {
+    ML_ASSIGN_OR_RETURN(incremented, ApplyCreditIncrements(tx_, commit.credit_increments));
+  }
   if (!commit.withdrawals.empty()) UpsertWithdrawals(tx_, commit.withdrawals);
   WriteLoanParts(tx_, commit);
   if (!commit.idempotency.empty()) InsertRecords(tx_, commit.idempotency);
-  if (!commit.events.empty()) InsertEvents(tx_, commit.events);
+  if (!commit.events.empty()) InsertEvents(tx_, commit.events, incremented, commit.transfers);
   return absl::OkStatus();
 }
 
@@ -1497,18 +1688,18 @@ int64_t Count(pqxx::transaction_base& tx, const std::string& sql, const Params& 
   return tx.exec_params(sql, params.dynamic())[0][0].as<int64_t>();
 }
 
-// The transfers touching an account, as a subquery "t": its account_entries rows (by primary key)
-// unnested, each id fetched as a row or from its pack (transfer_by_id, migration 0009). `a` is
-// the account's parameter.
+// The transfers touching an account, as a subquery "t": its history (account_transfer_ids,
+// migration 0010), each id fetched as a row or from its pack (transfer_by_id, migration 0009).
+// `a` is the account's parameter.
 std::string AccountTransfers(const std::string& a) {
-  return absl::StrCat("(SELECT tr.* FROM account_entries e CROSS JOIN LATERAL unnest(e.transfer_ids)"
-                      " AS x(id) CROSS JOIN LATERAL transfer_by_id(x.id) tr WHERE e.account_id = ",
-                      a, "::bigint) t");
+  return absl::StrCat("(SELECT tr.* FROM account_transfer_ids(", a,
+                      "::bigint) AS x(id) CROSS JOIN LATERAL transfer_by_id(x.id) tr) t");
 }
 
-// Every transfer, or only rows when the filter names a loan (loan transfers are never packed).
-std::string AllTransfers(const TransferFilter& f) {
-  return f.loan_id.has_value() ? "transfers t" : "all_transfers t";
+// Every transfer, or a loan's when the filter names one (rows and repayment packs).
+std::string AllTransfers(const TransferFilter& f, Params& p) {
+  if (!f.loan_id.has_value()) return "all_transfers t";
+  return absl::StrCat("loan_transfers(", p.Add(f.loan_id->value()), "::bigint) t");
 }
 
 // Page of transfers touching an account.
@@ -1522,14 +1713,14 @@ std::string AccountTransfersSql(AccountId account, const TransferFilter& f, cons
 
 std::string TransferPageSql(const TransferFilter& f, const PageSpec& page, Params& p) {
   if (f.account_id.has_value()) return AccountTransfersSql(*f.account_id, f, page, p);
-  return absl::StrCat("SELECT ", kTransferColumns, " FROM ", AllTransfers(f), " WHERE TRUE",
+  return absl::StrCat("SELECT ", kTransferColumns, " FROM ", AllTransfers(f, p), " WHERE TRUE",
                       TransferConditions(f, p), CursorCondition(page, "t.id", p),
                       OrderAndLimit(page, "t.id", p));
 }
 
 std::string TransferCountSql(const TransferFilter& f, Params& p) {
-  std::string from = AllTransfers(f);
-  if (f.account_id.has_value()) from = AccountTransfers(p.Add(f.account_id->value()));
+  std::string from = f.account_id.has_value() ? AccountTransfers(p.Add(f.account_id->value()))
+                                              : AllTransfers(f, p);
   return absl::StrCat("SELECT count(*) FROM ", from, " WHERE TRUE", TransferConditions(f, p));
 }
 
@@ -1538,9 +1729,8 @@ constexpr char kEntriesCte[] =
     "WITH entries AS ("
     "SELECT t.*, CASE WHEN t.credit_account_id = $1::bigint THEN t.amount ELSE -t.amount END"
     " AS signed_amount"
-    " FROM account_entries e CROSS JOIN LATERAL unnest(e.transfer_ids) AS x(id)"
-    " CROSS JOIN LATERAL transfer_by_id(x.id) t WHERE e.account_id = $1::bigint"
-    " AND t.type IN (1, 3))";
+    " FROM account_transfer_ids($1::bigint) AS x(id)"
+    " CROSS JOIN LATERAL transfer_by_id(x.id) t WHERE t.type IN (1, 3))";
 
 std::string StatementPageSql(const TransferFilter& f, const PageSpec& page, Params& p) {
   // The running balance is taken over every entry before filters and cursor cut rows out.
@@ -2366,7 +2556,13 @@ void ReconcileConstrained(ReadTxn& tx, const std::string& scope, ReconcileData& 
 void ReconcileHistory(ReadTxn& tx, const std::string& scope, ReconcileData& data) {
   std::string sql = absl::StrCat(
       "WITH listed AS (SELECT e.account_id, x.id FROM account_entries e"
-      " CROSS JOIN LATERAL unnest(e.transfer_ids) AS x(id)),"
+      " CROSS JOIN LATERAL unnest(e.transfer_ids) AS x(id)"
+      // A repayment pack's credit is in its funder's history when the funder is one of the
+      // loan's (repayment_credit_ids, migration 0010).
+      " UNION ALL SELECT u.c, p.first_id + u.i - 1 FROM transfer_packs p"
+      " CROSS JOIN LATERAL unnest(p.credit_account_ids) WITH ORDINALITY AS u(c, i)"
+      " WHERE p.repayment_id IS NOT NULL AND EXISTS (SELECT 1 FROM loan_funders f"
+      " WHERE f.loan_id = p.loan_id AND f.account_id = u.c)),"
       " owed AS (SELECT debit_account_id AS account_id, id FROM all_transfers"
       " UNION ALL SELECT credit_account_id, id FROM all_transfers),"
       " wrong AS ((SELECT * FROM listed EXCEPT ALL SELECT * FROM owed)"

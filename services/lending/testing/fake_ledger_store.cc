@@ -63,13 +63,24 @@ struct FakeLedgerStore::State {
     }
     for (const Hold& hold : commit.holds) holds.insert_or_assign(hold.transfer.id, hold);
     for (const Account& account : commit.accounts) SetTotals(accounts.at(account.id), account);
+    absl::flat_hash_map<AccountId, int64_t> added;
+    for (const CreditIncrement& c : commit.credit_increments) {
+      accounts.at(c.account_id).credits_posted += c.amount_minor;
+      added[c.account_id] = c.amount_minor;
+    }
     for (const IdempotencyRecord& r : commit.idempotency) {
       idempotency.emplace(IdempotencyKey(r.caller, r.request_id), r);
     }
-    for (const OutboxEvent& event : commit.events) {
+    for (OutboxEvent event : commit.events) {
       ML_CHECK(event.sequence == next_sequence(), "outbox sequence out of order");
       if (event.ref.has_value()) {  // rendered now, as the real store renders it when fetched
         const Transfer& t = transfers.at(transfer_index.at(event.ref->transfer_id));
+        if (event.ref->credit_by_increment) {  // as PgLedgerStore makes it absolute
+          const Account& credit = accounts.at(t.credit_account_id);
+          const int64_t all = added.at(t.credit_account_id);
+          event.ref->credit_balance += credit.balance() - all;
+          event.ref->credit_available += credit.available() - all;
+        }
         events.push_back(RenderTransferEvent(event, t, accounts.at(t.debit_account_id),
                                              accounts.at(t.credit_account_id)));
       } else {
@@ -168,6 +179,19 @@ absl::Status CheckTransfers(const View& view, const CommitSet& commit) {
   return absl::OkStatus();
 }
 
+// Credits by increment go only to existing, unlimited accounts of their currency (as
+// PgLedgerStore checks them).
+absl::Status CheckIncrements(const View& view, const CommitSet& commit) {
+  for (const CreditIncrement& c : commit.credit_increments) {
+    const Account* a = view.FindAccount(c.account_id);
+    if (a == nullptr || a->currency != c.currency || a->flags.credits_must_not_exceed_debits) {
+      return absl::InternalError(absl::StrCat("account ", c.account_id.value(),
+                                              " cannot be credited by increment"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckKeys(const View& view, const CommitSet& commit) {
   std::set<IdempotencyKey> keys;
   for (const IdempotencyRecord& r : commit.idempotency) {
@@ -197,6 +221,12 @@ void Stage(const View& view, CommitSet commit, int64_t first_sequence, Delta& de
     Account updated = *view.FindAccount(account.id);
     SetTotals(updated, account);
     delta.accounts.insert_or_assign(account.id, std::move(updated));
+  }
+  for (const CreditIncrement& c : commit.credit_increments) {
+    auto staged = delta.accounts.find(c.account_id);
+    Account updated = staged != delta.accounts.end() ? staged->second : *view.FindAccount(c.account_id);
+    updated.credits_posted += c.amount_minor;
+    delta.accounts.insert_or_assign(c.account_id, std::move(updated));
   }
   for (const IdempotencyRecord& r : commit.idempotency) {
     delta.idempotency.emplace(IdempotencyKey(r.caller, r.request_id), r);
@@ -286,6 +316,7 @@ class FakeLedgerStore::Txn final : public LedgerTxn {
     const View view(*base_, delta_);
     absl::Status status = CheckTransfers(view, commit);
     if (status.ok()) status = CheckKeys(view, commit);
+    if (status.ok()) status = CheckIncrements(view, commit);
     if (!status.ok()) {
       poisoned_ = status;
       return status;
