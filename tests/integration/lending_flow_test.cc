@@ -145,6 +145,43 @@ TEST_F(LendingFlowTest, ThirtySevenLendersAreRepaidTheirSharesToTheCent) {
   lv1::ListLoanLendersResponse listed;
   ASSERT_TRUE(loans_->ListLoanLenders(Ctx(ops_).get(), list, &listed).ok());
   EXPECT_EQ(listed.lenders_size(), 37);
+
+  // A lender's statement finds its repayment credits (packed, through its position in the loan,
+  // ADR 0011) among its deposit and its share, with the running balance ending at its wallet's.
+  for (size_t i : {size_t{0}, size_t{1}, size_t{20}, size_t{36}}) {
+    lv1::GetStatementRequest req;
+    req.mutable_filter()->mutable_lender_id()->set_value(std::to_string(lenders[i]));
+    req.mutable_page()->set_page_size(500);
+    lv1::GetStatementResponse statement;
+    grpc::Status s = lenders_->GetStatement(Ctx(LenderToken(lenders[i])).get(), req, &statement);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    ASSERT_EQ(statement.rows_size(), 14) << "deposit, share, 12 repayment credits";
+    EXPECT_EQ(statement.page().total_count(), 14);
+    int64_t repaid = 0, credits = 0;
+    for (const lv1::StatementRow& row : statement.rows()) {
+      if (row.code() != lv1::TRANSFER_CODE_REPAYMENT) continue;
+      ++credits;
+      repaid += Cents(row.amount());
+      EXPECT_EQ(row.direction(), lv1::ENTRY_DIRECTION_CREDIT);
+      EXPECT_EQ(row.references().loan_id().value(), loan.id().value());
+      EXPECT_TRUE(row.references().has_repayment_id());
+    }
+    EXPECT_EQ(credits, 12);
+    EXPECT_EQ(repaid, shares[i]);
+    EXPECT_EQ(Cents(statement.rows(13).balance_after()), Posted(lenders[i]));
+  }
+  // The loan's transfers list every credit: 12 repayments x 37 funders, summing to the repaid.
+  lv1::ListTransfersRequest by_loan;
+  *by_loan.mutable_loan_id() = loan.id();
+  by_loan.add_codes(lv1::TRANSFER_CODE_REPAYMENT);
+  by_loan.mutable_page()->set_page_size(500);
+  lv1::ListTransfersResponse loan_transfers;
+  ASSERT_TRUE(ledger_->ListTransfers(Ctx(ops_).get(), by_loan, &loan_transfers).ok());
+  EXPECT_EQ(loan_transfers.page().total_count(), 12 * 37);
+  ASSERT_EQ(loan_transfers.transfers_size(), 12 * 37);
+  int64_t listed_total = 0;
+  for (const lv1::Transfer& t : loan_transfers.transfers()) listed_total += Cents(t.amount());
+  EXPECT_EQ(listed_total, 100000);
   ExpectReconciled();
 }
 

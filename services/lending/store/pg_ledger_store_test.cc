@@ -1075,6 +1075,24 @@ TEST_F(PgLedgerStoreTest, PackedIdsAreTakenAndPacksImmutable) {
                    " now(), '{1,2}', '{2,1}', '{5,NULL}', '{1,1}')")
                   .message(),
               HasSubstr("transfer_packs_amounts"));
+  // Repayment packs (migration 0010): REPAYMENT credits of a loan, credit accounts ascending,
+  // credit_hi the last of them, the repayment on the pack.
+  auto repayment_pack = [&](const std::string& credits, const std::string& codes,
+                            const std::string& loan, const std::string& hi) {
+    return Exec(absl::StrCat(
+        "INSERT INTO transfer_packs (first_id, last_id, currency, created_at, debit_account_ids,"
+        " credit_account_ids, amounts, codes, loan_id, repayment_id, credit_hi) VALUES"
+        " (400, 401, 'USD', now(), '{1,1}', '", credits, "', '{5,5}', '", codes, "', ", loan,
+        ", 7, ", hi, ")"));
+  };
+  EXPECT_THAT(repayment_pack("{2,2}", "{4,4}", "3", "2").message(),
+              HasSubstr("out of account order"));
+  EXPECT_THAT(repayment_pack("{1,2}", "{4,1}", "3", "2").message(),
+              HasSubstr("transfer_packs_repayment"));
+  EXPECT_THAT(repayment_pack("{1,2}", "{4,4}", "NULL", "2").message(),
+              HasSubstr("transfer_packs_repayment"));
+  EXPECT_THAT(repayment_pack("{1,2}", "{4,4}", "3", "1").message(),
+              HasSubstr("transfer_packs_repayment"));
   EXPECT_EQ(Exec("UPDATE transfer_packs SET amounts = '{1}'").code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(Exec("DELETE FROM transfer_packs").code(), absl::StatusCode::kFailedPrecondition);
