@@ -280,6 +280,7 @@ struct Parts {
   std::vector<OutboxEvent>& events;
   const absl::flat_hash_map<LoanId, LoanMoney>& loans;
   absl::flat_hash_map<AccountId, CreditIncrement>& credit_increments;
+  std::vector<TransferId>& funder_credits;
 };
 
 // Applies one batch item by item and remembers, before the first change to anything, how it
@@ -290,7 +291,8 @@ class BatchApplier {
       : w_(parts),
         context_(context),
         first_transfer_(parts.transfers.size()),
-        first_event_(parts.events.size()) {}
+        first_event_(parts.events.size()),
+        first_funder_credit_(parts.funder_credits.size()) {}
 
   ItemResult Apply(size_t index, const TransferSpec& spec) {
     const bool resolution = spec.pending_id.has_value();
@@ -331,6 +333,7 @@ class BatchApplier {
   const BatchContext& context_;
   size_t first_transfer_;
   size_t first_event_;
+  size_t first_funder_credit_;
   absl::flat_hash_map<AccountId, Account> saved_accounts_;
   absl::flat_hash_map<HoldId, std::optional<Hold>> saved_holds_;  // nullopt: new in the batch
   // Increments before the batch changed them (nullopt: none then).
@@ -468,6 +471,7 @@ ItemResult BatchApplier::ApplyNew(size_t index, const TransferSpec& spec) {
   std::variant<TransferId, Reject> id = AssignId(spec);
   if (Reject* bad = std::get_if<Reject>(&id)) return std::move(*bad);
   plan.transfer.id = std::get<TransferId>(id);
+  if (spec.credit_by_increment) w_.funder_credits.push_back(plan.transfer.id);
   Commit(std::move(plan));
   return std::nullopt;
 }
@@ -526,6 +530,7 @@ ItemResult BatchApplier::ApplyCreditByIncrement(size_t index, const TransferSpec
                                .credit_available = added,
                                .credit_by_increment = true};
   w_.events.push_back(std::move(event));
+  w_.funder_credits.push_back(transfer.id);
   w_.transfers.push_back(std::move(transfer));
   return std::nullopt;
 }
@@ -713,6 +718,9 @@ void BatchApplier::Rollback() {
   for (HoldId id : newly_touched_holds_) w_.touched_holds.erase(id);
   w_.transfers.resize(first_transfer_);
   w_.events.resize(first_event_);
+  w_.funder_credits.erase(
+      w_.funder_credits.begin() + static_cast<ptrdiff_t>(first_funder_credit_),
+      w_.funder_credits.end());
   saved_accounts_.clear();
   saved_holds_.clear();
 }
@@ -775,6 +783,9 @@ CommitSet WorkingSet::TakeCommitSet() {
   for (LoanId id : touched_loans_) out.loans.push_back(loans_.at(id));
   for (const auto& [id, increment] : credit_increments_) out.credit_increments.push_back(increment);
   credit_increments_.clear();
+  out.funder_credits = std::move(funder_credits_);
+  funder_credits_.clear();
+  std::sort(out.funder_credits.begin(), out.funder_credits.end());
   std::sort(out.credit_increments.begin(), out.credit_increments.end(),
             [](const CreditIncrement& a, const CreditIncrement& b) {
               return a.account_id < b.account_id;
@@ -829,7 +840,7 @@ std::variant<std::vector<Transfer>, Rejection> LedgerEngine::ApplyBatch(
   BatchApplier applier(
       Parts{working.accounts_, working.holds_, working.taken_ids_, working.transfers_,
             working.touched_accounts_, working.touched_holds_, working.events_, working.loans_,
-            working.credit_increments_},
+            working.credit_increments_, working.funder_credits_},
       context);
   // Room for the whole batch up front (growing geometrically), so a group of many batches does
   // not move its transfers and events again and again.

@@ -74,6 +74,7 @@ class WorkingSet {
   absl::flat_hash_map<LoanId, LoanMoney> loans_;
   absl::flat_hash_set<LoanId> touched_loans_;
   absl::flat_hash_map<AccountId, CreditIncrement> credit_increments_;
+  std::vector<TransferId> funder_credits_;
 };
 
 struct BatchContext {

@@ -956,6 +956,7 @@ TEST_F(LedgerEngineTest, CreditsByIncrementToUnloadedAccountsAddUpPerAccountWith
   EXPECT_EQ(last.debit_balance, Acc(kCash).balance());
   EXPECT_EQ(commit.events[0].ref->credit_balance, 300);
   EXPECT_EQ(commit.events[1].ref->credit_balance, 200);
+  EXPECT_THAT(commit.funder_credits, ElementsAre(TransferId(1000), TransferId(1001), TransferId(1002)));
 }
 
 TEST_F(LedgerEngineTest, CreditByIncrementToALoadedAccountIsAnOrdinaryCredit) {
@@ -966,6 +967,8 @@ TEST_F(LedgerEngineTest, CreditByIncrementToALoadedAccountIsAnOrdinaryCredit) {
   ASSERT_EQ(commit.events.size(), 1u);
   EXPECT_FALSE(commit.events[0].ref->credit_by_increment);
   EXPECT_EQ(commit.events[0].ref->credit_balance, 10'700);
+  EXPECT_THAT(commit.funder_credits, ElementsAre(TransferId(1000)))
+      << "still one of the desk's credits to a funder";
 }
 
 TEST_F(LedgerEngineTest, AnUnloadedCreditWithoutTheInternalFlagIsCreditAccountNotFound) {
@@ -984,8 +987,9 @@ TEST_F(LedgerEngineTest, ARejectedBatchTakesBackItsCreditsByIncrement) {
   // The wallet has 70.00 available: the second item exceeds it and the batch is refused whole.
   Rejection r = ApplyRejected({ByIncrement(kCash, kFunderA, 1), ByIncrement(kWallet, kFunderA, 7'001)});
   EXPECT_THAT(r, IsRejection(1, RejectReason::kExceedsCredits));
-  EXPECT_THAT(working_.TakeCommitSet().credit_increments,
-              ElementsAre(CreditIncrement{kFunderA, Currency::Usd(), 100}));
+  CommitSet commit = working_.TakeCommitSet();
+  EXPECT_THAT(commit.credit_increments, ElementsAre(CreditIncrement{kFunderA, Currency::Usd(), 100}));
+  EXPECT_THAT(commit.funder_credits, ElementsAre(TransferId(1000)));
 }
 
 TEST_F(LedgerEngineTest, CreditByIncrementChecksTheDebitCurrencyAndClientId) {

@@ -252,6 +252,9 @@ struct CommitSet {
   std::vector<Hold> holds;                    // new holds and resolved ones (upsert by id)
   std::vector<Account> accounts;              // touched accounts with their new totals
   std::vector<CreditIncrement> credit_increments;  // accounts not loaded, ascending id
+  // The transfers made with TransferSpec::credit_by_increment (the loan desk's credits to a
+  // loan's funders), ascending: only these may be stored as repayment packs (ADR 0011).
+  std::vector<TransferId> funder_credits;
   std::vector<IdempotencyRecord> idempotency;  // new records (insert; a duplicate key fails)
   std::vector<OutboxEvent> events;
   std::vector<Withdrawal> withdrawals;        // upsert by id

@@ -468,6 +468,13 @@ class RepaymentMutation final : public Mutation {
     // wallets are not loaded: the credits go to them by increment (ADR 0011).
     auto book_it = g.books.find(input_.loan_id);
     if (book_it == g.books.end()) {
+      if (std::find(g.books_to_open.begin(), g.books_to_open.end(), input_.loan_id) !=
+          g.books_to_open.end()) {
+        // Disbursed in this same commit: its book is written with it. Not recorded; a retry
+        // lands in a later commit.
+        return Fail(absl::AbortedError(absl::StrCat(
+            "loan ", input_.loan_id.value(), " is being disbursed in this same commit; retry")));
+      }
       return Fail(absl::InternalError(
           absl::StrCat("disbursed loan ", input_.loan_id.value(), " has no funder book")));
     }

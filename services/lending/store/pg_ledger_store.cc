@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -601,13 +602,12 @@ bool PostedOutright(const Transfer& t) {
          !t.expires_at.has_value();
 }
 
-bool RepaymentCredit(const Transfer& t) {
+// Only the loan desk's credits to a loan's funders (CommitSet::funder_credits): a REPAYMENT that
+// a client posts through CreateTransfers stays a row, whatever ids it names.
+bool RepaymentCredit(const Transfer& t, const absl::flat_hash_set<int64_t>& funder_credits) {
   return PostedOutright(t) && t.code == TransferCode::kRepayment &&
-         t.references.loan_id.has_value() && t.references.repayment_id.has_value();
-}
-
-bool PackableTransfer(const Transfer& t) {
-  return (PostedOutright(t) && !t.references.loan_id.has_value()) || RepaymentCredit(t);
+         t.references.loan_id.has_value() && t.references.repayment_id.has_value() &&
+         funder_credits.contains(t.id.value());
 }
 
 // At most this many transfers per pack (the table's CHECK says the same), and at most this many
@@ -620,10 +620,10 @@ constexpr size_t kMaxPackArrayBytes = 1500;
 // What a transfer adds to its pack's arrays, at most: accounts, amount and code; each reference
 // it has (a repayment pack keeps its repayment on the pack); a text element's header and padding
 // plus its bytes for a memo or external id.
-size_t PackBytes(const Transfer& t) {
+size_t PackBytes(const Transfer& t, bool repayment_pack) {
   const TransferReferences& r = t.references;
   size_t bytes = 8 + 8 + 8 + 2;
-  for (bool has : {r.order_id.has_value(), r.repayment_id.has_value() && !RepaymentCredit(t),
+  for (bool has : {r.order_id.has_value(), r.repayment_id.has_value() && !repayment_pack,
                    r.withdrawal_id.has_value(), r.campaign_id.has_value()}) {
     bytes += has ? 8 : 0;
   }
@@ -632,44 +632,52 @@ size_t PackBytes(const Transfer& t) {
   return bytes;
 }
 
-// Whether `next` continues the run that ends with `last`: consecutive id and batch position, same
-// batch, currency and commit time; in a repayment pack also the same loan and repayment and a
-// higher credit account.
-bool ContinuesPack(const Transfer& last, const Transfer& next) {
-  if (RepaymentCredit(last) != RepaymentCredit(next)) return false;
-  if (RepaymentCredit(last) &&
-      (next.references.loan_id != last.references.loan_id ||
-       next.references.repayment_id != last.references.repayment_id ||
-       next.credit_account_id <= last.credit_account_id)) {
-    return false;
-  }
-  return next.id.value() == last.id.value() + 1 && next.batch_index == last.batch_index + 1 &&
-         next.batch_request_id == last.batch_request_id &&
-         next.amount.currency() == last.amount.currency() && next.created_at == last.created_at;
-}
-
 struct PackPlan {
   std::vector<std::pair<size_t, size_t>> packs;  // [begin, end) of two or more transfers
+  std::vector<bool> repayment;                   // per pack: a repayment pack
   std::vector<const Transfer*> rows;             // the rest, written as rows
 };
 
-// Splits `transfers` (in the order given) into packs and rows.
-PackPlan PlanPacks(const std::vector<Transfer>& transfers) {
+// Splits `transfers` (in the order given) into packs and rows. A run continues with consecutive
+// id and batch position, the same batch, currency and commit time; a plain pack with plain
+// transfers (posted outright, no loan), a repayment pack with credits of the same loan and
+// repayment to a higher credit account.
+PackPlan PlanPacks(const std::vector<Transfer>& transfers,
+                   const std::vector<TransferId>& funder_credit_ids) {
+  absl::flat_hash_set<int64_t> funder_credits;
+  funder_credits.reserve(funder_credit_ids.size());
+  for (TransferId id : funder_credit_ids) funder_credits.insert(id.value());
+  auto kind = [&](const Transfer& t) {  // 0: not packable, 1: plain, 2: repayment credit
+    if (RepaymentCredit(t, funder_credits)) return 2;
+    return PostedOutright(t) && !t.references.loan_id.has_value() ? 1 : 0;
+  };
+  auto continues = [&](const Transfer& last, const Transfer& next, int k) {
+    if (kind(next) != k) return false;
+    if (k == 2 && (next.references.loan_id != last.references.loan_id ||
+                   next.references.repayment_id != last.references.repayment_id ||
+                   next.credit_account_id <= last.credit_account_id)) {
+      return false;
+    }
+    return next.id.value() == last.id.value() + 1 && next.batch_index == last.batch_index + 1 &&
+           next.batch_request_id == last.batch_request_id &&
+           next.amount.currency() == last.amount.currency() && next.created_at == last.created_at;
+  };
   PackPlan plan;
   for (size_t begin = 0; begin < transfers.size();) {
     size_t end = begin + 1;
-    if (PackableTransfer(transfers[begin])) {
-      size_t bytes = PackBytes(transfers[begin]);
+    const int k = kind(transfers[begin]);
+    if (k != 0) {
+      size_t bytes = PackBytes(transfers[begin], k == 2);
       while (end < transfers.size() && end - begin < kMaxTransfersPerPack &&
-             PackableTransfer(transfers[end]) &&
-             ContinuesPack(transfers[end - 1], transfers[end]) &&
-             bytes + PackBytes(transfers[end]) <= kMaxPackArrayBytes) {
-        bytes += PackBytes(transfers[end]);
+             continues(transfers[end - 1], transfers[end], k) &&
+             bytes + PackBytes(transfers[end], k == 2) <= kMaxPackArrayBytes) {
+        bytes += PackBytes(transfers[end], k == 2);
         ++end;
       }
     }
     if (end - begin >= 2) {
       plan.packs.emplace_back(begin, end);
+      plan.repayment.push_back(k == 2);
     } else {
       plan.rows.push_back(&transfers[begin]);
     }
@@ -714,7 +722,8 @@ void TextArrayField(CopyText& row, const std::vector<Transfer>& transfers, size_
 }
 
 void InsertTransferPacks(pqxx::work& tx, const std::vector<Transfer>& transfers,
-                         const std::vector<std::pair<size_t, size_t>>& packs) {
+                         const PackPlan& plan) {
+  const std::vector<std::pair<size_t, size_t>>& packs = plan.packs;
   tx.exec_params("SELECT pg_advisory_xact_lock_shared($1::bigint)", kTransferIdsLock);
   static const auto* columns = new std::vector<std::string>{
       "first_id",       "last_id",        "currency",      "created_at",
@@ -748,7 +757,7 @@ void InsertTransferPacks(pqxx::work& tx, const std::vector<Transfer>& transfers,
     int_array([](const Transfer& t) { return t.amount.minor_units(); });
     int_array([](const Transfer& t) { return static_cast<int64_t>(t.code); });
     OptionalIdArrayField(row, transfers, begin, end, &TransferReferences::order_id);
-    const bool repayment = RepaymentCredit(first);
+    const bool repayment = plan.repayment[p];
     if (repayment) {
       row.Null();  // on the pack
     } else {
@@ -820,7 +829,7 @@ void InsertTransfers(pqxx::work& tx, const std::vector<Transfer>& transfers,
     CheckText(t.memo);
     CheckText(t.batch_request_id);
   }
-  if (!plan.packs.empty()) InsertTransferPacks(tx, transfers, plan.packs);
+  if (!plan.packs.empty()) InsertTransferPacks(tx, transfers, plan);
   if (!plan.rows.empty()) InsertTransferRows(tx, plan.rows);
 }
 
@@ -830,9 +839,9 @@ void InsertTransfers(pqxx::work& tx, const std::vector<Transfer>& transfers,
 void InsertAccountEntries(pqxx::work& tx, const std::vector<Transfer>& transfers,
                           const PackPlan& plan) {
   std::vector<bool> credit_listed(transfers.size(), true);
-  for (const auto& [begin, end] : plan.packs) {
-    if (!RepaymentCredit(transfers[begin])) continue;
-    for (size_t i = begin; i < end; ++i) credit_listed[i] = false;
+  for (size_t p = 0; p < plan.packs.size(); ++p) {
+    if (!plan.repayment[p]) continue;
+    for (size_t i = plan.packs[p].first; i < plan.packs[p].second; ++i) credit_listed[i] = false;
   }
   absl::flat_hash_map<int64_t, std::vector<int64_t>> by_account;
   by_account.reserve(transfers.size());
@@ -1588,7 +1597,7 @@ absl::Status PgLedgerTxn::WriteAll(const CommitSet& commit) {
     int64_t max_id = 0;
     for (const Transfer& t : commit.transfers) max_id = std::max(max_id, t.id.value());
     if (max_id > max_allocated_id_) AdvanceSequence(tx_, "transfer_id_seq", max_id);
-    const PackPlan plan = PlanPacks(commit.transfers);
+    const PackPlan plan = PlanPacks(commit.transfers, commit.funder_credits);
     InsertTransfers(tx_, commit.transfers, plan);
     InsertAccountEntries(tx_, commit.transfers, plan);
   }
@@ -2562,6 +2571,7 @@ void ReconcileHistory(ReadTxn& tx, const std::string& scope, ReconcileData& data
       " UNION ALL SELECT u.c, p.first_id + u.i - 1 FROM transfer_packs p"
       " CROSS JOIN LATERAL unnest(p.credit_account_ids) WITH ORDINALITY AS u(c, i)"
       " WHERE p.repayment_id IS NOT NULL AND EXISTS (SELECT 1 FROM loan_funders f"
+      " JOIN repayments r ON r.loan_id = f.loan_id AND r.id = p.repayment_id"
       " WHERE f.loan_id = p.loan_id AND f.account_id = u.c)),"
       " owed AS (SELECT debit_account_id AS account_id, id FROM all_transfers"
       " UNION ALL SELECT credit_account_id, id FROM all_transfers),"

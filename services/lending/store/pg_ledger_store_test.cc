@@ -1100,6 +1100,57 @@ TEST_F(PgLedgerStoreTest, PackedIdsAreTakenAndPacksImmutable) {
   EXPECT_EQ(Scalar("SELECT count(*) FROM lending.all_transfers"), 11);
 }
 
+// Only the loan desk's credits to funders (CommitSet::funder_credits) become repayment packs,
+// whose credit side funders find through their positions (ADR 0011). The same REPAYMENT credits
+// posted by a client stay rows, listed in their accounts' history like any transfer.
+TEST_F(PgLedgerStoreTest, OnlyTheLoanDesksFunderCreditsBecomeRepaymentPacks) {
+  Account settlement = Open(Platform(AccountKind::kPartnerSettlement));
+  std::vector<Account> wallets = {Open(Wallet("funder-1")), Open(Wallet("funder-2")),
+                                  Open(Wallet("funder-3"))};
+  auto credits = [&](int64_t first_id, int64_t repayment) {
+    std::vector<Transfer> out;
+    for (int i = 0; i < 3; ++i) {
+      Transfer t = Posted(first_id + i, settlement, wallets[i], 100 + i, TransferCode::kRepayment);
+      t.created_at = kT0;
+      t.batch_request_id = "repay";
+      t.batch_index = i;
+      t.references.loan_id = LoanId(77);
+      t.references.repayment_id = RepaymentId(repayment);
+      out.push_back(t);
+    }
+    return out;
+  };
+  std::vector<Account*> touched = {&settlement, &wallets[0], &wallets[1], &wallets[2]};
+  ASSERT_TRUE(Move(credits(500, 5), touched).ok());
+  EXPECT_EQ(Scalar("SELECT count(*) FROM lending.transfers WHERE repayment_id = 5"), 3);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM lending.transfer_packs WHERE repayment_id = 5"), 0);
+  absl::StatusOr<Page<StatementRow>> statement = store_->Statement(wallets[1].id, {}, {.limit = 10});
+  ASSERT_TRUE(statement.ok()) << statement.status();
+  ASSERT_EQ(statement->items.size(), 1u);
+  EXPECT_EQ(statement->items[0].transfer.id, TransferId(501));
+  EXPECT_EQ(statement->items[0].balance_after, 101);
+
+  CommitSet desk;
+  desk.transfers = credits(600, 6);
+  for (const Transfer& t : desk.transfers) {
+    desk.funder_credits.push_back(t.id);
+    desk.events.push_back(Event(t));
+  }
+  ASSERT_TRUE(Commit(desk).ok());
+  EXPECT_EQ(Scalar("SELECT count(*) FROM lending.transfer_packs WHERE repayment_id = 6"
+                   " AND loan_id = 77 AND credit_hi = " + std::to_string(wallets[2].id.value())),
+            1);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM lending.account_entries e, unnest(e.transfer_ids) x"
+                   " WHERE x BETWEEN 600 AND 602"),
+            3)
+      << "only the settlement side is listed in account_entries";
+  absl::StatusOr<std::vector<Transfer>> read = store_->GetTransfers({TransferId(602)});
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ((*read)[0].references.loan_id, LoanId(77));
+  EXPECT_EQ((*read)[0].references.repayment_id, RepaymentId(6));
+  EXPECT_EQ((*read)[0].credit_account_id, wallets[2].id);
+}
+
 TEST_F(PgLedgerStoreTest, AllocatedIdsStayAboveClientChosenIds) {
   Account cash = Open(Platform(AccountKind::kExternalCash));
   Account wallet = Open(Wallet("lender-1"));
