@@ -242,9 +242,9 @@ Reject Overflow(const Account& account) {
                 absl::StrCat("account ", account.id.value(), " totals would exceed int64")};
 }
 
-// debits_must_not_exceed_credits / credits_must_not_exceed_debits, for a new transfer or hold
-// of `amount` (computed in 128 bits: a sum beyond int64 simply exceeds).
-ItemResult CheckFlags(const Account& debit, const Account& credit, int64_t amount) {
+// debits_must_not_exceed_credits of `debit`, for a new transfer or hold of `amount` (computed in
+// 128 bits: a sum beyond int64 simply exceeds).
+ItemResult CheckDebitRoom(const Account& debit, int64_t amount) {
   if (debit.flags.debits_must_not_exceed_credits) {
     const __int128 available =
         __int128{debit.credits_posted} - debit.debits_posted - debit.debits_pending;
@@ -255,6 +255,13 @@ ItemResult CheckFlags(const Account& debit, const Account& credit, int64_t amoun
                        Format(available, debit.currency), " < ", Format(amount, debit.currency))};
     }
   }
+  return std::nullopt;
+}
+
+// debits_must_not_exceed_credits / credits_must_not_exceed_debits, for a new transfer or hold
+// of `amount` (computed in 128 bits: a sum beyond int64 simply exceeds).
+ItemResult CheckFlags(const Account& debit, const Account& credit, int64_t amount) {
+  if (ItemResult exceeded = CheckDebitRoom(debit, amount)) return exceeded;
   if (credit.flags.credits_must_not_exceed_debits) {
     const __int128 room =
         __int128{credit.debits_posted} - credit.credits_posted - credit.credits_pending;
@@ -266,6 +273,17 @@ ItemResult CheckFlags(const Account& debit, const Account& credit, int64_t amoun
     }
   }
   return std::nullopt;
+}
+
+// The transfer_committed event of `transfer` by reference (the committer's form, ADR 0007).
+OutboxEvent CommittedEvent(const Transfer& transfer, const TransferEventRef& ref) {
+  OutboxEvent event;
+  event.event_id = absl::StrCat("transfer-", transfer.id.value());
+  event.kind = "transfer_committed";
+  event.account_id = transfer.debit_account_id;
+  event.created_at = transfer.created_at;
+  event.ref = ref;
+  return event;
 }
 
 // The working set's parts, as the batch sees them (LedgerEngine is WorkingSet's friend and hands
@@ -486,13 +504,7 @@ ItemResult BatchApplier::ApplyCreditByIncrement(size_t index, const TransferSpec
   }
   if (ItemResult taken = ClientIdFree(spec)) return taken;
   const int64_t amount = spec.amount->minor_units();
-  if (debit.flags.debits_must_not_exceed_credits &&
-      __int128{debit.credits_posted} - debit.debits_posted - debit.debits_pending < amount) {
-    return Reject{RejectReason::kExceedsCredits,
-                  absl::StrCat("account ", debit.id.value(), " available ",
-                               Format(debit.available(), debit.currency), " < ",
-                               Format(amount, debit.currency))};
-  }
+  if (ItemResult exceeded = CheckDebitRoom(debit, amount)) return exceeded;
   const std::optional<Totals> new_debit = Moved(debit, Totals{amount, 0, 0, 0});
   if (!new_debit.has_value()) return Overflow(debit);
   auto previous = w_.credit_increments.find(credit_id);
@@ -518,18 +530,12 @@ ItemResult BatchApplier::ApplyCreditByIncrement(size_t index, const TransferSpec
       credit_id, CreditIncrement{.account_id = credit_id, .currency = debit.currency,
                                  .amount_minor = added});
   SetTotals(debit, *new_debit);
-  OutboxEvent event;
-  event.event_id = absl::StrCat("transfer-", transfer.id.value());
-  event.kind = "transfer_committed";
-  event.account_id = debit.id;
-  event.created_at = transfer.created_at;
-  event.ref = TransferEventRef{.transfer_id = transfer.id,
-                               .debit_balance = debit.balance(),
-                               .debit_available = debit.available(),
-                               .credit_balance = added,
-                               .credit_available = added,
-                               .credit_by_increment = true};
-  w_.events.push_back(std::move(event));
+  w_.events.push_back(CommittedEvent(transfer, {.transfer_id = transfer.id,
+                                                .debit_balance = debit.balance(),
+                                                .debit_available = debit.available(),
+                                                .credit_balance = added,
+                                                .credit_available = added,
+                                                .credit_by_increment = true}));
   w_.funder_credits.push_back(transfer.id);
   w_.transfers.push_back(std::move(transfer));
   return std::nullopt;
@@ -969,17 +975,11 @@ const std::string& CachedRfc3339(absl::Time t) {
 
 OutboxEvent TransferEventByRef(const Transfer& transfer, const Account& debit,
                                const Account& credit) {
-  OutboxEvent event;
-  event.event_id = absl::StrCat("transfer-", transfer.id.value());
-  event.kind = "transfer_committed";
-  event.account_id = debit.id;
-  event.created_at = transfer.created_at;
-  event.ref = TransferEventRef{.transfer_id = transfer.id,
-                               .debit_balance = debit.balance(),
-                               .debit_available = debit.available(),
-                               .credit_balance = credit.balance(),
-                               .credit_available = credit.available()};
-  return event;
+  return CommittedEvent(transfer, {.transfer_id = transfer.id,
+                                  .debit_balance = debit.balance(),
+                                  .debit_available = debit.available(),
+                                  .credit_balance = credit.balance(),
+                                  .credit_available = credit.available()});
 }
 
 OutboxEvent RenderTransferEvent(OutboxEvent event, const Transfer& transfer, const Account& debit,
