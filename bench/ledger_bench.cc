@@ -174,20 +174,9 @@ double BatchedTransfers(LocalStack& stack, const Config& c, const std::vector<st
 // How long after the batched phase the outbox relay needs to publish every event to Redis: a
 // throughput is sustainable only if the relay keeps up (a few hundred ms: one relay round).
 void RelayDrain(LocalStack& stack) {
-  const std::string query = absl::StrCat(
-      "psql '", stack.pg_url(), "' -tAc 'SELECT (SELECT coalesce(max(sequence), 0) FROM",
-      " lending.outbox_events) - (SELECT last_sequence FROM lending.outbox_relay_cursor)'");
   const absl::Time start = absl::Now();
-  while (true) {
-    FILE* out = popen(query.c_str(), "r");
-    if (out == nullptr) Die("psql failed to start");
-    char line[64] = {0};
-    const bool read = std::fgets(line, sizeof line, out) != nullptr;
-    pclose(out);
-    if (!read) Die("could not read the outbox backlog");
-    if (std::atoll(line) <= 0) break;
-    if (absl::Now() - start > absl::Minutes(5)) Die("the outbox relay did not catch up in 5 minutes");
-    absl::SleepFor(absl::Milliseconds(20));
+  if (absl::Status s = stack.WaitForOutboxDrained(absl::Minutes(5)); !s.ok()) {
+    Die(std::string(s.message()));
   }
   std::printf("ledger_batched_relay_drain_ms %.0f\n", absl::ToDoubleMilliseconds(absl::Now() - start));
 }

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -239,6 +240,27 @@ absl::StatusOr<int> LocalStack::RunServerToExit(Server server,
   }
   *output = Tail(log);
   return status;
+}
+
+absl::Status LocalStack::WaitForOutboxDrained(absl::Duration timeout) const {
+  const std::string query = absl::StrCat(
+      "psql '", pg_url_, "' -tAc 'SELECT (SELECT coalesce(max(sequence), 0) FROM",
+      " lending.outbox_events) - (SELECT last_sequence FROM lending.outbox_relay_cursor)'");
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    FILE* out = popen(query.c_str(), "r");
+    if (out == nullptr) return absl::InternalError("psql failed to start");
+    char line[64] = {0};
+    const bool read = std::fgets(line, sizeof line, out) != nullptr;
+    pclose(out);
+    if (!read) return absl::InternalError("could not read the outbox backlog");
+    if (std::atoll(line) <= 0) return absl::OkStatus();
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("the outbox relay did not catch up in ", absl::FormatDuration(timeout)));
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
 }
 
 }  // namespace microlend::testing

@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "common/auth.h"
 
 namespace microlend::testing {
@@ -55,6 +56,9 @@ class LocalStack {
   absl::StatusOr<int> RunServerToExit(Server server, const std::vector<std::string>& extra_flags,
                                       std::string* output);
   std::string ServerLog(Server server) const;
+  // Waits until the lending outbox relay has published every event written so far (polling the
+  // outbox through psql every 20 ms); DeadlineExceeded after `timeout`.
+  absl::Status WaitForOutboxDrained(absl::Duration timeout) const;
 
  private:
   LocalStack() = default;

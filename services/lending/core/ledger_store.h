@@ -407,6 +407,9 @@ class LedgerStore : public OutboxSource {
       LenderId lender) = 0;
   // A loan's funders, earliest first.
   virtual absl::StatusOr<Page<LoanFunder>> ListFunders(LoanId loan, const PageSpec& page) = 0;
+  // How many funders a loan has (0 for a loan nobody lent to, or none at all): sizes the
+  // mutations that move money to or from every funder.
+  virtual absl::StatusOr<int64_t> CountFunders(LoanId loan) = 0;
   // Every loan a funding account lent to, most recent first.
   virtual absl::StatusOr<std::vector<LoanFunder>> ListPositions(AccountId funder) = 0;
   // A loan's repayments, newest first (the cursor is a repayment id).

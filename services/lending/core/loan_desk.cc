@@ -1027,12 +1027,11 @@ LedgerReply LoanDesk::PostRepayment(RequestKey key, std::optional<PartnerId> par
   if (!schedule.ok()) return Fail(schedule.status());
   absl::StatusOr<AccountId> loss = LossAccount(wallets_);
   if (!loss.ok()) return Fail(loss.status());
-  absl::StatusOr<Page<LoanFunder>> funders =
-      ledger_->store()->ListFunders(input.loan_id, PageSpec{.limit = 1});
+  absl::StatusOr<int64_t> funders = ledger_->store()->CountFunders(input.loan_id);
   if (!funders.ok()) return Fail(funders.status());
   auto m = std::make_unique<RepaymentMutation>(input, *loss, owner->currency_loss_coverage_bps,
                                                *std::move(schedule),
-                                               static_cast<size_t>(funders->total_count),
+                                               static_cast<size_t>(*funders),
                                                std::move(encode));
   m->key = std::move(key);
   return ledger_->Submit(std::move(m));
@@ -1046,19 +1045,19 @@ LedgerReply LoanDesk::RefundLoan(RequestKey key, LoanId loan, std::string detail
   }
   absl::StatusOr<LoanMoney> money = ledger_->store()->GetLoanMoney(loan);
   if (!money.ok()) return Fail(money.status());
-  absl::StatusOr<Page<LoanFunder>> funders = ledger_->store()->ListFunders(loan, PageSpec{.limit = 1});
+  absl::StatusOr<int64_t> funders = ledger_->store()->CountFunders(loan);
   if (!funders.ok()) return Fail(funders.status());
   auto m = std::make_unique<CloseFundraisingMutation>(
-      loan, /*refund=*/true, static_cast<size_t>(funders->total_count), std::move(encode));
+      loan, /*refund=*/true, static_cast<size_t>(*funders), std::move(encode));
   m->key = std::move(key);
   return ledger_->Submit(std::move(m));
 }
 
 LedgerReply LoanDesk::Expire(LoanId loan) {
-  absl::StatusOr<Page<LoanFunder>> funders = ledger_->store()->ListFunders(loan, PageSpec{.limit = 1});
+  absl::StatusOr<int64_t> funders = ledger_->store()->CountFunders(loan);
   if (!funders.ok()) return Fail(funders.status());
   return ledger_->Submit(std::make_unique<CloseFundraisingMutation>(
-      loan, /*refund=*/false, static_cast<size_t>(funders->total_count), DeskEncoder{}));
+      loan, /*refund=*/false, static_cast<size_t>(*funders), DeskEncoder{}));
 }
 
 LedgerReply LoanDesk::Default(LoanId loan) {

@@ -33,6 +33,7 @@ void RecentTransfers::IndexQueued() const {
     group->transfers = std::move(q.transfers);
     group->accounts.reserve(q.accounts.size());
     for (Account& a : q.accounts) {
+      See(a);
       const AccountId id = a.id;
       group->accounts.insert_or_assign(id, std::move(a));
     }
@@ -51,6 +52,26 @@ void RecentTransfers::IndexQueued() const {
       ++first_group_;
     }
   }
+}
+
+void RecentTransfers::See(const Account& account) const {
+  auto it = seen_.find(account.id);
+  if (it != seen_.end()) return;  // an account's owner and kind never change
+  if (seen_.size() >= max_accounts_) seen_.clear();
+  seen_.emplace(account.id, std::make_shared<const Account>(account));
+}
+
+const Account* RecentTransfers::AccountOf(const Group& group, AccountId id, Kept* kept) const {
+  if (auto it = group.accounts.find(id); it != group.accounts.end()) return &it->second;
+  auto it = seen_.find(id);
+  if (it == seen_.end()) return nullptr;
+  kept->push_back(it->second);
+  return it->second.get();
+}
+
+void RecentTransfers::RememberAccounts(const std::vector<Account>& accounts) {
+  absl::MutexLock lock(&mu_);
+  for (const Account& a : accounts) See(a);
 }
 
 const std::shared_ptr<const RecentTransfers::Group>* RecentTransfers::GroupOf(
@@ -73,18 +94,21 @@ bool RecentTransfers::Find(TransferId id, Found* out) const {
     index = it->second.index;
   }
   const Transfer& t = group->transfers[index];
-  auto debit = group->accounts.find(t.debit_account_id);
-  auto credit = group->accounts.find(t.credit_account_id);
-  if (debit == group->accounts.end() || credit == group->accounts.end()) return false;
-  *out = Found{.group = std::move(group), .transfer = &t, .debit = &debit->second,
-               .credit = &credit->second};
+  absl::MutexLock lock(&mu_);
+  Kept kept;
+  const Account* debit = AccountOf(*group, t.debit_account_id, &kept);
+  const Account* credit = AccountOf(*group, t.credit_account_id, &kept);
+  if (debit == nullptr || credit == nullptr) return false;
+  *out = Found{.group = std::move(group), .transfer = &t, .debit = debit, .credit = credit,
+               .accounts = std::move(kept)};
   return true;
 }
 
-std::vector<std::shared_ptr<const RecentTransfers::Group>> RecentTransfers::FindAll(
-    const std::vector<TransferId>& ids, std::vector<std::optional<Hit>>* out) const {
+RecentTransfers::Kept RecentTransfers::FindAll(const std::vector<TransferId>& ids,
+                                               std::vector<std::optional<Hit>>* out) const {
   out->assign(ids.size(), std::nullopt);
-  std::vector<std::shared_ptr<const Group>> keep;
+  Kept keep;
+  const void* last_group = nullptr;
   absl::MutexLock lock(&mu_);
   IndexQueued();
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -94,12 +118,15 @@ std::vector<std::shared_ptr<const RecentTransfers::Group>> RecentTransfers::Find
     if (held == nullptr) continue;
     const Group& group = **held;
     const Transfer& t = group.transfers[it->second.index];
-    auto debit = group.accounts.find(t.debit_account_id);
-    auto credit = group.accounts.find(t.credit_account_id);
-    if (debit == group.accounts.end() || credit == group.accounts.end()) continue;
-    (*out)[i] = Hit{&t, &debit->second, &credit->second};
+    const Account* debit = AccountOf(group, t.debit_account_id, &keep);
+    const Account* credit = AccountOf(group, t.credit_account_id, &keep);
+    if (debit == nullptr || credit == nullptr) continue;
+    (*out)[i] = Hit{&t, debit, credit};
     // Hits come in runs from one group: keep each group once per run.
-    if (keep.empty() || keep.back() != *held) keep.push_back(*held);
+    if (last_group != held->get()) {
+      keep.push_back(*held);
+      last_group = held->get();
+    }
   }
   return keep;
 }
@@ -108,6 +135,12 @@ size_t RecentTransfers::transfers_held() const {
   absl::MutexLock lock(&mu_);
   IndexQueued();
   return index_.size();
+}
+
+size_t RecentTransfers::accounts_seen() const {
+  absl::MutexLock lock(&mu_);
+  IndexQueued();
+  return seen_.size();
 }
 
 }  // namespace microlend::lending

@@ -65,6 +65,38 @@ TEST(RecentTransfersTest, ATransferWhoseAccountsAreMissingIsNotFound) {
   EXPECT_FALSE(Lookup(recent, 1).has_value());  // the caller reads it back instead
 }
 
+TEST(RecentTransfersTest, AnAccountItsGroupDidNotLoadIsFoundAmongTheAccountsSeen) {
+  RecentTransfers recent(100);
+  recent.Remember({Xfer(1, 10, 11)}, {Acct(10), Acct(11)});
+  // Credits by increment: the group loaded only the debit account.
+  recent.Remember({Xfer(2, 10, 11), Xfer(3, 10, 12)}, {Acct(10)});
+  std::optional<RecentTransfers::Found> seen = Lookup(recent, 2);
+  ASSERT_TRUE(seen.has_value());  // 11 was seen in the first group
+  EXPECT_EQ(seen->credit->owner_id, "owner-11");
+  EXPECT_EQ(seen->accounts.size(), 1u);
+  EXPECT_FALSE(Lookup(recent, 3).has_value());  // 12 never seen: read back instead
+  recent.RememberAccounts({Acct(12)});
+  std::vector<std::optional<RecentTransfers::Hit>> hits;
+  RecentTransfers::Kept kept = recent.FindAll({TransferId(3), TransferId(2)}, &hits);
+  ASSERT_TRUE(hits[0].has_value());
+  EXPECT_EQ(hits[0]->credit->owner_id, "owner-12");
+  ASSERT_TRUE(hits[1].has_value());
+  EXPECT_EQ(kept.size(), 3u);  // the group once, and the two accounts seen
+  EXPECT_EQ(recent.accounts_seen(), 3u);
+}
+
+TEST(RecentTransfersTest, ForgetsTheAccountsSeenWhenFull) {
+  RecentTransfers recent(2);
+  recent.RememberAccounts({Acct(10), Acct(11)});
+  EXPECT_EQ(recent.accounts_seen(), 2u);
+  recent.RememberAccounts({Acct(12)});
+  EXPECT_EQ(recent.accounts_seen(), 1u);
+  recent.Remember({Xfer(1, 12, 11)}, {Acct(12)});
+  EXPECT_FALSE(Lookup(recent, 1).has_value());  // 11 was forgotten
+  recent.Remember({Xfer(2, 12, 13)}, {Acct(12)});
+  EXPECT_FALSE(Lookup(recent, 2).has_value());  // 13 was never seen
+}
+
 TEST(RecentTransfersTest, KeepsTheNewestGroupsWithinItsCapacity) {
   RecentTransfers recent(4);
   recent.Remember({Xfer(1, 10, 11), Xfer(2, 10, 11)}, {Acct(10), Acct(11)});

@@ -2149,12 +2149,20 @@ absl::StatusOr<Page<LoanFunder>> PgLedgerStore::ListFunders(LoanId loan, const P
       *pool_, "listing a loan's funders",
       [&](pqxx::read_transaction& tx) -> absl::StatusOr<Page<LoanFunder>> {
         // The cursor is the position in (first_lent_at, account_id) order.
+        // What each was credited comes from the loan's book, unpacked once for the page:
+        // funder_credited would read the whole book again for every funder listed.
         std::vector<LoanFunder> items = ReadAll<LoanFunder>(
-            tx.exec_params(absl::StrCat("SELECT ", kFunderColumns, " FROM loan_funders f",
-                                        " WHERE f.loan_id = $1::bigint"
-                                        " ORDER BY f.first_lent_at, f.account_id"
-                                        " OFFSET $2::bigint LIMIT $3::bigint"),
-                           loan.value(), page.after_id, page.limit + 1),
+            tx.exec_params(
+                "SELECT f.loan_id, f.account_id, f.owner_type, f.owner_id, f.amount_minor,"
+                " f.share_count, coalesce(c.credited, 0), f.refunded_minor,"
+                " to_micros(f.first_lent_at)"
+                " FROM (SELECT * FROM loan_funders WHERE loan_id = $1::bigint"
+                "       ORDER BY first_lent_at, account_id OFFSET $2::bigint LIMIT $3::bigint) f"
+                " LEFT JOIN (SELECT u.account_id, u.credited FROM loan_funder_books b,"
+                "            unnest(b.account_ids, b.credited) AS u(account_id, credited)"
+                "            WHERE b.loan_id = $1::bigint) c ON c.account_id = f.account_id"
+                " ORDER BY f.first_lent_at, f.account_id",
+                loan.value(), page.after_id, page.limit + 1),
             ReadFunder);
         const int64_t total =
             tx.exec_params1("SELECT count(*) FROM loan_funders WHERE loan_id = $1::bigint",
@@ -2168,6 +2176,15 @@ absl::StatusOr<Page<LoanFunder>> PgLedgerStore::ListFunders(LoanId loan, const P
         }
         out.items = std::move(items);
         return out;
+      });
+}
+
+absl::StatusOr<int64_t> PgLedgerStore::CountFunders(LoanId loan) {
+  return RunIn<pqxx::read_transaction>(
+      *pool_, "counting a loan's funders", [&](pqxx::read_transaction& tx) -> absl::StatusOr<int64_t> {
+        return tx.exec_params1("SELECT count(*) FROM loan_funders WHERE loan_id = $1::bigint",
+                               loan.value())[0]
+            .as<int64_t>();
       });
 }
 
@@ -2327,8 +2344,9 @@ absl::StatusOr<Page<Withdrawal>> PgLedgerStore::ListWithdrawals(
 namespace {
 
 // Fills in the payload of every event by reference from its transfer and accounts: from `recent`
-// (may be null) when it holds them, else read back.
-void RenderRefs(pqxx::transaction_base& tx, const RecentTransfers* recent,
+// (may be null) when it holds them, else read back (and the accounts read handed to `recent`, so
+// that the next group crediting them by increment finds them there).
+void RenderRefs(pqxx::transaction_base& tx, RecentTransfers* recent,
                 std::vector<OutboxEvent>& events) {
   std::vector<TransferId> ids;
   for (const OutboxEvent& e : events) {
@@ -2364,6 +2382,12 @@ void RenderRefs(pqxx::transaction_base& tx, const RecentTransfers* recent,
            IdArray(account_ids))) {
     Account a = ReadAccount(r);
     accounts.emplace(a.id, std::move(a));
+  }
+  if (recent != nullptr) {
+    std::vector<Account> read;
+    read.reserve(accounts.size());
+    for (const auto& [id, a] : accounts) read.push_back(a);
+    recent->RememberAccounts(read);
   }
   for (OutboxEvent& e : events) {
     if (!e.ref.has_value()) continue;

@@ -58,8 +58,9 @@ class PgLedgerStore final : public LedgerStore {
   PgLedgerStore& operator=(const PgLedgerStore&) = delete;
 
   // FetchUnpublished renders events by reference from `recent` when it holds their transfers,
-  // and reads the rest back (ADR 0008). Set before the relay starts; `recent` outlives the store.
-  void set_recent_transfers(const RecentTransfers* recent) { recent_ = recent; }
+  // and reads the rest back (ADR 0008), handing the accounts it read to `recent`. Set before the
+  // relay starts; `recent` outlives the store.
+  void set_recent_transfers(RecentTransfers* recent) { recent_ = recent; }
 
   absl::Status Transact(const std::function<absl::Status(LedgerTxn&)>& fn) override;
 
@@ -90,6 +91,7 @@ class PgLedgerStore final : public LedgerStore {
   absl::StatusOr<std::vector<std::pair<BasketItem, std::optional<HoldState>>>> ListBasket(
       LenderId lender) override;
   absl::StatusOr<Page<LoanFunder>> ListFunders(LoanId loan, const PageSpec& page) override;
+  absl::StatusOr<int64_t> CountFunders(LoanId loan) override;
   absl::StatusOr<std::vector<LoanFunder>> ListPositions(AccountId funder) override;
   absl::StatusOr<Page<RepaymentRecord>> ListRepayments(LoanId loan, const PageSpec& page) override;
   absl::StatusOr<std::vector<LoanId>> ListLoansToExpire(absl::Time now, size_t limit) override;
@@ -119,7 +121,7 @@ class PgLedgerStore final : public LedgerStore {
   explicit PgLedgerStore(std::unique_ptr<pg::ConnectionPool> pool);
 
   std::unique_ptr<pg::ConnectionPool> pool_;
-  const RecentTransfers* recent_ = nullptr;
+  RecentTransfers* recent_ = nullptr;
 };
 
 }  // namespace microlend::lending

@@ -617,6 +617,7 @@ FakeLedgerStore::ListBasket(LenderId) {
 absl::StatusOr<Page<LoanFunder>> FakeLedgerStore::ListFunders(LoanId, const PageSpec&) {
   return Page<LoanFunder>{};
 }
+absl::StatusOr<int64_t> FakeLedgerStore::CountFunders(LoanId) { return 0; }
 absl::StatusOr<std::vector<LoanFunder>> FakeLedgerStore::ListPositions(AccountId) {
   return std::vector<LoanFunder>{};
 }

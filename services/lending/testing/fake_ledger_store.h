@@ -71,6 +71,7 @@ class FakeLedgerStore final : public LedgerStore {
   absl::StatusOr<std::vector<std::pair<BasketItem, std::optional<HoldState>>>> ListBasket(
       LenderId lender) override;
   absl::StatusOr<Page<LoanFunder>> ListFunders(LoanId loan, const PageSpec& page) override;
+  absl::StatusOr<int64_t> CountFunders(LoanId loan) override;
   absl::StatusOr<std::vector<LoanFunder>> ListPositions(AccountId funder) override;
   absl::StatusOr<Page<RepaymentRecord>> ListRepayments(LoanId loan, const PageSpec& page) override;
   absl::StatusOr<std::vector<LoanId>> ListLoansToExpire(absl::Time now, size_t limit) override;
