@@ -14,3 +14,4 @@ CREATE TRIGGER accounts_keep_key AFTER UPDATE OF id, currency ON accounts
 -- 80 kB, which PostgreSQL compressed on the commit path (about 10 ms). Stored as they are, like
 -- the funder books (migration 0010); rows under 2 kB are unaffected.
 ALTER TABLE account_entries ALTER COLUMN transfer_ids SET STORAGE EXTERNAL;
+
