@@ -81,25 +81,18 @@ const std::shared_ptr<const RecentTransfers::Group>* RecentTransfers::GroupOf(
 }
 
 bool RecentTransfers::Find(TransferId id, Found* out) const {
-  std::shared_ptr<const Group> group;
-  size_t index = 0;
-  {
-    absl::MutexLock lock(&mu_);
-    IndexQueued();
-    auto it = index_.find(id);
-    if (it == index_.end()) return false;
-    const std::shared_ptr<const Group>* held = GroupOf(it->second);
-    if (held == nullptr) return false;
-    group = *held;
-    index = it->second.index;
-  }
-  const Transfer& t = group->transfers[index];
   absl::MutexLock lock(&mu_);
+  IndexQueued();
+  auto it = index_.find(id);
+  if (it == index_.end()) return false;
+  const std::shared_ptr<const Group>* held = GroupOf(it->second);
+  if (held == nullptr) return false;
+  const Transfer& t = (*held)->transfers[it->second.index];
   Kept kept;
-  const Account* debit = AccountOf(*group, t.debit_account_id, &kept);
-  const Account* credit = AccountOf(*group, t.credit_account_id, &kept);
+  const Account* debit = AccountOf(**held, t.debit_account_id, &kept);
+  const Account* credit = AccountOf(**held, t.credit_account_id, &kept);
   if (debit == nullptr || credit == nullptr) return false;
-  *out = Found{.group = std::move(group), .transfer = &t, .debit = debit, .credit = credit,
+  *out = Found{.group = *held, .transfer = &t, .debit = debit, .credit = credit,
                .accounts = std::move(kept)};
   return true;
 }

@@ -2143,6 +2143,16 @@ PgLedgerStore::ListBasket(LenderId lender) {
       });
 }
 
+namespace {
+
+int64_t CountFundersIn(pqxx::transaction_base& tx, LoanId loan) {
+  return tx.exec_params1("SELECT count(*) FROM loan_funders WHERE loan_id = $1::bigint",
+                         loan.value())[0]
+      .as<int64_t>();
+}
+
+}  // namespace
+
 absl::StatusOr<Page<LoanFunder>> PgLedgerStore::ListFunders(LoanId loan, const PageSpec& page) {
   ML_RETURN_IF_ERROR(CheckLimit(page));
   return RunIn<pqxx::read_transaction>(
@@ -2164,12 +2174,8 @@ absl::StatusOr<Page<LoanFunder>> PgLedgerStore::ListFunders(LoanId loan, const P
                 " ORDER BY f.first_lent_at, f.account_id",
                 loan.value(), page.after_id, page.limit + 1),
             ReadFunder);
-        const int64_t total =
-            tx.exec_params1("SELECT count(*) FROM loan_funders WHERE loan_id = $1::bigint",
-                            loan.value())[0]
-                .as<int64_t>();
         Page<LoanFunder> out;
-        out.total_count = total;
+        out.total_count = CountFundersIn(tx, loan);
         if (items.size() > static_cast<size_t>(page.limit)) {
           items.resize(page.limit);
           out.next_after_id = page.after_id + page.limit;
@@ -2181,11 +2187,8 @@ absl::StatusOr<Page<LoanFunder>> PgLedgerStore::ListFunders(LoanId loan, const P
 
 absl::StatusOr<int64_t> PgLedgerStore::CountFunders(LoanId loan) {
   return RunIn<pqxx::read_transaction>(
-      *pool_, "counting a loan's funders", [&](pqxx::read_transaction& tx) -> absl::StatusOr<int64_t> {
-        return tx.exec_params1("SELECT count(*) FROM loan_funders WHERE loan_id = $1::bigint",
-                               loan.value())[0]
-            .as<int64_t>();
-      });
+      *pool_, "counting a loan's funders",
+      [&](pqxx::read_transaction& tx) -> absl::StatusOr<int64_t> { return CountFundersIn(tx, loan); });
 }
 
 absl::StatusOr<std::vector<LoanFunder>> PgLedgerStore::ListPositions(AccountId funder) {
