@@ -6,7 +6,8 @@
 //                                       (_total_count_is_lower_bound 1: capped, more match)
 //   list_loans_p50_ms / _p99_ms / _rps  combination A through gRPC: FUNDRAISING in KE or UG,
 //                                       sector AGRICULTURE, partner rated 3 stars or more,
-//                                       expiring soonest, first page of 20
+//                                       expiring soonest, first page of 20 cards
+//                                       (LOAN_VIEW_CARD: no stories or schedules)
 //   list_loans_sql_p50_ms / _p99_ms     the statements the server ran for that request
 //                                       (whatever PgLoanStore sends, captured from PostgreSQL's
 //                                       log with their parameters), replayed by the same number
@@ -17,6 +18,7 @@
 //   list_loans_rpc_vs_sql_p99_ratio
 //   list_loans_b_*                      the same for combination B: women borrowers, FOOD or
 //                                       RETAIL, term 12 months or less, least amount left first
+//   list_loans_full_*                   combination A again, as full loans (LOAN_VIEW_FULL)
 // The catalogue is tests/harness/loan_catalogue.h: the newest --fundraising loans are
 // FUNDRAISING (deadlines over the next 30 days), older ones FUNDED, PAYING_BACK, ENDED, EXPIRED,
 // REFUNDED or DEFAULTED; only FUNDRAISING loans have schedules, and the bench lists no others.
@@ -133,6 +135,8 @@ struct Combo {
   int min_rating_half_stars = 0;
   int max_term_months = 0;
   lv1::LoanSort sort;
+  // A browsing lender's page is cards; a full page (stories and schedules) is measured too.
+  lv1::LoanView view = lv1::LOAN_VIEW_CARD;
 };
 
 const Combo kCombos[] = {
@@ -146,6 +150,12 @@ const Combo kCombos[] = {
      .genders = {cv1::GENDER_FEMALE},
      .max_term_months = 12,
      .sort = lv1::LOAN_SORT_AMOUNT_LEFT_ASC},
+    {.prefix = "list_loans_full",
+     .countries = {"KE", "UG"},
+     .sectors = {cv1::SECTOR_AGRICULTURE},
+     .min_rating_half_stars = 6,
+     .sort = lv1::LOAN_SORT_EXPIRING_SOONEST,
+     .view = lv1::LOAN_VIEW_FULL},
 };
 
 constexpr int kPageSize = 20;
@@ -160,6 +170,7 @@ lv1::ListLoansRequest ToRequest(const Combo& c) {
   req.mutable_filter()->set_min_partner_risk_rating_half_stars(c.min_rating_half_stars);
   req.mutable_filter()->set_max_term_months(c.max_term_months);
   req.set_sort(c.sort);
+  req.set_view(c.view);
   return req;
 }
 

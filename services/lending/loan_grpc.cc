@@ -234,11 +234,12 @@ absl::Status ParseScalarFilters(const v1::LoanFilter& f, LoanQuery& q) {
 
 // ListLoans page tokens: base64url of "l1.<key>.<id>.<check>", the cursor after the last loan of
 // the page (<key> "-" when it has none) and <check>, 16 hex digits of the SHA-256 of the request
-// without its page size (filters, sort, seed) and of the cursor, so that a token only continues
+// without its page size and view (so filters, sort, seed) and of the cursor, so that a token only continues
 // the search that issued it and a damaged one is refused.
 std::string TokenCheck(const v1::ListLoansRequest& request, absl::string_view position) {
   v1::ListLoansRequest search = request;
   search.clear_page();
+  search.clear_view();  // the view does not change the order: a token serves both
   search.mutable_page()->set_page_token(std::string(position));
   return absl::BytesToHexString(BodyHash(search).substr(0, 8));
 }
@@ -284,6 +285,12 @@ absl::StatusOr<LoanQuery> ParseQuery(const v1::ListLoansRequest& request, const 
   if (sort < 0 || sort > v1::LOAN_SORT_RANDOM) return FieldError("sort", "is not a LoanSort");
   q.sort = sort == 0 ? LoanSort::kNewest : static_cast<LoanSort>(sort);
   q.random_seed = request.random_seed();
+  switch (request.view()) {
+    case v1::LOAN_VIEW_UNSPECIFIED:
+    case v1::LOAN_VIEW_FULL: q.view = LoanView::kFull; break;
+    case v1::LOAN_VIEW_CARD: q.view = LoanView::kCard; break;
+    default: return FieldError("view", "is not a LoanView");
+  }
   common::v1::PageRequest size_only = request.page();
   size_only.clear_page_token();
   ML_ASSIGN_OR_RETURN(PageSpec page, ParsePage(size_only, PageKind::kList));

@@ -375,6 +375,48 @@ TEST_F(LoanCatalogueTest, ExpiringSoonestPagesOnIntoLoansWithoutADeadline) {
   for (const std::string& id : drafts) Delete(std::stoll(id));
 }
 
+TEST_F(LoanCatalogueTest, CardViewIsTheFullLoanWithoutStoryOrSchedule) {
+  lv1::ListLoansRequest full_req = QueryA(lv1::LOAN_SORT_EXPIRING_SOONEST);
+  full_req.mutable_page()->set_page_size(20);
+  lv1::ListLoansRequest card_req = full_req;
+  card_req.set_view(lv1::LOAN_VIEW_CARD);
+  const lv1::ListLoansResponse full = Call(full_req);
+  const lv1::ListLoansResponse card = Call(card_req);
+  ASSERT_EQ(full.loans_size(), 20);
+  ASSERT_EQ(card.loans_size(), full.loans_size());
+  EXPECT_EQ(card.page().total_count(), full.page().total_count());
+  EXPECT_EQ(card.page().total_count_is_lower_bound(), full.page().total_count_is_lower_bound());
+  for (int i = 0; i < full.loans_size(); ++i) {
+    SCOPED_TRACE(full.loans(i).id().value());
+    ASSERT_FALSE(full.loans(i).details().story().empty());
+    ASSERT_GT(full.loans(i).details().schedule_size(), 0);
+    EXPECT_TRUE(card.loans(i).details().story().empty());
+    EXPECT_EQ(card.loans(i).details().schedule_size(), 0);
+    lv1::Loan trimmed = full.loans(i);
+    trimmed.mutable_details()->clear_story();
+    trimmed.mutable_details()->clear_schedule();
+    EXPECT_EQ(card.loans(i).SerializeAsString(), trimmed.SerializeAsString())
+        << "card:\n" << card.loans(i).DebugString() << "full:\n" << trimmed.DebugString();
+  }
+  // The view does not change the order, so a card page's token continues a full search.
+  full_req.mutable_page()->set_page_token(card.page().next_page_token());
+  card_req.mutable_page()->set_page_token(full.page().next_page_token());
+  const lv1::ListLoansResponse full_next = Call(full_req);
+  const lv1::ListLoansResponse card_next = Call(card_req);
+  ASSERT_GT(full_next.loans_size(), 0);
+  ASSERT_EQ(card_next.loans_size(), full_next.loans_size());
+  const std::vector<std::string> expected = Expected(MatchesA, lv1::LOAN_SORT_EXPIRING_SOONEST);
+  EXPECT_EQ(full_next.loans(0).id().value(), expected[20]);
+  EXPECT_EQ(card_next.loans(0).id().value(), expected[20]);
+
+  lv1::ListLoansRequest unknown = QueryA(lv1::LOAN_SORT_EXPIRING_SOONEST);
+  unknown.set_view(static_cast<lv1::LoanView>(99));
+  lv1::ListLoansResponse out;
+  const grpc::Status s = loans_->ListLoans(Ctx(lender_).get(), unknown, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("view"), std::string::npos) << s.error_message();
+}
+
 TEST_F(LoanCatalogueTest, MalformedOrMismatchedTokensAreInvalidArgument) {
   lv1::ListLoansRequest req = QueryA(lv1::LOAN_SORT_EXPIRING_SOONEST);
   req.mutable_page()->set_page_size(10);

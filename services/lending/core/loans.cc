@@ -407,6 +407,12 @@ bool IsAfter(const LoanQuery& query, const LoanCursor& cursor, const Loan& loan)
   return id > cursor.id.value();
 }
 
+void ApplyView(LoanView view, Loan& loan) {
+  if (view == LoanView::kFull) return;
+  loan.details.story.clear();
+  loan.details.schedule.clear();
+}
+
 std::string DetailsToJson(const LoanDetails& d) {
   nlohmann::json j;
   nlohmann::json borrowers = nlohmann::json::array();

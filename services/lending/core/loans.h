@@ -192,6 +192,13 @@ enum class LoanSort {
   kLoanAmountAsc = 5, kLoanAmountDesc = 6, kTrending = 7, kRandom = 8
 };
 
+// How much of each loan a search returns. kCard leaves details.story and details.schedule
+// empty (the long parts, which a page of catalogue cards does not show); every other field is
+// read as in kFull.
+enum class LoanView { kFull = 1, kCard = 2 };
+// `loan` as `view` shows it.
+void ApplyView(LoanView view, Loan& loan);
+
 // ListLoans counts matches exactly up to this many and reports "more than this" beyond.
 inline constexpr int64_t kLoanCountCap = 1'000;
 
@@ -238,6 +245,7 @@ struct LoanQuery {
   // total_count counts at most count_cap + 1 matches: a count above count_cap means "more than
   // count_cap" (an exact count of a broad search reads every match; a lender needs "1,000+").
   int64_t count_cap = kLoanCountCap;
+  LoanView view = LoanView::kFull;
 };
 
 // True when `loan` satisfies every filter and the viewer may see it (used by the fake).

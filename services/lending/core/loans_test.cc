@@ -426,6 +426,24 @@ TEST_F(LoanBookTest, CatalogueShowsPublicLoansFilteredAndSorted) {
   EXPECT_EQ(book_.List({.count_cap = 0})->total_count, 1);
 }
 
+TEST_F(LoanBookTest, CardViewLeavesOutStoryAndScheduleOnly) {
+  LoanDetails details = Complete();
+  details.story = "A long story.";
+  const Loan posted = MustPublish(details);
+  ASSERT_FALSE(posted.details.schedule.empty());
+  absl::StatusOr<Page<Loan>> full = book_.List({});
+  absl::StatusOr<Page<Loan>> card = book_.List({.view = LoanView::kCard});
+  ASSERT_TRUE(full.ok() && card.ok());
+  ASSERT_EQ(full->items.size(), 1u);
+  ASSERT_EQ(card->items.size(), 1u);
+  EXPECT_EQ(full->items[0], posted);
+  Loan expected = posted;
+  expected.details.story.clear();
+  expected.details.schedule.clear();
+  EXPECT_EQ(card->items[0], expected);
+  EXPECT_EQ(card->total_count, full->total_count);
+}
+
 TEST(LoanSortKey, OrdersLikeEachSortAndPlacesCursors) {
   auto loan = [](int64_t id, int64_t usd, int64_t funded, int64_t trending) {
     Loan l{.id = LoanId(id), .usd_amount = Money::FromMinor(Currency::Usd(), usd)};

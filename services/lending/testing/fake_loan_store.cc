@@ -203,6 +203,7 @@ absl::StatusOr<Page<Loan>> FakeLoanStore::List(const LoanQuery& query) {
       break;
     }
     out.items.push_back(loan);
+    ApplyView(query.view, out.items.back());
   }
   return out;
 }
