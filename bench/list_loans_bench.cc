@@ -19,6 +19,8 @@
 //   list_loans_b_*                      the same for combination B: women borrowers, FOOD or
 //                                       RETAIL, term 12 months or less, least amount left first
 //   list_loans_full_*                   combination A again, as full loans (LOAN_VIEW_FULL)
+//   list_loans_rpc_floor_p50_ms / _p99  the lending server's gRPC health check at the same pace:
+//                                       what a call costs here before any work is done
 // The catalogue is tests/harness/loan_catalogue.h: the newest --fundraising loans are
 // FUNDRAISING (deadlines over the next 30 days), older ones FUNDED, PAYING_BACK, ENDED, EXPIRED,
 // REFUNDED or DEFAULTED; only FUNDRAISING loans have schedules, and the bench lists no others.
@@ -50,6 +52,7 @@
 #include "harness/loan_catalogue.h"
 #include "harness/local_stack.h"
 #include "harness/rpc.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "microlend/lending/v1/lending.grpc.pb.h"
 
 namespace microlend::testing {
@@ -429,6 +432,24 @@ double MeasureRpc(LocalStack& stack, const Config& c, const Combo& combo,
   return lat.Percentile(0.99);
 }
 
+// The same clients and pace against the lending server's health check: what a unary call
+// through gRPC costs on this machine before any work (no token, no database).
+void MeasureRpcFloor(LocalStack& stack, const Config& c) {
+  Latencies lat = Drive(c, [&](int) -> std::function<void()> {
+    std::shared_ptr<grpc::health::v1::Health::Stub> stub =
+        grpc::health::v1::Health::NewStub(Channel(stack.Address(Server::kLending)));
+    return [stub] {
+      grpc::ClientContext ctx;
+      grpc::health::v1::HealthCheckRequest request;
+      grpc::health::v1::HealthCheckResponse out;
+      grpc::Status s = stub->Check(&ctx, request, &out);
+      if (!s.ok()) Die("Health.Check: " + s.error_message());
+    };
+  });
+  std::printf("list_loans_rpc_floor_p50_ms %.2f\n", lat.Percentile(0.50));
+  std::printf("list_loans_rpc_floor_p99_ms %.2f\n", lat.Percentile(0.99));
+}
+
 double MeasureSql(LocalStack& stack, const Config& c, const Combo& combo,
                   const std::vector<Statement>& statements) {
   absl::Mutex mu;
@@ -471,6 +492,7 @@ int Main(int argc, char** argv) {
   if (absl::Status s = (*stack)->StartServer(Server::kLending); !s.ok()) Die(s.ToString());
   LoadCatalogue(**stack, c);
   const std::string lender = (*stack)->Token(Role::kLender, "1");
+  MeasureRpcFloor(**stack, c);
   for (const Combo& combo : kCombos) {
     cv1::PageResponse page;
     const std::vector<Statement> statements =
