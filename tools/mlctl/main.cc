@@ -335,6 +335,7 @@ absl::Status CatalogueWalk(const FlagSet& flags, const std::string& ops) {
   list.set_sort(lv1::LOAN_SORT_LOAN_AMOUNT_DESC);
   list.mutable_page()->set_page_size(5);
   list.mutable_filter()->add_statuses(lv1::LOAN_STATUS_FUNDRAISING);
+  list.set_view(lv1::LOAN_VIEW_CARD);  // the summary shows no story or schedule
   lv1::ListLoansResponse page;
   if (absl::Status s = Check(loans->ListLoans(DemoCtx(*lender).get(), list, &page), "catalogue");
       !s.ok()) {
