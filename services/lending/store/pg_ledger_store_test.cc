@@ -1151,6 +1151,150 @@ TEST_F(PgLedgerStoreTest, OnlyTheLoanDesksFunderCreditsBecomeRepaymentPacks) {
   EXPECT_EQ((*read)[0].credit_account_id, wallets[2].id);
 }
 
+// A repayment's credits to funders (CommitSet::funder_credits) whose runs break: a pack, a lone
+// credit stored as a row, another pack. Reading them back interleaves the two kinds in id order.
+TEST_F(PgLedgerStoreTest, ALoneFunderCreditBetweenPacksReadsBackInOrder) {
+  Account settlement = Open(Platform(AccountKind::kPartnerSettlement));
+  std::vector<Account> wallets;
+  for (int i = 0; i < 5; ++i) wallets.push_back(Open(Wallet(absl::StrCat("funder-", i))));
+  // Batch positions 0 1 | 5 | 9 10: the gaps end a run, so 702 has no neighbour to pack with.
+  const int batch_index[] = {0, 1, 5, 9, 10};
+  CommitSet desk;
+  for (int i = 0; i < 5; ++i) {
+    Transfer t = Posted(700 + i, settlement, wallets[i], 10 * (i + 1), TransferCode::kRepayment);
+    t.created_at = kT0;
+    t.batch_request_id = "repay-lone";
+    t.batch_index = batch_index[i];
+    t.references.loan_id = LoanId(78);
+    t.references.repayment_id = RepaymentId(8);
+    desk.transfers.push_back(t);
+    desk.funder_credits.push_back(t.id);
+    desk.events.push_back(Event(t));
+  }
+  ASSERT_TRUE(Commit(desk).ok());
+  EXPECT_EQ(Scalar("SELECT count(*) FROM lending.transfer_packs WHERE repayment_id = 8"), 2);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM lending.transfers WHERE repayment_id = 8"), 1);
+  EXPECT_EQ(Scalar("SELECT id FROM lending.transfers WHERE repayment_id = 8"), 702);
+
+  absl::StatusOr<std::vector<Transfer>> read = store_->GetTransfers(
+      {TransferId(704), TransferId(702), TransferId(700), TransferId(703), TransferId(701)});
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_EQ(read->size(), 5u);
+  for (const Transfer& t : *read) {
+    const Transfer& wrote = desk.transfers[t.id.value() - 700];
+    EXPECT_EQ(t, wrote) << "transfer " << t.id.value();
+  }
+  EXPECT_EQ((*read)[0].id, TransferId(704)) << "in the order asked";
+  EXPECT_EQ((*read)[1].id, TransferId(702));
+
+  absl::StatusOr<Page<StatementRow>> statement =
+      store_->Statement(settlement.id, {}, {.limit = 10});
+  ASSERT_TRUE(statement.ok()) << statement.status();
+  ASSERT_EQ(statement->items.size(), 5u);
+  int64_t balance = 0;
+  for (int i = 0; i < 5; ++i) {
+    balance -= 10 * (i + 1);
+    EXPECT_EQ(statement->items[i].transfer.id, TransferId(700 + i));
+    EXPECT_EQ(statement->items[i].balance_after, balance);
+  }
+}
+
+// Credits by increment (ADR 0011) add to accounts the commit did not load. An increment to an
+// account that is missing, of another currency or credit-limited is refused as a bug (Internal)
+// and the whole commit is rolled back.
+TEST_F(PgLedgerStoreTest, CreditIncrementsAddToTotalsOrRefuseTheWholeCommit) {
+  Account settlement = Open(Platform(AccountKind::kPartnerSettlement));
+  Account w1 = Open(Wallet("inc-1"));
+  Account w2 = Open(Wallet("inc-2"));
+  Account limited = Open({.owner_type = OwnerType::kPlatform,
+                          .owner_id = "",
+                          .kind = AccountKind::kExternalCash,
+                          .flags = {.credits_must_not_exceed_debits = true}});
+  auto desk = [&](int64_t first_id, std::vector<CreditIncrement> increments) {
+    CommitSet c;
+    int64_t total = 0;
+    for (size_t i = 0; i < increments.size(); ++i) {
+      Account credit;
+      credit.id = increments[i].account_id;
+      Transfer t = Posted(first_id + static_cast<int64_t>(i), settlement, credit,
+                          increments[i].amount_minor, TransferCode::kRepayment);
+      t.created_at = kT0;
+      t.batch_request_id = absl::StrCat("repay-", first_id);
+      t.batch_index = static_cast<int32_t>(i);
+      t.references.loan_id = LoanId(79);
+      t.references.repayment_id = RepaymentId(first_id);
+      c.transfers.push_back(t);
+      c.funder_credits.push_back(t.id);
+      c.events.push_back(Event(t));
+      total += increments[i].amount_minor;
+    }
+    Account debited = settlement;
+    debited.debits_posted += total;
+    c.accounts = {debited};
+    c.credit_increments = std::move(increments);
+    return c;
+  };
+  // Changes when any account's total does.
+  const std::string balances = "SELECT sum(credits_posted * id) + sum(debits_posted * id)"
+                               " FROM lending.accounts";
+  const std::string written = "SELECT (SELECT count(*) FROM lending.transfers) +"
+                              " (SELECT count(*) FROM lending.transfer_packs) +"
+                              " (SELECT count(*) FROM lending.outbox_events)";
+
+  ASSERT_TRUE(Commit(desk(800, {{.account_id = w1.id, .amount_minor = 125},
+                                {.account_id = w2.id, .amount_minor = 75}}))
+                  .ok());
+  settlement = *store_->GetAccount(settlement.id);
+  EXPECT_EQ(settlement.debits_posted, 200);
+  EXPECT_EQ(Scalar("SELECT credits_posted FROM lending.accounts WHERE id = " +
+                   std::to_string(w1.id.value())),
+            125);
+  EXPECT_EQ(Scalar("SELECT credits_posted FROM lending.accounts WHERE id = " +
+                   std::to_string(w2.id.value())),
+            75);
+  ASSERT_TRUE(Commit(desk(810, {{.account_id = w1.id, .amount_minor = 5}})).ok());
+  settlement = *store_->GetAccount(settlement.id);
+  EXPECT_EQ(settlement.debits_posted, 205);
+  EXPECT_EQ(Scalar("SELECT credits_posted FROM lending.accounts WHERE id = " +
+                   std::to_string(w1.id.value())),
+            130)
+      << "an increment adds to the total, whatever the store last read";
+
+  const int64_t balances_before = Scalar(balances);
+  const int64_t written_before = Scalar(written);
+  struct Bad {
+    std::string what;
+    CreditIncrement increment;
+    absl::StatusCode code;
+    std::string refusal;  // in the error's message
+  };
+  const Bad bad[] = {
+      // The database's pack check (migration 0009) refuses it before the increment is tried.
+      {"missing",
+       {.account_id = AccountId(987654), .amount_minor = 10},
+       absl::StatusCode::kFailedPrecondition,
+       "account 987654, which does not exist in its currency"},
+      {"other currency",
+       {.account_id = w2.id, .currency = *Currency::FromCode("KES"), .amount_minor = 10},
+       absl::StatusCode::kInternal,
+       "1 of the 2 accounts credited by increment are missing, of another currency"},
+      {"credit-limited",
+       {.account_id = limited.id, .amount_minor = 10},
+       absl::StatusCode::kInternal,
+       "1 of the 2 accounts credited by increment are missing, of another currency"},
+  };
+  int64_t next_id = 820;
+  for (const Bad& b : bad) {
+    SCOPED_TRACE(b.what);
+    absl::Status s = Commit(desk(next_id, {{.account_id = w1.id, .amount_minor = 40}, b.increment}));
+    next_id += 10;
+    EXPECT_EQ(s.code(), b.code) << s;
+    EXPECT_NE(s.message().find(b.refusal), std::string::npos) << s;
+    EXPECT_EQ(Scalar(balances), balances_before) << "no total changed";
+    EXPECT_EQ(Scalar(written), written_before) << "no transfer, pack or event written";
+  }
+}
+
 TEST_F(PgLedgerStoreTest, AllocatedIdsStayAboveClientChosenIds) {
   Account cash = Open(Platform(AccountKind::kExternalCash));
   Account wallet = Open(Wallet("lender-1"));
