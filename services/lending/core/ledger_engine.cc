@@ -40,7 +40,7 @@ bool NeedsLoan(TransferCode code) {
   }
 }
 
-std::string CodeName(TransferCode code) {
+std::string_view CodeName(TransferCode code) {
   static constexpr const char* kNames[] = {"deposit",
                                            "loan_share",
                                            "disbursement",
@@ -62,7 +62,7 @@ std::string CodeName(TransferCode code) {
   return kNames[static_cast<int>(code) - 1];
 }
 
-std::string TypeName(TransferType type) {
+std::string_view TypeName(TransferType type) {
   switch (type) {
     case TransferType::kPosted:
       return "posted";
@@ -77,7 +77,7 @@ std::string TypeName(TransferType type) {
   return "";
 }
 
-std::string OwnerTypeName(OwnerType type) {
+std::string_view OwnerTypeName(OwnerType type) {
   static constexpr const char* kNames[] = {"lender",   "partner", "loan",
                                            "platform", "sponsor", "external_settlement"};
   const int value = static_cast<int>(type);
@@ -85,7 +85,7 @@ std::string OwnerTypeName(OwnerType type) {
   return kNames[value - 1];
 }
 
-std::string KindName(AccountKind kind) {
+std::string_view KindName(AccountKind kind) {
   static constexpr const char* kNames[] = {
       "lender_wallet",    "loan_funding",    "partner_settlement", "sponsor_budget",
       "platform_revenue", "platform_escrow", "platform_loss",      "external_cash"};
@@ -141,7 +141,7 @@ ItemResult CheckNewTransferShape(const TransferSpec& spec) {
   }
   if (NeedsLoan(*spec.code) && !spec.references.loan_id.has_value()) {
     return Reject{RejectReason::kReferenceMissing,
-                  absl::StrCat(CodeName(*spec.code), " must name its loan")};
+                  absl::StrCat(AsAbsl(CodeName(*spec.code)), " must name its loan")};
   }
   return CheckTimeout(spec);
 }
@@ -635,7 +635,7 @@ ItemResult BatchApplier::ApplyResolution(size_t index, const TransferSpec& spec)
   Plan plan{NewTransfer(index, spec, &hold), {}, {}};
   if (NeedsLoan(plan.transfer.code) && !plan.transfer.references.loan_id.has_value()) {
     return Reject{RejectReason::kReferenceMissing,
-                  absl::StrCat(CodeName(plan.transfer.code), " must name its loan")};
+                  absl::StrCat(AsAbsl(CodeName(plan.transfer.code)), " must name its loan")};
   }
   if (ItemResult taken = ClientIdFree(spec)) return taken;
   const int64_t held = hold.transfer.amount.minor_units();
@@ -891,6 +891,15 @@ class JsonObject {
     Quote(value);
     return *this;
   }
+  // A value that is the ledger's own text, never a client's: an enum's name, a currency code, a
+  // timestamp. It needs no escaping, so it is appended as it is.
+  JsonObject& Name(std::string_view key, std::string_view value) {
+    Key(key);
+    out_.push_back('"');
+    out_.append(value);
+    out_.push_back('"');
+    return *this;
+  }
   // An id or amount as a JSON string ("42", "25.00"): digits, a sign and a point never need
   // escaping.
   JsonObject& IdStr(std::string_view key, int64_t value) {
@@ -927,11 +936,13 @@ class JsonObject {
   void Close() { out_.push_back('}'); }
 
  private:
+  // Keys are this file's own literals (lower-case letters and '_'), so they are appended as
+  // they are, with their separator, quotes and colon, without AppendJsonString's scan.
   void Key(std::string_view key) {
-    if (!first_) out_.push_back(',');
+    out_.append(first_ ? "\"" : ",\"", first_ ? 1 : 2);
     first_ = false;
-    Quote(key);
-    out_.push_back(':');
+    out_.append(key);
+    out_.append("\":", 2);
   }
   void Quote(std::string_view text) { AppendJsonString(&out_, text); }
   std::string& out_;
@@ -941,9 +952,9 @@ class JsonObject {
 void SideObject(JsonObject& out, std::string_view key, const Account& account, int64_t balance,
                 int64_t available) {
   out.Object(key)
-      .Str("owner_type", OwnerTypeName(account.owner_type))
+      .Name("owner_type", OwnerTypeName(account.owner_type))
       .Str("owner_id", account.owner_id)
-      .Str("kind", KindName(account.kind))
+      .Name("kind", KindName(account.kind))
       .MoneyStr("balance", Money::FromMinor(account.currency, balance))
       .MoneyStr("available", Money::FromMinor(account.currency, available))
       .EndObject();
@@ -992,21 +1003,21 @@ OutboxEvent RenderTransferEvent(OutboxEvent event, const Transfer& transfer, con
   event.payload.reserve(640);  // a transfer event is ~550 bytes
   JsonObject payload(&event.payload);
   payload.IdStr("id", transfer.id.value())
-      .Str("type", TypeName(transfer.type))
-      .Str("code", CodeName(transfer.code))
+      .Name("type", TypeName(transfer.type))
+      .Name("code", CodeName(transfer.code))
       .IdStr("debit_account_id", transfer.debit_account_id.value())
       .IdStr("credit_account_id", transfer.credit_account_id.value())
       .MoneyStr("amount", transfer.amount)
-      .Str("currency", transfer.amount.currency().code());
+      .Name("currency", transfer.amount.currency().code());
   ReferencesObject(payload, transfer.references);
-  payload.Str("created_at", CachedRfc3339(transfer.created_at))
+  payload.Name("created_at", CachedRfc3339(transfer.created_at))
       .Str("batch_request_id", transfer.batch_request_id)
       .Int("batch_index", transfer.batch_index);
   SideObject(payload, "debit_owner", debit, ref.debit_balance, ref.debit_available);
   SideObject(payload, "credit_owner", credit, ref.credit_balance, ref.credit_available);
   if (transfer.pending_id) payload.IdStr("pending_id", transfer.pending_id->value());
   if (transfer.timeout_ms > 0) payload.Int("timeout_ms", transfer.timeout_ms);
-  if (transfer.expires_at) payload.Str("expires_at", Rfc3339(*transfer.expires_at));
+  if (transfer.expires_at) payload.Name("expires_at", Rfc3339(*transfer.expires_at));
   if (!transfer.memo.empty()) payload.Str("memo", transfer.memo);
   payload.Close();
   event.account_id = transfer.debit_account_id;

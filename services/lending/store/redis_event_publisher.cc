@@ -1,5 +1,8 @@
 #include "services/lending/store/redis_event_publisher.h"
 
+#include <cstring>
+#include <string_view>
+
 #include "absl/strings/str_cat.h"
 #include "common/strings.h"
 
@@ -20,11 +23,16 @@ void AppendLine(const OutboxEvent& e, std::string* out) {
   if (e.payload.empty()) {
     out->append("null");
   } else {
-    // Raw newlines can only be whitespace in valid JSON: keep the event on one line.
+    // Raw newlines can only be whitespace in valid JSON: keep the event on one line. Rendered
+    // payloads have none, so look for one (memchr) before going through character by character.
     const size_t start = out->size();
     out->append(e.payload);
-    for (size_t i = start; i < out->size(); ++i) {
-      if ((*out)[i] == '\n' || (*out)[i] == '\r') (*out)[i] = ' ';
+    const std::string_view p = e.payload;
+    if (std::memchr(p.data(), '\n', p.size()) != nullptr ||
+        std::memchr(p.data(), '\r', p.size()) != nullptr) {
+      for (size_t i = start; i < out->size(); ++i) {
+        if ((*out)[i] == '\n' || (*out)[i] == '\r') (*out)[i] = ' ';
+      }
     }
   }
   out->append("}\n");
