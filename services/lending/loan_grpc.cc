@@ -234,8 +234,8 @@ absl::Status ParseScalarFilters(const v1::LoanFilter& f, LoanQuery& q) {
 
 // ListLoans page tokens: base64url of "l1.<key>.<id>.<check>", the cursor after the last loan of
 // the page (<key> "-" when it has none) and <check>, 16 hex digits of the SHA-256 of the request
-// without its page size and view (so filters, sort, seed) and of the cursor, so that a token only continues
-// the search that issued it and a damaged one is refused.
+// without its page size and view (so: filters, sort, seed) and of the cursor, so that a token
+// only continues the search that issued it and a damaged one is refused.
 std::string TokenCheck(const v1::ListLoansRequest& request, absl::string_view position) {
   v1::ListLoansRequest search = request;
   search.clear_page();

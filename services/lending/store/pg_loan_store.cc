@@ -619,9 +619,9 @@ absl::StatusOr<Page<Loan>> PgLoanStore::List(const LoanQuery& q) {
   const std::string count = CountSql(where, q.count_cap);
   const bool card = q.view == LoanView::kCard;
   // A card has no schedule: NULL keeps the columns where ReadPageRow looks for them.
-  const std::string select =
-      absl::StrCat("SELECT ", card ? CardLoanColumns() : kLoanColumns, ", ",
-                   card ? "NULL::text" : kScheduleColumn, ", (", count, ")", kLoanFrom, where.sql());
+  const std::string select = absl::StrCat(
+      "SELECT ", card ? CardLoanColumns() : kLoanColumns, ", ",
+      card ? "NULL::text" : kScheduleColumn, ", (", count, ")", kLoanFrom, where.sql());
   const std::string page = absl::StrCat(select, after, OrderBy(q), " LIMIT ", q.limit + 1);
   const bool then_undated = q.sort == LoanSort::kExpiringSoonest && q.after && q.after->key;
   return RunIn<pqxx::nontransaction>(
