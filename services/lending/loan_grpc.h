@@ -23,11 +23,14 @@
 // mutation.replayed = true.
 //
 // ListLoans pages by keyset: next_page_token holds the sort key and id of the page's last loan
-// and a hash of the search (filters, sort, seed); the next page starts after that loan, so pages
+// and a hash of the search (filters, sort, seed; not the view, so a client may switch views
+// between pages); the next page starts after that loan, so pages
 // neither repeat nor skip loans while nothing changes, and page 100 costs what page 1 costs. A
 // malformed token, or one used with another search, is INVALID_ARGUMENT. At most
 // kMaxLoanPageSize loans a page. total_count is exact up to kLoanCountCap (core/loans.h); beyond
-// it total_count is kLoanCountCap and total_count_is_lower_bound is set.
+// it total_count is kLoanCountCap and total_count_is_lower_bound is set. view LOAN_VIEW_CARD
+// returns the loans without story and schedule (LoanView::kCard, ADR 0013); an unknown view is
+// INVALID_ARGUMENT.
 //
 // Thread-safe; the collaborators must outlive the service.
 #ifndef MICROLEND_SERVICES_LENDING_LOAN_GRPC_H_
