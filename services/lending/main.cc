@@ -122,7 +122,11 @@ int Main(int argc, char** argv) {
   lending::LoanDesk loan_desk(&ledger, &wallets, loan_store->get(), partner_store->get(), &clock,
                               {.default_after_days = static_cast<int32_t>(*default_after_days)});
   lending::RedisEventPublisher publisher(redis_endpoint);
-  lending::OutboxRelay relay(store->get(), &publisher, &clock, {.backlog = &outbox_backlog});
+  // Woken by every commit of this server's committer, the relay publishes at once; idle, it
+  // polls less and less often, up to once a second (events written by another server).
+  lending::OutboxRelay relay(store->get(), &publisher, &clock,
+                             {.max_idle_poll = absl::Seconds(1), .backlog = &outbox_backlog});
+  outbox_backlog.OnCommitted([&relay] { relay.Wake(); });
   PeriodicTask hold_sweep(absl::Milliseconds(*sweep_ms), [&ledger] {
     absl::StatusOr<size_t> expired = ledger.ExpireHolds(10'000);
     if (!expired.ok()) LogWarning("hold_sweep_failed", {{"error", AsStd(expired.status().message())}});

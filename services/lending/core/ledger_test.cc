@@ -7,6 +7,7 @@
 
 #include "common/strings.h"
 #include "gtest/gtest.h"
+#include "services/lending/core/outbox_backlog.h"
 #include "services/lending/core/outbox_relay.h"
 #include "services/lending/core/wallets.h"
 #include "services/lending/testing/fake_ledger_store.h"
@@ -446,6 +447,74 @@ TEST(OutboxRelayTest, EventsSharingASequenceArePublishedTogetherAndAGapAfterThem
   EXPECT_EQ(*relay.RelayOnce(), 5u);
   EXPECT_EQ(*relay.RelayOnce(), 0u);  // 5 waits behind 4
   EXPECT_EQ(publisher.published, (std::vector<int64_t>{1, 2, 2, 2, 3}));
+}
+
+
+// GappyOutbox and a publisher for a relay running on its own thread: every call under a lock,
+// with a way to wait for the relay's rounds and publications.
+class ThreadedOutbox final : public OutboxSource, public EventPublisher {
+ public:
+  void Add(int64_t sequence) {
+    absl::MutexLock lock(&mu_);
+    outbox_.Add(sequence, kStart);
+  }
+  absl::StatusOr<std::vector<OutboxEvent>> FetchUnpublished(size_t limit) override {
+    absl::MutexLock lock(&mu_);
+    ++rounds_;
+    return outbox_.FetchUnpublished(limit);
+  }
+  absl::Status MarkPublished(const std::vector<int64_t>& sequences, absl::Time at) override {
+    absl::MutexLock lock(&mu_);
+    return outbox_.MarkPublished(sequences, at);
+  }
+  absl::StatusOr<int64_t> PublishedThrough() override {
+    absl::MutexLock lock(&mu_);
+    return outbox_.PublishedThrough();
+  }
+  absl::Status Publish(const std::vector<OutboxEvent>& events) override {
+    absl::MutexLock lock(&mu_);
+    published_ += events.size();
+    return absl::OkStatus();
+  }
+  // Waits up to `timeout` until the relay has fetched `rounds` times / published `events`.
+  bool AwaitRounds(int rounds, absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return rounds_ >= rounds; };
+    return mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
+  }
+  bool AwaitPublished(size_t events, absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return published_ >= events; };
+    return mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
+  }
+
+ private:
+  absl::Mutex mu_;
+  GappyOutbox outbox_ ABSL_GUARDED_BY(mu_);
+  int rounds_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t published_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+TEST(OutboxRelayTest, ACommitWakesAnIdleRelayInsteadOfWaitingForItsNextPoll) {
+  FakeClock clock(kStart);
+  ThreadedOutbox outbox;
+  OutboxBacklog backlog(/*max_events=*/1000, absl::Seconds(2));
+  OutboxRelay relay(&outbox, &outbox, &clock,
+                    {.idle_poll = absl::Minutes(10), .max_idle_poll = absl::Minutes(10),
+                     .backlog = &backlog});
+  backlog.OnCommitted([&relay] { relay.Wake(); });
+  relay.Start();
+  ASSERT_TRUE(outbox.AwaitRounds(1, absl::Seconds(30)));  // found nothing: idle for 10 minutes
+  outbox.Add(1);
+  EXPECT_FALSE(outbox.AwaitPublished(1, absl::Milliseconds(200))) << "published before a wake";
+  backlog.Committed(1);
+  EXPECT_TRUE(outbox.AwaitPublished(1, absl::Seconds(30)));
+  // After a round that published, the relay looks again at once, finds nothing and idles.
+  ASSERT_TRUE(outbox.AwaitRounds(3, absl::Seconds(30)));
+  outbox.Add(2);
+  backlog.Committed(0);  // a group without events does not wake it
+  EXPECT_FALSE(outbox.AwaitPublished(2, absl::Milliseconds(200)));
+  relay.Stop();  // does not wait out the idle poll either
 }
 
 }  // namespace

@@ -5,9 +5,12 @@
 namespace microlend::lending {
 
 void OutboxBacklog::Committed(size_t events) {
-  absl::MutexLock lock(&mu_);
-  if (unpublished_ <= static_cast<int64_t>(max_events_)) last_progress_ = absl::Now();
-  unpublished_ += static_cast<int64_t>(events);
+  {
+    absl::MutexLock lock(&mu_);
+    if (unpublished_ <= static_cast<int64_t>(max_events_)) last_progress_ = absl::Now();
+    unpublished_ += static_cast<int64_t>(events);
+  }
+  if (events > 0 && on_committed_) on_committed_();
 }
 
 void OutboxBacklog::Published(size_t events) {

@@ -18,6 +18,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <utility>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -29,6 +31,9 @@ class OutboxBacklog {
   OutboxBacklog(size_t max_events, absl::Duration stalled_after)
       : max_events_(max_events), stalled_after_(stalled_after) {}
 
+  // Called by Committed, outside the backlog's lock (the relay's Wake, so that it publishes
+  // without waiting for its next poll). Set it before the committer starts; not thread-safe.
+  void OnCommitted(std::function<void()> listener) { on_committed_ = std::move(listener); }
   // The committer: `events` more were committed.
   void Committed(size_t events);
   // The relay: `events` more were published.
@@ -43,6 +48,7 @@ class OutboxBacklog {
  private:
   const size_t max_events_;
   const absl::Duration stalled_after_;
+  std::function<void()> on_committed_;
   mutable absl::Mutex mu_;
   int64_t unpublished_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_progress_ ABSL_GUARDED_BY(mu_) = absl::Now();

@@ -55,21 +55,40 @@ void OutboxRelay::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+bool OutboxRelay::StoppingOrWoken() const { return stopping_ || (wakeable_ && woken_); }
+
+void OutboxRelay::Wake() {
+  absl::MutexLock lock(&stop_mu_);
+  woken_ = true;
+}
+
 void OutboxRelay::Loop() {
   absl::Duration backoff = options_.idle_poll;
+  absl::Duration idle = options_.idle_poll;
   while (true) {
+    {
+      absl::MutexLock lock(&stop_mu_);
+      woken_ = false;  // this round sees every commit made before it
+    }
     absl::StatusOr<size_t> n = RelayOnce();
     absl::Duration wait;
     if (!n.ok()) {
       LogWarning("outbox_relay_failed", {{"error", AsStd(n.status().message())}});
       backoff = std::min(backoff * 2, options_.max_backoff);
       wait = backoff;
-    } else {
+    } else if (*n == 0) {
       backoff = options_.idle_poll;
-      wait = *n == 0 ? options_.idle_poll : absl::ZeroDuration();
+      wait = idle;
+      idle = std::min(idle * 2, std::max(options_.idle_poll, options_.max_idle_poll));
+    } else {
+      backoff = idle = options_.idle_poll;
+      wait = absl::ZeroDuration();
     }
     absl::MutexLock lock(&stop_mu_);
-    if (stop_mu_.AwaitWithTimeout(absl::Condition(&stopping_), wait)) return;
+    // A failing round waits out its backoff even when woken: a commit does not fix Redis.
+    wakeable_ = n.ok();
+    stop_mu_.AwaitWithTimeout(absl::Condition(this, &OutboxRelay::StoppingOrWoken), wait);
+    if (stopping_) return;
   }
 }
 
