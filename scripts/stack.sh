@@ -23,13 +23,24 @@ stack_up() {
   "$ROOT/infra/local/pg.sh" start
   "$ROOT/infra/local/redis.sh" start
   mkdir -p "$ML_DATA_DIR/logs"
-  local name addr
+  local name addr port_file pid
   for name in lending matching notify; do
-    "$BUILD_DIR/services/$name/${name}_server" >>"$ML_DATA_DIR/logs/$name.log" 2>&1 &
-    SERVER_PIDS+=($!)
+    # The server writes its port file once it has bound its port (exclusively): waiting for the
+    # file first means the health check below reaches this server, not a stale one on the port.
+    port_file="$ML_DATA_DIR/logs/$name.port"
+    rm -f "$port_file"
+    env "MICROLEND_${name^^}_PORT_FILE=$port_file" "$BUILD_DIR/services/$name/${name}_server" \
+      >>"$ML_DATA_DIR/logs/$name.log" 2>&1 &
+    pid=$!
+    SERVER_PIDS+=($pid)
+    for _ in $(seq 1 600); do
+      [[ -s "$port_file" ]] && break
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
     addr=$(eval echo "\$MICROLEND_${name^^}_LISTEN")
-    if ! "$MLCTL" wait --targets "$addr" --timeout_s 60; then
-      echo "stack: $name did not become SERVING; last log lines:" >&2
+    if [[ ! -s "$port_file" ]] || ! "$MLCTL" wait --targets "$addr" --timeout_s 60; then
+      echo "stack: $name did not start on $addr; last log lines:" >&2
       tail -n 20 "$ML_DATA_DIR/logs/$name.log" >&2
       return 1
     fi

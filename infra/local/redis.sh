@@ -7,7 +7,13 @@ source "$(dirname "$0")/common.sh"
 REDIS_DIR="$ML_DATA_DIR/redis"
 PID_FILE="$REDIS_DIR/redis.pid"
 
-running() { redis-cli -h 127.0.0.1 -p "$ML_REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
+# Running means: the Redis answering on the port is this one, serving $REDIS_DIR. Another Redis
+# on the port (another checkout's, or a parallel test's) is neither used nor shut down.
+running() {
+  local dir
+  dir=$(redis-cli -h 127.0.0.1 -p "$ML_REDIS_PORT" config get dir 2>/dev/null | sed -n 2p) || return 1
+  [[ -n "$dir" && "$dir" == "$(realpath -m "$REDIS_DIR")" ]]
+}
 
 start() {
   command -v redis-server >/dev/null || ml_die "redis-server not found (run scripts/install-deps.sh)"

@@ -14,7 +14,9 @@ std::vector<FlagSpec> CommonServerFlags(std::string_view server, int default_por
   std::string upper = absl::AsciiStrToUpper(AsAbsl(server));
   return {
       {"listen", absl::StrCat("MICROLEND_", upper, "_LISTEN"),
-       absl::StrCat("127.0.0.1:", default_port), "address to serve gRPC on"},
+       absl::StrCat("127.0.0.1:", default_port), "address to serve gRPC on (port 0: any free port)"},
+      {"port_file", absl::StrCat("MICROLEND_", upper, "_PORT_FILE"), "",
+       "if set, the bound port is written to this file once listening"},
       {"auth_secret", "MICROLEND_AUTH_SECRET", std::string(kDevAuthSecret),
        "HMAC secret for bearer tokens (>= 16 bytes)"},
       {"max_threads", absl::StrCat("MICROLEND_", upper, "_MAX_THREADS"), "256",

@@ -22,7 +22,7 @@ inline constexpr std::string_view kDefaultPgUrl =
     "host=127.0.0.1 port=54329 dbname=microlend user=microlend";
 inline constexpr std::string_view kDefaultRedis = "127.0.0.1:63799";
 
-// --listen, --auth_secret, --max_threads; plus the server's own flags appended by the caller.
+// --listen, --port_file, --auth_secret, --max_threads; plus the server's own flags appended by the caller.
 std::vector<FlagSpec> CommonServerFlags(std::string_view server, int default_port);
 
 // Exits 0 after printing usage on --help, 2 with the message on a bad command line.

@@ -9,6 +9,8 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cstdio>
+#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
@@ -25,6 +27,21 @@ sigset_t TerminationSignals() {
   return set;
 }
 
+// Writes `port` to `path` through a temporary file and a rename, so that a reader never sees a
+// partly written number.
+absl::Status WritePortFile(const std::string& path, int port) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << port << "\n";
+    if (!out.flush()) return absl::UnavailableError(absl::StrCat("cannot write ", tmp));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot rename ", tmp, " to ", path));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 void BlockTerminationSignals() {
@@ -38,6 +55,9 @@ absl::Status RunServer(const ServerOptions& options,
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   grpc::ServerBuilder builder;
+  // Exclusive bind: with gRPC's default SO_REUSEPORT, a second server started on a taken port
+  // would bind it too and the kernel would split new connections between the two.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   int selected_port = 0;
   builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(),
                            &selected_port);
@@ -58,8 +78,15 @@ absl::Status RunServer(const ServerOptions& options,
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   health->SetServingStatus("", true);
   for (const RegisteredService& s : services) health->SetServingStatus(s.full_name, true);
+  if (!options.port_file.empty()) {
+    if (absl::Status s = WritePortFile(options.port_file, selected_port); !s.ok()) {
+      server->Shutdown();
+      return s;
+    }
+  }
   LogInfo("server_started", {{"server", options.server_name},
-                             {"address", options.listen_address}});
+                             {"address", options.listen_address},
+                             {"port", absl::StrCat(selected_port)}});
 
   sigset_t set = TerminationSignals();
   int signal_number = 0;

@@ -3,6 +3,11 @@
 // registered service once started, NOT_SERVING while shutting down), server reflection, the
 // logging interceptor, message-size and thread limits.
 //
+// The port is bound exclusively (no SO_REUSEPORT): a second server on a taken port fails to
+// start instead of silently sharing the port's connections with the first. A listen address
+// with port 0 binds a free port chosen by the kernel; with `port_file` set, the bound port is
+// written there (atomically, once listening) so a supervisor can find it.
+//
 // Call BlockTerminationSignals() first thing in main(), before any thread exists, so that the
 // signals are received only by RunServer's sigwait and not by a random thread.
 #ifndef MICROLEND_SERVER_RUNNER_H_
@@ -21,7 +26,8 @@ namespace microlend {
 
 struct ServerOptions {
   std::string server_name;     // "lending", for logs
-  std::string listen_address;  // "127.0.0.1:50051"
+  std::string listen_address;  // "127.0.0.1:50051"; port 0 picks a free one
+  std::string port_file;       // if not empty: the bound port is written here once listening
   int max_threads = 256;       // sync-server worker cap; calls beyond it get RESOURCE_EXHAUSTED
   int max_receive_message_bytes = 8 << 20;
   absl::Duration shutdown_grace = absl::Seconds(5);

@@ -56,6 +56,7 @@ int Main(int argc, char** argv) {
 
   ServerOptions options{.server_name = kServer,
                         .listen_address = flags.GetString("listen"),
+                        .port_file = flags.GetString("port_file"),
                         .max_threads = static_cast<int>(*max_threads)};
   absl::Status run = RunServer(
       options, {{"microlend.common.v1.ServerAdmin", &admin},

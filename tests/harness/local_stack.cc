@@ -23,6 +23,7 @@ namespace {
 
 constexpr absl::Duration kServerStartTimeout = absl::Seconds(60);
 constexpr absl::Duration kServerStopTimeout = absl::Seconds(20);
+constexpr int kInfraStartAttempts = 3;
 
 std::string Tail(const std::string& path, size_t max_bytes = 4000) {
   std::ifstream in(path);
@@ -66,6 +67,14 @@ absl::StatusOr<int> WaitExit(pid_t pid, absl::Duration timeout) {
   }
 }
 
+// The port a server wrote to its port file; 0 while the file does not exist yet.
+int ReadPort(const std::string& path) {
+  std::ifstream in(path);
+  int port = 0;
+  if (!(in >> port)) return 0;
+  return port;
+}
+
 }  // namespace
 
 const char* ServerName(Server server) {
@@ -80,18 +89,27 @@ const char* ServerName(Server server) {
   return "?";
 }
 
-int PickFreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
+std::vector<int> PickFreePorts(int count) {
+  // All sockets stay bound until every port is known, so the ports are distinct.
+  std::vector<int> fds;
+  std::vector<int> ports;
+  for (int i = 0; i < count; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    socklen_t len = sizeof(addr);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    fds.push_back(fd);
+    ports.push_back(ntohs(addr.sin_port));
+  }
+  for (int fd : fds) close(fd);
+  return ports;
 }
+
+int PickFreePort() { return PickFreePorts(1).front(); }
 
 absl::StatusOr<std::unique_ptr<LocalStack>> LocalStack::Start(Options options) {
   std::unique_ptr<LocalStack> stack(new LocalStack());
@@ -100,14 +118,19 @@ absl::StatusOr<std::unique_ptr<LocalStack>> LocalStack::Start(Options options) {
   if (mkdtemp(pattern.data()) == nullptr) return absl::InternalError("mkdtemp failed");
   stack->data_dir_ = pattern;
   std::filesystem::permissions(stack->data_dir_, std::filesystem::perms(0755));
-  stack->pg_port_ = PickFreePort();
-  stack->redis_port_ = PickFreePort();
-  for (Server s : {Server::kLending, Server::kMatching, Server::kNotify}) {
-    stack->ports_[s] = PickFreePort();
+  // Another process (a test running in parallel) may take a picked port before PostgreSQL or
+  // Redis binds it; both then fail to start, loudly, and are started again on other ports.
+  for (int attempt = 1;; ++attempt) {
+    std::vector<int> ports = PickFreePorts(2);
+    stack->pg_port_ = ports[0];
+    stack->redis_port_ = ports[1];
+    stack->pg_url_ = absl::StrCat("host=127.0.0.1 port=", stack->pg_port_,
+                                  " dbname=microlend user=microlend");
+    absl::Status started = stack->StartInfra();
+    if (started.ok()) break;
+    (void)stack->StopInfra();
+    if (attempt == kInfraStartAttempts) return started;
   }
-  stack->pg_url_ = absl::StrCat("host=127.0.0.1 port=", stack->pg_port_,
-                                " dbname=microlend user=microlend");
-  if (absl::Status s = stack->StartInfra(); !s.ok()) return s;
   if (options.start_servers) {
     if (absl::Status s = stack->StartServers(); !s.ok()) return s;
   }
@@ -150,7 +173,13 @@ absl::Status LocalStack::StopInfra() {
 }
 
 std::string LocalStack::Address(Server server) const {
-  return absl::StrCat("127.0.0.1:", ports_.at(server));
+  auto it = ports_.find(server);
+  // Port 0 until the server first starts: it then binds a free port and reports it.
+  return absl::StrCat("127.0.0.1:", it == ports_.end() ? 0 : it->second);
+}
+
+std::string LocalStack::PortFile(Server server) const {
+  return absl::StrCat(data_dir_, "/", ServerName(server), ".port");
 }
 
 std::string LocalStack::redis_endpoint() const { return absl::StrCat("127.0.0.1:", redis_port_); }
@@ -181,11 +210,20 @@ std::string LocalStack::ServerLog(Server server) const {
 
 absl::Status LocalStack::StartServer(Server server) {
   if (pids_.count(server) != 0) return absl::FailedPreconditionError("already running");
-  pid_t pid = Spawn(ServerArgs(server), absl::StrCat(data_dir_, "/", ServerName(server), ".log"), {});
+  // The server writes its port file only once it has bound its port exclusively, so the health
+  // check below reaches this server, never one of a test running in parallel.
+  const std::string port_file = PortFile(server);
+  std::remove(port_file.c_str());
+  std::vector<std::string> args = ServerArgs(server);
+  args.push_back(absl::StrCat("--port_file=", port_file));
+  pid_t pid = Spawn(args, absl::StrCat(data_dir_, "/", ServerName(server), ".log"), {});
   pids_[server] = pid;
   absl::Time deadline = absl::Now() + kServerStartTimeout;
   while (true) {
-    if (CheckHealth(Address(server), "", absl::Milliseconds(500)).ok()) return absl::OkStatus();
+    if (int port = ReadPort(port_file); port != 0) {
+      ports_[server] = port;
+      if (CheckHealth(Address(server), "", absl::Milliseconds(500)).ok()) return absl::OkStatus();
+    }
     int wstatus = 0;
     if (waitpid(pid, &wstatus, WNOHANG) == pid) {
       pids_.erase(server);

@@ -1,9 +1,11 @@
 // LocalStack: the real microlend stack for integration tests, on ports picked at run time.
 //
 // Start() creates a fresh data folder under $TMPDIR, brings up a private PostgreSQL and Redis
-// there through infra/local/{pg,redis}.sh (the same scripts `make run` uses), then starts the
-// lending, matching and notify binaries on free loopback ports and waits until each reports
-// SERVING. The destructor stops everything and removes the folder. Each server's output goes to
+// there through infra/local/{pg,redis}.sh (the same scripts `make run` uses), on free ports
+// (started again on others if a parallel test took one first), then starts the lending, matching
+// and notify binaries, each binding a free loopback port itself (--listen=127.0.0.1:0) and
+// reporting it in a port file, and waits until each reports SERVING. A restarted server binds its
+// first port again. The destructor stops everything and removes the folder. Each server's output goes to
 // <data>/<server>.log, quoted in errors when a server fails to come up.
 // Not thread-safe: drive it from the test's main thread.
 #ifndef MICROLEND_TESTS_HARNESS_LOCAL_STACK_H_
@@ -25,8 +27,9 @@ namespace microlend::testing {
 
 enum class Server { kLending, kMatching, kNotify };
 
-// A loopback TCP port that was free when asked.
+// A loopback TCP port that was free when asked; PickFreePorts: `count` distinct such ports.
 int PickFreePort();
+std::vector<int> PickFreePorts(int count);
 
 class LocalStack {
  public:
@@ -38,6 +41,7 @@ class LocalStack {
   static absl::StatusOr<std::unique_ptr<LocalStack>> Start() { return Start(Options{}); }
   ~LocalStack();
 
+  // "127.0.0.1:<port>"; port 0 before the server has first started.
   std::string Address(Server server) const;
   const std::string& pg_url() const { return pg_url_; }
   std::string redis_endpoint() const;
@@ -63,6 +67,7 @@ class LocalStack {
  private:
   LocalStack() = default;
   std::vector<std::string> ServerArgs(Server server) const;
+  std::string PortFile(Server server) const;
   absl::Status RunScript(const std::string& script, const std::string& verb) const;
 
   std::string data_dir_;

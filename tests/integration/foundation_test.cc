@@ -221,6 +221,27 @@ TEST_F(FoundationTest, ServerFailsFastNamingUnreachableRedis) {
       << output;
 }
 
+// Servers bind their port exclusively (no SO_REUSEPORT): a second server started on a taken
+// port must fail, not bind it too and have the kernel hand it half of the first one's callers.
+TEST_F(FoundationTest, ASecondServerOnATakenPortFailsToStartInsteadOfSharingIt) {
+  const std::string taken = stack_->Address(Server::kLending);
+  std::string output;
+  absl::StatusOr<int> exit =
+      stack_->RunServerToExit(Server::kNotify, {absl::StrCat("--listen=", taken)}, &output);
+  ASSERT_TRUE(exit.ok()) << exit.status() << "\n" << output;
+  EXPECT_TRUE(WIFEXITED(*exit));
+  EXPECT_EQ(WEXITSTATUS(*exit), 1);
+  EXPECT_THAT(output, ::testing::HasSubstr(absl::StrCat("cannot listen on ", taken)));
+  // The first server still answers every call, as itself.
+  const std::string ops = stack_->Token(Role::kOps, "ops-1");
+  for (int i = 0; i < 20; ++i) {
+    cv1::GetServerStatusResponse status;
+    grpc::Status st = GetStatus(Server::kLending, &ops, &status);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(status.service(), "lending");
+  }
+}
+
 TEST_F(FoundationTest, SigtermShutsDownCleanly) {
   for (Server s : {Server::kNotify, Server::kMatching}) {
     absl::StatusOr<int> exit = stack_->StopServer(s, SIGTERM);
