@@ -124,30 +124,52 @@ grpc::Status LoanGrpc::PostBulkRepayments(grpc::ServerContext* context,
     }
     ML_ASSIGN_OR_RETURN(RequestKey whole, MakeRequestKey(caller, request->request_id(),
                                                          "LoanService.PostBulkRepayments", *request));
+    // Items that parse are posted together (LoanDesk::PostRepayments), so that they commit in
+    // as few transactions as fit; each is its own request: a retry replays the items that
+    // completed and applies the rest.
+    std::vector<absl::Status> statuses(n);
+    std::vector<std::string> payloads(n);
+    std::vector<RepaymentItem> items;
+    std::vector<int> item_index;
     for (int i = 0; i < n; ++i) {
-      v1::BulkRepaymentResult* result = response->add_results();
-      result->set_index(i);
-      // Each item is its own request: a retry replays the items that completed and applies the
-      // rest.
+      absl::StatusOr<RepaymentInput> input =
+          ParseRepayment(request->items(i), absl::StrCat("items[", i, "]."));
+      if (!input.ok()) {
+        statuses[i] = input.status();
+        continue;
+      }
       RequestKey key{.caller = whole.caller,
                      .request_id = absl::StrCat(request->request_id(), "#", i),
                      .method = kPostBulkItem,
                      .body_hash = BodyHash(request->items(i))};
-      absl::Status status = [&]() -> absl::Status {
-        ML_ASSIGN_OR_RETURN(RepaymentInput input,
-                            ParseRepayment(request->items(i), absl::StrCat("items[", i, "].")));
-        LedgerReply reply = desk_->PostRepayment(
-            std::move(key), PartnerOf(caller), input, [](const DeskOutcome& outcome) {
-              v1::Repayment out;
-              if (outcome.repayment) RepaymentToProto(*outcome.repayment, &out);
-              return out.SerializeAsString();
-            });
-        if (!reply.status.ok()) return reply.status;
-        if (!result->mutable_repayment()->ParseFromString(reply.payload)) {
-          return absl::InternalError("the remembered repayment is unreadable");
-        }
-        return absl::OkStatus();
-      }();
+      items.push_back({.key = std::move(key),
+                       .input = *std::move(input),
+                       .encode = [](const DeskOutcome& outcome) {
+                         v1::Repayment out;
+                         if (outcome.repayment) RepaymentToProto(*outcome.repayment, &out);
+                         return out.SerializeAsString();
+                       }});
+      item_index.push_back(i);
+    }
+    std::vector<LedgerReply> replies = desk_->PostRepayments(PartnerOf(caller), std::move(items));
+    for (size_t k = 0; k < replies.size(); ++k) {
+      absl::Status& status = statuses[item_index[k]];
+      status = replies[k].status;
+      // The desk names the field ("settlement_fx_rate: ..."); name the item too, as the parse
+      // errors above do.
+      if (status.code() == absl::StatusCode::kInvalidArgument) {
+        status = absl::InvalidArgumentError(
+            absl::StrCat("items[", item_index[k], "].", status.message()));
+      }
+      payloads[item_index[k]] = std::move(replies[k].payload);
+    }
+    for (int i = 0; i < n; ++i) {
+      v1::BulkRepaymentResult* result = response->add_results();
+      result->set_index(i);
+      absl::Status status = statuses[i];
+      if (status.ok() && !result->mutable_repayment()->ParseFromString(payloads[i])) {
+        status = absl::InternalError("the remembered repayment is unreadable");
+      }
       *result->mutable_status() = ToRpcStatus(status);
       if (status.ok()) {
         response->set_succeeded_count(response->succeeded_count() + 1);

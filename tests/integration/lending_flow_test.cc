@@ -407,6 +407,57 @@ TEST_F(LendingFlowTest, BulkRepaymentsApplyEachItemAndReplayTheCompletedOnes) {
   ExpectReconciled();
 }
 
+// A bulk's items are queued to the committer together and commit in shared transactions, yet
+// each applies after the items before it and fails alone.
+TEST_F(LendingFlowTest, BulkItemsOfOneLoanApplyInItemOrderAndEachFailsAlone) {
+  const std::string partner = MakePartner();
+  const lv1::Loan a = MakeLoan(partner, "50000.00");
+  const std::vector<int64_t> lenders = Fund(a, {10000, 15000, 25000});
+  ASSERT_TRUE(Disburse(partner, a, "50000.00").ok());
+  lv1::PostBulkRepaymentsRequest req;
+  req.set_request_id(Rid());
+  const absl::CivilDay today = absl::ToCivilDay(absl::Now(), absl::UTCTimeZone());
+  auto add = [&](const std::string& loan_id, const std::string& kes, const std::string& rate) {
+    lv1::BulkRepaymentItem* item = req.add_items();
+    item->mutable_loan_id()->set_value(loan_id);
+    *item->mutable_local_amount() = M(kes, "KES");
+    item->set_settlement_fx_rate(rate);
+    item->mutable_repaid_on()->set_year(static_cast<int32_t>(today.year()));
+    item->mutable_repaid_on()->set_month(today.month());
+    item->mutable_repaid_on()->set_day(today.day());
+  };
+  add(a.id().value(), "20000.00", "100");    // 200.00 USD
+  add(a.id().value(), "100.00", "not-a-rate");  // refused before the committer
+  add(a.id().value(), "30000.00", "100");    // the remaining 300.00 USD: the loan is repaid
+  add(a.id().value(), "100.00", "100");      // after item 2, nothing is left to repay
+  add("999999", "100.00", "100");            // no such loan
+  lv1::PostBulkRepaymentsResponse out;
+  ASSERT_TRUE(loans_->PostBulkRepayments(Ctx(PartnerToken(partner)).get(), req, &out).ok());
+  ASSERT_EQ(out.results_size(), 5);
+  EXPECT_EQ(out.succeeded_count(), 2);
+  EXPECT_EQ(out.failed_count(), 3);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(out.results(i).index(), i);
+  EXPECT_EQ(out.results(0).status().code(), grpc::StatusCode::OK);
+  EXPECT_EQ(out.results(1).status().code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(out.results(1).status().message(), ::testing::HasSubstr("items[1]."));
+  EXPECT_EQ(out.results(2).status().code(), grpc::StatusCode::OK);
+  EXPECT_EQ(out.results(3).status().code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(out.results(4).status().code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_FALSE(out.results(1).has_repayment());
+  EXPECT_FALSE(out.results(3).has_repayment());
+  // Item 0 applied before item 2: its repayment id is the lower one, and 200.00 then 300.00 USD.
+  EXPECT_LT(std::stoll(out.results(0).repayment().id().value()),
+            std::stoll(out.results(2).repayment().id().value()));
+  EXPECT_EQ(out.results(0).repayment().credited_usd_amount().amount(), "200.00");
+  EXPECT_EQ(out.results(2).repayment().credited_usd_amount().amount(), "300.00");
+  // Every lender got its share back exactly, and the loan is repaid.
+  EXPECT_EQ(Posted(lenders[0]), 10000);
+  EXPECT_EQ(Posted(lenders[1]), 15000);
+  EXPECT_EQ(Posted(lenders[2]), 25000);
+  EXPECT_EQ(GetLoan(a).status(), lv1::LOAN_STATUS_ENDED);
+  ExpectReconciled();
+}
+
 // --- the clock moves from here on -------------------------------------------------------------
 
 TEST_F(LendingFlowTest, AnExpiredLoanRefundsEveryShareAndVoidsItsHolds) {

@@ -360,6 +360,45 @@ LedgerReply Ledger::Submit(std::unique_ptr<Mutation> mutation) {
   return SubmitAndWait(std::move(mutation));
 }
 
+std::vector<LedgerReply> Ledger::SubmitAll(std::vector<std::unique_ptr<Mutation>> mutations) {
+  std::vector<LedgerReply> replies(mutations.size());
+  absl::Mutex done_mu;
+  size_t pending = mutations.size();
+  for (size_t i = 0; i < mutations.size(); ++i) {
+    mutations[i]->done = [&, i](LedgerReply reply) {
+      absl::MutexLock lock(&done_mu);
+      replies[i] = std::move(reply);
+      --pending;
+    };
+  }
+  // One critical section for all, so that the committer sees them together and in order.
+  absl::Status refused;
+  size_t queued = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ || !running_) {
+      refused = absl::UnavailableError("ledger is not running");
+    } else {
+      for (; queued < mutations.size(); ++queued) {
+        if (queue_.size() >= options_.max_queued_mutations) {
+          refused = absl::ResourceExhaustedError("ledger queue is full; retry later");
+          break;
+        }
+        queue_.push_back(std::move(mutations[queued]));
+      }
+    }
+  }
+  for (size_t i = queued; i < mutations.size(); ++i) {
+    LedgerReply reply;
+    reply.status = refused;
+    mutations[i]->done(std::move(reply));
+  }
+  absl::MutexLock lock(&done_mu);
+  done_mu.Await(absl::Condition(
+      +[](size_t* left) { return *left == 0; }, &pending));
+  return replies;
+}
+
 LedgerReply Ledger::SubmitAndWait(std::unique_ptr<Mutation> mutation) {
   absl::Mutex done_mu;
   bool finished = false;
@@ -619,6 +658,10 @@ absl::Status Ledger::TryCommit(std::vector<std::unique_ptr<Mutation>>& group) {
       ML_ASSIGN_OR_RETURN(RepaymentId rid, txn.AllocateRepaymentId());
       g.fresh_repayment_ids.push_back(rid);
     }
+    // Mutations take ids from the back: reversed, the first applied gets the lowest, so that
+    // ids follow the order in which withdrawals and repayments were applied.
+    std::reverse(g.fresh_withdrawal_ids.begin(), g.fresh_withdrawal_ids.end());
+    std::reverse(g.fresh_repayment_ids.begin(), g.fresh_repayment_ids.end());
     absl::flat_hash_map<std::pair<std::string, std::string>, IdempotencyRecord> records;
     for (IdempotencyRecord& r : loaded.records) {
       auto k = std::make_pair(r.caller, r.request_id);

@@ -143,6 +143,11 @@ class Ledger {
   // Queues a mutation (ledger_mutation.h; the loan lifecycle's kinds) and waits for its durable
   // outcome. Its `key` may be empty for system work (no idempotency record).
   LedgerReply Submit(std::unique_ptr<Mutation> mutation);
+  // Queues every mutation at once, in order, and waits for all their outcomes (one reply each,
+  // in the same order). Queued together, they commit in as few transactions as the group cap
+  // allows, each applied after the ones before it; each still succeeds or fails on its own.
+  // When the queue cannot take them all, those that do not fit are answered ResourceExhausted.
+  std::vector<LedgerReply> SubmitAll(std::vector<std::unique_ptr<Mutation>> mutations);
 
   // The remembered answer when `key`'s request id was already used (a replay, or AlreadyExists
   // for a different request); nullopt when it is new or has no id. Callers whose checks before

@@ -35,6 +35,8 @@ class Mutation {
     WorkingSet working;
     absl::flat_hash_map<WithdrawalId, Withdrawal> withdrawals;
     std::vector<Withdrawal> changed_withdrawals;
+    // Ids allocated for the group, lowest at the back: a mutation takes back() and pops it once
+    // it succeeds, so ids follow the order of application.
     std::vector<WithdrawalId> fresh_withdrawal_ids;
     std::vector<RepaymentId> fresh_repayment_ids;
     // Funders of the loans asked for in LoadRequest::loan_funders, by loan then account.

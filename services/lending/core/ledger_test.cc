@@ -7,6 +7,7 @@
 
 #include "common/strings.h"
 #include "gtest/gtest.h"
+#include "services/lending/core/ledger_mutation.h"
 #include "services/lending/core/outbox_backlog.h"
 #include "services/lending/core/outbox_relay.h"
 #include "services/lending/core/wallets.h"
@@ -235,6 +236,81 @@ TEST_F(LedgerTest, ConcurrentSubmittersShareTransactionsAndAllApplyExactlyOnce) 
   for (int t = 0; t < kThreads; ++t) EXPECT_EQ(Available(t + 1), kPerThread);
   EXPECT_EQ(store_.AllEvents().size(), static_cast<size_t>(kThreads * kPerThread));
   ExpectReconciled();
+}
+
+// Stands for a mutation of `transfers` transfers; records when the committer applies it.
+class RecordingMutation final : public Mutation {
+ public:
+  RecordingMutation(int number, size_t transfers, std::vector<int>* applied)
+      : number_(number), transfers_(transfers), applied_(applied) {}
+  void Collect(LoadRequest*) const override {}
+  size_t IdsNeeded() const override { return 0; }
+  size_t TransferCount() const override { return transfers_; }
+  LedgerReply Apply(Group&, const BatchContext&) override {
+    applied_->push_back(number_);
+    LedgerReply reply;
+    reply.payload = absl::StrCat("applied ", number_);
+    return reply;
+  }
+
+ private:
+  int number_;
+  size_t transfers_;
+  std::vector<int>* applied_;  // only the committer thread appends
+};
+
+TEST_F(LedgerTest, MutationsSubmittedTogetherCommitInOrderInAsFewTransactionsAsTheCapAllows) {
+  std::vector<int> applied;
+  const int64_t before = store_.CommittedTransactions();
+  // The default cap is 20,000 transfers a transaction: 6 of 5,000 fit in two.
+  std::vector<std::unique_ptr<Mutation>> all;
+  for (int i = 0; i < 6; ++i) all.push_back(std::make_unique<RecordingMutation>(i, 5'000, &applied));
+  std::vector<LedgerReply> replies = ledger_.SubmitAll(std::move(all));
+  ASSERT_EQ(replies.size(), 6u);
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_TRUE(replies[i].status.ok()) << replies[i].status;
+    EXPECT_EQ(replies[i].payload, absl::StrCat("applied ", i));
+  }
+  EXPECT_EQ(applied, (std::vector<int>{0, 1, 2, 3, 4, 5}));
+  EXPECT_EQ(store_.CommittedTransactions() - before, 2);
+
+  // The same six submitted one by one: a transaction each.
+  const int64_t between = store_.CommittedTransactions();
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_TRUE(ledger_.Submit(std::make_unique<RecordingMutation>(10 + i, 5'000, &applied))
+                    .status.ok());
+  }
+  EXPECT_EQ(store_.CommittedTransactions() - between, 6);
+}
+
+TEST_F(LedgerTest, SubmitAllToAStoppedLedgerAnswersEachUnavailable) {
+  ledger_.Stop();
+  std::vector<int> applied;
+  std::vector<std::unique_ptr<Mutation>> all;
+  for (int i = 0; i < 3; ++i) all.push_back(std::make_unique<RecordingMutation>(i, 1, &applied));
+  std::vector<LedgerReply> replies = ledger_.SubmitAll(std::move(all));
+  ASSERT_EQ(replies.size(), 3u);
+  for (const LedgerReply& r : replies) EXPECT_EQ(r.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(applied.empty());
+}
+
+TEST_F(LedgerTest, SubmitAllBeyondTheQueueCapAnswersTheRestResourceExhausted) {
+  FakeLedgerStore store;
+  Ledger small(&store, &clock_, LedgerOptions{.max_queued_mutations = 2});
+  // SubmitAll queues under one lock, so the committer cannot drain the queue in between: the
+  // first two are queued and the other three refused.
+  small.Start();
+  std::vector<int> applied;
+  std::vector<std::unique_ptr<Mutation>> all;
+  for (int i = 0; i < 5; ++i) all.push_back(std::make_unique<RecordingMutation>(i, 1, &applied));
+  std::vector<LedgerReply> replies = small.SubmitAll(std::move(all));
+  small.Stop();
+  ASSERT_EQ(replies.size(), 5u);
+  for (int i = 0; i < 2; ++i) EXPECT_TRUE(replies[i].status.ok()) << i << replies[i].status;
+  for (int i = 2; i < 5; ++i) {
+    EXPECT_EQ(replies[i].status.code(), absl::StatusCode::kResourceExhausted) << i;
+  }
+  EXPECT_EQ(applied, (std::vector<int>{0, 1}));
 }
 
 TEST_F(LedgerTest, DuplicateRequestIdsInOneGroupApplyOnce) {

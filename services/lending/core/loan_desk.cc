@@ -996,8 +996,9 @@ absl::StatusOr<std::vector<ScheduleEntry>> LoanDesk::Schedule(LoanId loan) {
   return found.details.schedule;
 }
 
-LedgerReply LoanDesk::PostRepayment(RequestKey key, std::optional<PartnerId> partner,
-                                    const RepaymentInput& input, DeskEncoder encode) {
+std::variant<LedgerReply, std::unique_ptr<Mutation>> LoanDesk::PrepareRepayment(
+    RequestKey key, const std::optional<PartnerId>& partner, const RepaymentInput& input,
+    DeskEncoder encode) {
   if (std::optional<LedgerReply> recorded = ledger_->Recorded(key)) return *std::move(recorded);
   absl::StatusOr<LoanMoney> money = ledger_->store()->GetLoanMoney(input.loan_id);
   if (!money.ok()) return Fail(money.status());
@@ -1034,7 +1035,35 @@ LedgerReply LoanDesk::PostRepayment(RequestKey key, std::optional<PartnerId> par
                                                static_cast<size_t>(*funders),
                                                std::move(encode));
   m->key = std::move(key);
-  return ledger_->Submit(std::move(m));
+  return std::unique_ptr<Mutation>(std::move(m));
+}
+
+LedgerReply LoanDesk::PostRepayment(RequestKey key, std::optional<PartnerId> partner,
+                                    const RepaymentInput& input, DeskEncoder encode) {
+  std::variant<LedgerReply, std::unique_ptr<Mutation>> prepared =
+      PrepareRepayment(std::move(key), partner, input, std::move(encode));
+  if (LedgerReply* at_once = std::get_if<LedgerReply>(&prepared)) return std::move(*at_once);
+  return ledger_->Submit(std::get<std::unique_ptr<Mutation>>(std::move(prepared)));
+}
+
+std::vector<LedgerReply> LoanDesk::PostRepayments(std::optional<PartnerId> partner,
+                                                  std::vector<RepaymentItem> items) {
+  std::vector<LedgerReply> replies(items.size());
+  std::vector<std::unique_ptr<Mutation>> queued;
+  std::vector<size_t> queued_index;
+  for (size_t i = 0; i < items.size(); ++i) {
+    std::variant<LedgerReply, std::unique_ptr<Mutation>> prepared = PrepareRepayment(
+        std::move(items[i].key), partner, items[i].input, std::move(items[i].encode));
+    if (LedgerReply* at_once = std::get_if<LedgerReply>(&prepared)) {
+      replies[i] = std::move(*at_once);
+      continue;
+    }
+    queued.push_back(std::get<std::unique_ptr<Mutation>>(std::move(prepared)));
+    queued_index.push_back(i);
+  }
+  std::vector<LedgerReply> committed = ledger_->SubmitAll(std::move(queued));
+  for (size_t k = 0; k < committed.size(); ++k) replies[queued_index[k]] = std::move(committed[k]);
+  return replies;
 }
 
 LedgerReply LoanDesk::RefundLoan(RequestKey key, LoanId loan, std::string detail,

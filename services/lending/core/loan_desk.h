@@ -36,6 +36,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -80,6 +81,13 @@ struct RepaymentInput {
   std::string settlement_fx_rate;
   absl::CivilDay repaid_on;
   std::string partner_reference;
+};
+
+// One repayment of a bulk post (LoanDesk::PostRepayments): its own request, its own outcome.
+struct RepaymentItem {
+  RequestKey key;
+  RepaymentInput input;
+  DeskEncoder encode;
 };
 
 struct SweepResult {
@@ -140,6 +148,13 @@ class LoanDesk {
                                  DeskEncoder encode);
   LedgerReply PostRepayment(RequestKey key, std::optional<PartnerId> partner,
                             const RepaymentInput& input, DeskEncoder encode);
+  // Each item as PostRepayment would post it, but all are queued to the committer before any is
+  // awaited: they commit together in as few transactions as the group cap allows (one for a
+  // partner's bulk of small loans, instead of one each), each applied after the items before it
+  // (two repayments of one loan apply in item order). Each item is checked, replayed,
+  // committed or refused on its own; one reply per item, in order.
+  std::vector<LedgerReply> PostRepayments(std::optional<PartnerId> partner,
+                                          std::vector<RepaymentItem> items);
   LedgerReply RefundLoan(RequestKey key, LoanId loan, std::string detail, DeskEncoder encode);
 
   // One pass as of the clock: expires basket holds past their time, expires loans past their
@@ -157,6 +172,11 @@ class LoanDesk {
   // The loan's funding and settlement accounts, opened on first use.
   absl::Status EnsureAccounts(const LoanMoney& loan, AccountId* funding, AccountId* settlement);
   absl::StatusOr<std::vector<ScheduleEntry>> Schedule(LoanId loan);
+  // PostRepayment's checks before the committer: the mutation to submit, or the reply to give
+  // at once (a replay of `key`, or a refusal).
+  std::variant<LedgerReply, std::unique_ptr<Mutation>> PrepareRepayment(
+      RequestKey key, const std::optional<PartnerId>& partner, const RepaymentInput& input,
+      DeskEncoder encode);
   LedgerReply Expire(LoanId loan);
   LedgerReply Default(LoanId loan);
 

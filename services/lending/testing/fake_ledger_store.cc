@@ -392,7 +392,13 @@ absl::Status FakeLedgerStore::Transact(const std::function<absl::Status(LedgerTx
   absl::MutexLock lock(&mu_);
   State& state = MutableState();
   for (const CommitSet& commit : staged) state.Apply(commit);
+  ++committed_transactions_;
   return absl::OkStatus();
+}
+
+int64_t FakeLedgerStore::CommittedTransactions() {
+  absl::MutexLock lock(&mu_);
+  return committed_transactions_;
 }
 
 namespace {

@@ -105,6 +105,8 @@ class FakeLedgerStore final : public LedgerStore {
   std::vector<Transfer> AllTransfers();
   std::vector<OutboxEvent> AllEvents();
   std::vector<IdempotencyRecord> AllIdempotency();
+  // Transactions committed through Transact so far.
+  int64_t CommittedTransactions();
 
   struct State;  // the committed ledger; defined in the .cc
 
@@ -124,6 +126,7 @@ class FakeLedgerStore final : public LedgerStore {
   int64_t next_transfer_id_ ABSL_GUARDED_BY(txn_mu_) = 1;
   int64_t next_withdrawal_id_ ABSL_GUARDED_BY(txn_mu_) = 1;
   int64_t next_account_id_ ABSL_GUARDED_BY(txn_mu_) = 1;
+  int64_t committed_transactions_ ABSL_GUARDED_BY(mu_) = 0;
 
   // Guards the pointer to the committed state and the failure hooks. A state handed out as a
   // snapshot is never changed again: writers copy it first.
