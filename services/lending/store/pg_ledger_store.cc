@@ -404,10 +404,15 @@ const std::vector<std::pair<const char*, std::string>>& PreparedStatements() {
                     " FROM holds h JOIN transfers t ON t.id = h.hold_id",
                     " WHERE h.hold_id = ANY($1::bigint[]) ORDER BY h.hold_id FOR UPDATE OF h")},
       {kExistingIds, kExistingIdsSql},
+      // One primary-key probe per key, whatever the statistics say: as a plain join, the
+      // generic plan of this prepared statement scanned the whole table (6-8 ms at 30,000
+      // records) whenever the statistics still described a small one. LIMIT 1 (the key is
+      // unique) keeps the subquery from being flattened into such a join.
       {kFindRecords, absl::StrCat("SELECT ", kRecordColumns,
                                   " FROM unnest($1::text[], $2::text[]) AS k(caller, request_id)"
-                                  " JOIN idempotency_records r"
-                                  " ON r.caller = k.caller AND r.request_id = k.request_id")},
+                                  " CROSS JOIN LATERAL (SELECT * FROM idempotency_records i"
+                                  " WHERE i.caller = k.caller AND i.request_id = k.request_id"
+                                  " LIMIT 1) r")},
       {kLockWithdrawals, absl::StrCat("SELECT ", kWithdrawalColumns, " FROM withdrawals",
                                       " WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE")},
       {kAllocateTransferIds, kAllocateTransferIdsSql},
