@@ -326,21 +326,34 @@ void Ledger::Stop() {
 }
 
 void Ledger::Enqueue(std::unique_ptr<Mutation> mutation) {
+  std::vector<std::unique_ptr<Mutation>> one;
+  one.push_back(std::move(mutation));
+  EnqueueAll(std::move(one));
+}
+
+void Ledger::EnqueueAll(std::vector<std::unique_ptr<Mutation>> mutations) {
+  // One critical section for all, so that the committer sees them together and in order.
   absl::Status refused;
+  size_t queued = 0;
   {
     absl::MutexLock lock(&mu_);
     if (stopping_ || !running_) {
       refused = absl::UnavailableError("ledger is not running");
-    } else if (queue_.size() >= options_.max_queued_mutations) {
-      refused = absl::ResourceExhaustedError("ledger queue is full; retry later");
     } else {
-      queue_.push_back(std::move(mutation));
-      return;
+      for (; queued < mutations.size(); ++queued) {
+        if (queue_.size() >= options_.max_queued_mutations) {
+          refused = absl::ResourceExhaustedError("ledger queue is full; retry later");
+          break;
+        }
+        queue_.push_back(std::move(mutations[queued]));
+      }
     }
   }
-  LedgerReply reply;
-  reply.status = refused;
-  mutation->done(std::move(reply));
+  for (size_t i = queued; i < mutations.size(); ++i) {
+    LedgerReply reply;
+    reply.status = refused;
+    mutations[i]->done(std::move(reply));
+  }
 }
 
 std::optional<LedgerReply> Ledger::Recorded(const RequestKey& key) {
@@ -371,47 +384,16 @@ std::vector<LedgerReply> Ledger::SubmitAll(std::vector<std::unique_ptr<Mutation>
       --pending;
     };
   }
-  // One critical section for all, so that the committer sees them together and in order.
-  absl::Status refused;
-  size_t queued = 0;
-  {
-    absl::MutexLock lock(&mu_);
-    if (stopping_ || !running_) {
-      refused = absl::UnavailableError("ledger is not running");
-    } else {
-      for (; queued < mutations.size(); ++queued) {
-        if (queue_.size() >= options_.max_queued_mutations) {
-          refused = absl::ResourceExhaustedError("ledger queue is full; retry later");
-          break;
-        }
-        queue_.push_back(std::move(mutations[queued]));
-      }
-    }
-  }
-  for (size_t i = queued; i < mutations.size(); ++i) {
-    LedgerReply reply;
-    reply.status = refused;
-    mutations[i]->done(std::move(reply));
-  }
+  EnqueueAll(std::move(mutations));
   absl::MutexLock lock(&done_mu);
-  done_mu.Await(absl::Condition(
-      +[](size_t* left) { return *left == 0; }, &pending));
+  done_mu.Await(absl::Condition(+[](size_t* left) { return *left == 0; }, &pending));
   return replies;
 }
 
 LedgerReply Ledger::SubmitAndWait(std::unique_ptr<Mutation> mutation) {
-  absl::Mutex done_mu;
-  bool finished = false;
-  LedgerReply result;
-  mutation->done = [&](LedgerReply reply) {
-    absl::MutexLock lock(&done_mu);
-    result = std::move(reply);
-    finished = true;
-  };
-  Enqueue(std::move(mutation));
-  absl::MutexLock lock(&done_mu);
-  done_mu.Await(absl::Condition(&finished));
-  return result;
+  std::vector<std::unique_ptr<Mutation>> one;
+  one.push_back(std::move(mutation));
+  return std::move(SubmitAll(std::move(one)).front());
 }
 
 void Ledger::SubmitBatchAsync(RequestKey key, std::vector<TransferSpec> specs,

@@ -160,6 +160,8 @@ class Ledger {
 
  private:
   void Enqueue(std::unique_ptr<Mutation> mutation);
+  // Queues all under one lock, in order; those refused (stopped, queue full) are answered at once.
+  void EnqueueAll(std::vector<std::unique_ptr<Mutation>> mutations);
   LedgerReply SubmitAndWait(std::unique_ptr<Mutation> mutation);
   void CommitterLoop();
   void CommitGroup(std::vector<std::unique_ptr<Mutation>>& group);
