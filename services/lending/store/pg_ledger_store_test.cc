@@ -1060,6 +1060,29 @@ TEST_F(PgLedgerStoreTest, PackedIdsAreTakenAndPacksImmutable) {
   ghost.id = AccountId(999);
   EXPECT_EQ(Move(Batch(300, 3, cash, ghost), {&cash}).code(),
             absl::StatusCode::kFailedPrecondition);
+  // Accounts that exist, but in another currency than the pack's, on either side; also when the
+  // statement's other pack, in their currency, is sound (migration 0012 checks per currency).
+  const std::string c = absl::StrCat(cash.id.value()), w = absl::StrCat(wallet.id.value());
+  auto packs = [&](const std::string& rows) {
+    return Exec(absl::StrCat("INSERT INTO transfer_packs (first_id, last_id, currency, created_at,"
+                             " debit_account_ids, credit_account_ids, amounts, codes) VALUES ",
+                             rows));
+  };
+  EXPECT_THAT(packs(absl::StrCat("(400, 401, 'KES', now(), '{", c, ",", c, "}', '{", w, ",", w,
+                                 "}', '{5,5}', '{1,1}')"))
+                  .message(),
+              HasSubstr(absl::StrCat("names account ", std::min(cash.id.value(), wallet.id.value()),
+                                     ", which does not exist in its currency")));
+  EXPECT_THAT(packs(absl::StrCat("(400, 401, 'USD', now(), '{", c, ",", c, "}', '{", w, ",", w,
+                                 "}', '{5,5}', '{1,1}'), (402, 402, 'KES', now(), '{", c,
+                                 "}', '{999}', '{5}', '{1}')"))
+                  .message(),
+              HasSubstr("which does not exist in its currency"));
+  EXPECT_THAT(packs(absl::StrCat("(400, 401, 'USD', now(), '{", c, ",", c, "}', '{", w,
+                                 ",999}', '{5,5}', '{1,1}')"))
+                  .message(),
+              HasSubstr("names account 999, which does not exist"))
+      << "an unknown credit beside a known one";
   EXPECT_THAT(Exec("INSERT INTO transfer_packs (first_id, last_id, currency, created_at,"
                  " debit_account_ids, credit_account_ids, amounts, codes) VALUES (400, 401, 'USD',"
                  " now(), '{1,1}', '{1,2}', '{5,5}', '{1,1}')")
