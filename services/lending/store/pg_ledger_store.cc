@@ -646,7 +646,7 @@ struct PackPlan {
 // Splits `transfers` (in the order given) into packs and rows. A run continues with consecutive
 // id and batch position, the same batch, currency and commit time; a plain pack with plain
 // transfers (posted outright, no loan), a repayment pack with credits of the same loan and
-// repayment to a higher credit account.
+// repayment from the same debit account to a higher credit account (migrations 0010, 0012).
 PackPlan PlanPacks(const std::vector<Transfer>& transfers,
                    const std::vector<TransferId>& funder_credit_ids) {
   absl::flat_hash_set<int64_t> funder_credits;
@@ -660,6 +660,7 @@ PackPlan PlanPacks(const std::vector<Transfer>& transfers,
     if (kind(next) != k) return false;
     if (k == 2 && (next.references.loan_id != last.references.loan_id ||
                    next.references.repayment_id != last.references.repayment_id ||
+                   next.debit_account_id != last.debit_account_id ||
                    next.credit_account_id <= last.credit_account_id)) {
       return false;
     }
@@ -1361,13 +1362,15 @@ void WriteLoanParts(pqxx::work& tx, const CommitSet& commit) {
         IdArray(loans));
   }
   if (!commit.books_to_open.empty()) {
-    // The funders' shares are fixed once the loan is funded (migration 0010).
+    // The funders' shares are fixed once the loan is funded (migration 0010). The book's
+    // currency is its accounts' (the database refuses a book whose accounts differ in it).
     tx.exec_params(
-        "INSERT INTO loan_funder_books (loan_id, account_ids, shares, credited)"
-        " SELECT f.loan_id, array_agg(f.account_id ORDER BY f.account_id),"
+        "INSERT INTO loan_funder_books (loan_id, currency, account_ids, shares, credited)"
+        " SELECT f.loan_id, min(a.currency), array_agg(f.account_id ORDER BY f.account_id),"
         " array_agg(f.amount_minor ORDER BY f.account_id),"
         " array_agg(0::bigint ORDER BY f.account_id)"
-        " FROM loan_funders f WHERE f.loan_id = ANY($1::bigint[]) GROUP BY f.loan_id",
+        " FROM loan_funders f JOIN accounts a ON a.id = f.account_id"
+        " WHERE f.loan_id = ANY($1::bigint[]) GROUP BY f.loan_id",
         IdArray(commit.books_to_open));
   }
   if (!commit.books.empty()) {

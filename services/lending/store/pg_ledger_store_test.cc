@@ -175,6 +175,26 @@ class PgLedgerStoreTest : public microlend::testing::SharedComponentsTest {
     }
   }
 
+  // Disbursed loan `loan` (with a partner of its own) and its funder book listing `funders`,
+  // written directly: a repayment pack credits only accounts of its loan's book (migration 0012).
+  absl::Status OpenBook(int64_t loan, std::vector<AccountId> funders,
+                        const std::string& currency = "USD") {
+    std::sort(funders.begin(), funders.end());
+    std::string ids, zeros, shares;
+    for (AccountId id : funders) {
+      absl::StrAppend(&ids, ids.empty() ? "" : ",", id.value());
+      absl::StrAppend(&shares, shares.empty() ? "" : ",", 2500);
+      absl::StrAppend(&zeros, zeros.empty() ? "" : ",", 0);
+    }
+    return Exec(absl::StrCat(
+        "WITH p AS (INSERT INTO partners (name, countries, credit_limit_minor, created_at,"
+        " updated_at) VALUES ('partner of loan ", loan, "', '{KE}', 0, now(), now()) RETURNING id),"
+        " l AS (INSERT INTO loans (id, partner_id, status, details, created_at, updated_at)"
+        " SELECT ", loan, ", p.id, 5, '{}', now(), now() FROM p RETURNING id)"
+        " INSERT INTO loan_funder_books (loan_id, currency, account_ids, shares, credited)"
+        " SELECT l.id, '", currency, "', '{", ids, "}', '{", shares, "}', '{", zeros, "}' FROM l"));
+  }
+
   int64_t Scalar(const std::string& sql) {
     pqxx::nontransaction tx(*conn_);
     return tx.exec("SELECT (" + sql + ")::bigint")[0][0].as<int64_t>();
@@ -1099,28 +1119,111 @@ TEST_F(PgLedgerStoreTest, PackedIdsAreTakenAndPacksImmutable) {
                   .message(),
               HasSubstr("transfer_packs_amounts"));
   // Repayment packs (migration 0010): REPAYMENT credits of a loan, credit accounts ascending,
-  // credit_hi the last of them, the repayment on the pack.
-  auto repayment_pack = [&](const std::string& credits, const std::string& codes,
-                            const std::string& loan, const std::string& hi) {
+  // credit_hi the last of them, the repayment on the pack. Since migration 0012 they debit one
+  // account, not among their credits, and credit only accounts of their loan's funder book, in
+  // its currency.
+  Account funder = Open(Wallet("lender-2"));
+  Account outsider = Open(Wallet("lender-3"));
+  ASSERT_TRUE(OpenBook(3, {wallet.id, funder.id}).ok());
+  const int64_t lo = std::min(wallet.id.value(), funder.id.value());
+  const int64_t hi = std::max(wallet.id.value(), funder.id.value());
+  const int64_t out = outsider.id.value();
+  struct RepaymentPack {  // 0: the sound pack's value
+    int64_t debit_1 = 0, debit_2 = 0, credit_1 = 0, credit_2 = 0, credit_hi = 0;
+    std::string codes = "{4,4}", loan = "3", currency = "USD";
+  };
+  auto repayment_pack = [&](RepaymentPack r) {
+    auto or_else = [](int64_t v, int64_t sound) { return v != 0 ? v : sound; };
+    const int64_t credit_2 = or_else(r.credit_2, hi);
     return Exec(absl::StrCat(
         "INSERT INTO transfer_packs (first_id, last_id, currency, created_at, debit_account_ids,"
         " credit_account_ids, amounts, codes, loan_id, repayment_id, credit_hi) VALUES"
-        " (400, 401, 'USD', now(), '{1,1}', '", credits, "', '{5,5}', '", codes, "', ", loan,
-        ", 7, ", hi, ")"));
+        " (400, 401, '", r.currency, "', now(), '{", or_else(r.debit_1, cash.id.value()), ",",
+        or_else(r.debit_2, cash.id.value()), "}', '{", or_else(r.credit_1, lo), ",", credit_2,
+        "}', '{5,5}', '", r.codes, "', ", r.loan, ", 7, ", or_else(r.credit_hi, credit_2), ")"));
   };
-  EXPECT_THAT(repayment_pack("{2,2}", "{4,4}", "3", "2").message(),
+  EXPECT_THAT(repayment_pack({.credit_1 = hi, .credit_2 = lo}).message(),
               HasSubstr("out of account order"));
-  EXPECT_THAT(repayment_pack("{1,2}", "{4,1}", "3", "2").message(),
-              HasSubstr("transfer_packs_repayment"));
-  EXPECT_THAT(repayment_pack("{1,2}", "{4,4}", "NULL", "2").message(),
-              HasSubstr("transfer_packs_repayment"));
-  EXPECT_THAT(repayment_pack("{1,2}", "{4,4}", "3", "1").message(),
-              HasSubstr("transfer_packs_repayment"));
+  EXPECT_THAT(repayment_pack({.codes = "{4,1}"}).message(), HasSubstr("transfer_packs_repayment"));
+  EXPECT_THAT(repayment_pack({.loan = "NULL"}).message(), HasSubstr("transfer_packs_repayment"));
+  EXPECT_THAT(repayment_pack({.credit_hi = lo}).message(), HasSubstr("transfer_packs_repayment"));
+  EXPECT_THAT(repayment_pack({.debit_2 = out}).message(),
+              HasSubstr("transfer_packs_repayment_debit"))
+      << "two debit accounts";
+  EXPECT_THAT(repayment_pack({.debit_1 = hi, .debit_2 = hi}).message(),
+              HasSubstr("transfer_packs_repayment_debit"))
+      << "debits an account it credits";
+  EXPECT_THAT(repayment_pack({.debit_1 = 999, .debit_2 = 999}).message(),
+              HasSubstr("names account 999, which does not exist in its currency"));
+  EXPECT_THAT((out > hi ? repayment_pack({.credit_2 = out}) : repayment_pack({.credit_1 = out}))
+                  .message(),
+              HasSubstr(absl::StrCat("credits account ", out, ", which is not a funder of loan 3")))
+      << "an account that exists, in the pack's currency, but did not fund the loan";
+  EXPECT_THAT(repayment_pack({.loan = "4"}).message(),
+              HasSubstr("funders of loan 4, which has no funder book in the pack's currency"));
+  NewAccount kes = Platform(AccountKind::kPartnerSettlement);
+  kes.currency = *Currency::FromCode("KES");
+  const int64_t kes_settlement = Open(kes).id.value();
+  EXPECT_THAT(repayment_pack({.debit_1 = kes_settlement, .debit_2 = kes_settlement,
+                              .currency = "KES"})
+                  .message(),
+              HasSubstr("funders of loan 3, which has no funder book in the pack's currency"))
+      << "a book of USD wallets";
+  ASSERT_TRUE(repayment_pack({}).ok()) << "the sound pack the cases above each spoil once";
+  EXPECT_EQ(Scalar("SELECT count(*) FROM lending.transfer_packs WHERE repayment_id = 7"), 1);
   EXPECT_EQ(Exec("UPDATE transfer_packs SET amounts = '{1}'").code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(Exec("DELETE FROM transfer_packs").code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(Exec("TRUNCATE transfer_packs").code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(Scalar("SELECT count(*) FROM lending.all_transfers"), 11);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM lending.all_transfers"), 13);
+}
+
+// A loan's funder book (migrations 0010, 0012) names existing accounts of its currency. Once
+// written only `credited` changes: its loan, currency, accounts and shares stay as they are, and
+// it is never deleted, so a repayment pack checked against it credits real accounts.
+TEST_F(PgLedgerStoreTest, FunderBooksNameExistingAccountsOfTheirCurrencyAndKeepThem) {
+  Account w1 = Open(Wallet("book-1"));
+  Account w2 = Open(Wallet("book-2"));
+  EXPECT_THAT(OpenBook(10, {w1.id, AccountId(987654)}).message(),
+              HasSubstr("the funder book of loan 10 names account 987654, which does not exist"
+                        " in its currency"));
+  EXPECT_THAT(OpenBook(11, {w1.id, w2.id}, "KES").message(),
+              HasSubstr(absl::StrCat("the funder book of loan 11 names account ",
+                                     std::min(w1.id.value(), w2.id.value()),
+                                     ", which does not exist in its currency")))
+      << "USD wallets in a KES book";
+  EXPECT_EQ(Scalar("SELECT count(*) FROM lending.loans"), 0) << "a refused book's statement left nothing";
+
+  ASSERT_TRUE(OpenBook(12, {w2.id, w1.id}).ok());
+  const std::string accounts = absl::StrCat("{", std::min(w1.id.value(), w2.id.value()), ",",
+                                            std::max(w1.id.value(), w2.id.value()), "}");
+  ASSERT_TRUE(Exec("WITH p AS (INSERT INTO partners (name, countries, credit_limit_minor,"
+                   " created_at, updated_at) VALUES ('bookless', '{KE}', 0, now(), now())"
+                   " RETURNING id) INSERT INTO loans (id, partner_id, status, details, created_at,"
+                   " updated_at) SELECT 13, p.id, 5, '{}', now(), now() FROM p")
+                  .ok());
+  EXPECT_TRUE(Exec("UPDATE loan_funder_books SET credited = '{7,9}' WHERE loan_id = 12").ok());
+  EXPECT_TRUE(Exec("UPDATE loan_funder_books SET account_ids = account_ids, shares = shares"
+                   " WHERE loan_id = 12")
+                  .ok())
+      << "set to what they are: no change";
+  const std::string changes[] = {
+      absl::StrCat("account_ids = '{", w1.id.value(), "}', shares = '{2500}', credited = '{0}'"),
+      absl::StrCat("account_ids = '{", std::max(w1.id.value(), w2.id.value()), ",",
+                   std::min(w1.id.value(), w2.id.value()), "}'"),
+      "shares = '{2500,2501}'", "currency = 'KES'", "loan_id = 13"};
+  for (const std::string& change : changes) {
+    SCOPED_TRACE(change);
+    absl::Status s = Exec("UPDATE loan_funder_books SET " + change + " WHERE loan_id = 12");
+    EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+    EXPECT_THAT(s.message(), HasSubstr("never change"));
+  }
+  EXPECT_THAT(Exec("DELETE FROM loan_funder_books").message(), HasSubstr("never deleted"));
+  EXPECT_THAT(Exec("TRUNCATE loan_funder_books").message(), HasSubstr("never deleted"));
+  EXPECT_EQ(Scalar(absl::StrCat("SELECT count(*) FROM lending.loan_funder_books WHERE loan_id = 12"
+                                " AND currency = 'USD' AND account_ids = '", accounts, "'"
+                                " AND shares = '{2500,2500}' AND credited = '{7,9}'")),
+            1);
 }
 
 // Only the loan desk's credits to funders (CommitSet::funder_credits) become repayment packs,
@@ -1153,6 +1256,7 @@ TEST_F(PgLedgerStoreTest, OnlyTheLoanDesksFunderCreditsBecomeRepaymentPacks) {
   EXPECT_EQ(statement->items[0].transfer.id, TransferId(501));
   EXPECT_EQ(statement->items[0].balance_after, 101);
 
+  ASSERT_TRUE(OpenBook(77, {wallets[0].id, wallets[1].id, wallets[2].id}).ok());
   CommitSet desk;
   desk.transfers = credits(600, 6);
   for (const Transfer& t : desk.transfers) {
@@ -1182,6 +1286,9 @@ TEST_F(PgLedgerStoreTest, ALoneFunderCreditBetweenPacksReadsBackInOrder) {
   for (int i = 0; i < 5; ++i) wallets.push_back(Open(Wallet(absl::StrCat("funder-", i))));
   // Batch positions 0 1 | 5 | 9 10: the gaps end a run, so 702 has no neighbour to pack with.
   const int batch_index[] = {0, 1, 5, 9, 10};
+  std::vector<AccountId> funders;
+  for (const Account& w : wallets) funders.push_back(w.id);
+  ASSERT_TRUE(OpenBook(78, funders).ok());
   CommitSet desk;
   for (int i = 0; i < 5; ++i) {
     Transfer t = Posted(700 + i, settlement, wallets[i], 10 * (i + 1), TransferCode::kRepayment);
@@ -1233,6 +1340,7 @@ TEST_F(PgLedgerStoreTest, CreditIncrementsAddToTotalsOrRefuseTheWholeCommit) {
                           .owner_id = "",
                           .kind = AccountKind::kExternalCash,
                           .flags = {.credits_must_not_exceed_debits = true}});
+  ASSERT_TRUE(OpenBook(79, {w1.id, w2.id, limited.id}).ok());
   auto desk = [&](int64_t first_id, std::vector<CreditIncrement> increments) {
     CommitSet c;
     int64_t total = 0;
@@ -1292,11 +1400,11 @@ TEST_F(PgLedgerStoreTest, CreditIncrementsAddToTotalsOrRefuseTheWholeCommit) {
     std::string refusal;  // in the error's message
   };
   const Bad bad[] = {
-      // The database's pack check (migration 0009) refuses it before the increment is tried.
+      // The database's pack check (migration 0012) refuses it before the increment is tried.
       {"missing",
        {.account_id = AccountId(987654), .amount_minor = 10},
        absl::StatusCode::kFailedPrecondition,
-       "account 987654, which does not exist in its currency"},
+       "account 987654, which is not a funder of loan 79"},
       {"other currency",
        {.account_id = w2.id, .currency = *Currency::FromCode("KES"), .amount_minor = 10},
        absl::StatusCode::kInternal,
