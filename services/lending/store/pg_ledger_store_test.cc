@@ -1329,6 +1329,48 @@ TEST_F(PgLedgerStoreTest, ALoneFunderCreditBetweenPacksReadsBackInOrder) {
   }
 }
 
+// A repayment pack debits one account (migration 0012): a run of funder credits ends where the
+// debit account changes, even with the same loan and repayment and ascending credit accounts.
+TEST_F(PgLedgerStoreTest, RepaymentPacksEndWhereTheDebitAccountChanges) {
+  const Account settlements[] = {Open(Platform(AccountKind::kPartnerSettlement)),
+                                 Open(Platform(AccountKind::kPlatformLoss))};
+  std::vector<Account> wallets;
+  std::vector<AccountId> funders;
+  for (int i = 0; i < 6; ++i) {
+    wallets.push_back(Open(Wallet(absl::StrCat("debit-run-", i))));
+    funders.push_back(wallets.back().id);
+  }
+  ASSERT_TRUE(OpenBook(80, funders).ok());
+  CommitSet desk;
+  for (int i = 0; i < 6; ++i) {
+    Transfer t = Posted(900 + i, settlements[i / 3], wallets[i], 10 + i, TransferCode::kRepayment);
+    t.created_at = kT0;
+    t.batch_request_id = "repay-two-debits";
+    t.batch_index = i;
+    t.references.loan_id = LoanId(80);
+    t.references.repayment_id = RepaymentId(9);
+    desk.transfers.push_back(t);
+    desk.funder_credits.push_back(t.id);
+    desk.events.push_back(Event(t));
+  }
+  ASSERT_TRUE(Commit(desk).ok());
+  EXPECT_EQ(Scalar("SELECT count(*) FROM lending.transfer_packs WHERE repayment_id = 9"), 2);
+  for (int p = 0; p < 2; ++p) {
+    EXPECT_EQ(Scalar(absl::StrCat("SELECT count(*) FROM lending.transfer_packs WHERE repayment_id = 9"
+                                  " AND first_id = ", 900 + 3 * p, " AND last_id = ", 902 + 3 * p,
+                                  " AND debit_account_ids = '{", settlements[p].id.value(), ",",
+                                  settlements[p].id.value(), ",", settlements[p].id.value(), "}'")),
+              1)
+        << "pack " << p;
+  }
+  absl::StatusOr<std::vector<Transfer>> read = store_->GetTransfers(
+      {TransferId(900), TransferId(901), TransferId(902), TransferId(903), TransferId(904),
+       TransferId(905)});
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_EQ(read->size(), 6u);
+  for (size_t i = 0; i < 6; ++i) EXPECT_EQ((*read)[i], desk.transfers[i]) << "transfer " << 900 + i;
+}
+
 // Credits by increment (ADR 0011) add to accounts the commit did not load. An increment to an
 // account that is missing, of another currency or credit-limited is refused as a bug (Internal)
 // and the whole commit is rolled back.
