@@ -151,9 +151,11 @@ class MarketplaceTest : public SharedStackTest {
   }
 
   // The lifecycle sweep (expiry, arrears, default) run now by ops.
-  lending::v1::RunLifecycleSweepResponse Sweep() {
+  // One lifecycle pass of at most `max_items` items (0: the server's default).
+  lending::v1::RunLifecycleSweepResponse Sweep(int32_t max_items = 0) {
     lending::v1::RunLifecycleSweepRequest req;
     req.set_request_id(Rid());
+    req.set_max_items(max_items);
     lending::v1::RunLifecycleSweepResponse out;
     grpc::Status s = loans_->RunLifecycleSweep(Ctx(ops_).get(), req, &out);
     EXPECT_TRUE(s.ok()) << s.error_message();

@@ -509,5 +509,39 @@ TEST_F(LendingFlowTest, AStillDelinquentLoanDefaultsAndALateFullRepaymentEndsIt)
   ExpectReconciled();
 }
 
+// A pass smaller than the number of active loans goes on from the loan where the last pass
+// stopped (RunLifecycleSweep, max_items), so passes of one item each still reach every loan in
+// turn; before, each pass started again from the first active loan and never reached the rest.
+// Last in the file: it moves the shared clock and leaves loans delinquent.
+TEST_F(LendingFlowTest, SweepPassesOfOneItemReachEveryActiveLoanInTurn) {
+  const std::string partner = MakePartner();
+  std::vector<lv1::Loan> loans;
+  for (int i = 0; i < 3; ++i) {
+    loans.push_back(MakeLoan(partner));
+    Fund(loans.back(), {60000, 40000});
+    ASSERT_TRUE(Disburse(partner, loans.back()).ok());
+  }
+  AdvanceDays(62);  // no repayment: each loan is now behind its schedule
+  auto flagged = [&] {
+    int n = 0;
+    for (const lv1::Loan& loan : loans) n += GetLoan(loan).delinquent() ? 1 : 0;
+    return n;
+  };
+  // Every pass handles one item: a hold or loan to expire, or the next active loan, this test's
+  // or an earlier test's. Far fewer than 200 loans are active in this suite.
+  int passes = 0;
+  int flagged_by_passes = 0;
+  while (flagged() < 3 && passes < 200) {
+    lv1::RunLifecycleSweepResponse swept = Sweep(1);
+    flagged_by_passes += swept.loans_flagged_delinquent();
+    EXPECT_LE(swept.loans_flagged_delinquent(), 1) << "one item per pass";
+    ++passes;
+  }
+  EXPECT_EQ(flagged(), 3) << "after " << passes << " passes";
+  EXPECT_GE(flagged_by_passes, 3);
+  // A full pass at the same instant finds nothing left to flag.
+  EXPECT_EQ(Sweep().loans_flagged_delinquent(), 0);
+}
+
 }  // namespace
 }  // namespace microlend::testing

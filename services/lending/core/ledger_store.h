@@ -206,6 +206,13 @@ struct RepaymentRecord {
 // One loan of a funder's portfolio (core/loan_stats.h values it): the funder's position, the
 // loan's money side and what a portfolio shows of the loan. `schedule` is the loan's schedule
 // for loans not yet closed (FUNDRAISING, FUNDED, PAYING_BACK) and empty for the others.
+// A loan repayments still go to (PAYING_BACK or DEFAULTED), with its schedule, for the sweep.
+struct ActiveLoan {
+  LoanMoney loan;
+  std::vector<ScheduleEntry> schedule;
+  friend bool operator==(const ActiveLoan&, const ActiveLoan&) = default;
+};
+
 struct PortfolioPosition {
   LoanFunder funder;
   LoanMoney loan;
@@ -417,8 +424,9 @@ class LedgerStore : public OutboxSource {
                                                                const PageSpec& page) = 0;
   // FUNDRAISING loans whose deadline is at or before `now`, oldest deadline first.
   virtual absl::StatusOr<std::vector<LoanId>> ListLoansToExpire(absl::Time now, size_t limit) = 0;
-  // PAYING_BACK and DEFAULTED loans with an id above `after`, ascending, at most `limit`.
-  virtual absl::StatusOr<std::vector<LoanMoney>> ListActiveLoans(LoanId after, size_t limit) = 0;
+  // PAYING_BACK and DEFAULTED loans with an id above `after`, ascending, at most `limit`, each
+  // with its repayment schedule (what the lifecycle sweep needs, in one read per page).
+  virtual absl::StatusOr<std::vector<ActiveLoan>> ListActiveLoans(LoanId after, size_t limit) = 0;
   // Sets the arrears of a loan unless a repayment changed it since it was read (its
   // repaid_local_minor still equals `expected_repaid_local`); false when it had changed.
   virtual absl::StatusOr<bool> SetArrears(LoanId id, int64_t expected_repaid_local, bool delinquent,

@@ -1096,6 +1096,7 @@ LedgerReply LoanDesk::Default(LoanId loan) {
 }
 
 absl::StatusOr<SweepResult> LoanDesk::RunSweep(size_t max_items) {
+  absl::MutexLock lock(&sweep_mu_);
   if (max_items == 0) max_items = options_.default_sweep_items;
   SweepResult result;
   result.as_of = clock_->Now();
@@ -1118,15 +1119,31 @@ absl::StatusOr<SweepResult> LoanDesk::RunSweep(size_t max_items) {
     }
   }
   budget -= std::min(budget, due.size());
-  LoanId after{0};
-  while (budget > 0) {
-    ML_ASSIGN_OR_RETURN(std::vector<LoanMoney> active,
+  // Arrears and default: from where the last pass stopped to the last active loan, then from
+  // the first one up to where this pass started.
+  const LoanId start = sweep_after_;
+  LoanId after = start;
+  bool wrapped = start == LoanId(0);
+  bool walked_all = false;
+  while (budget > 0 && !walked_all) {
+    ML_ASSIGN_OR_RETURN(std::vector<ActiveLoan> page,
                         ledger_->store()->ListActiveLoans(after, std::min<size_t>(budget, 500)));
-    if (active.empty()) break;
-    for (const LoanMoney& loan : active) {
+    if (page.empty()) {
+      if (wrapped) break;
+      wrapped = true;
+      after = LoanId(0);
+      continue;
+    }
+    for (const ActiveLoan& active : page) {
+      if (wrapped && start != LoanId(0) && active.loan.id >= start) {  // the last pass had it
+        walked_all = true;
+        break;
+      }
+      const LoanMoney& loan = active.loan;
+      const std::vector<ScheduleEntry>& schedule = active.schedule;
       after = loan.id;
+      sweep_after_ = loan.id;
       --budget;
-      ML_ASSIGN_OR_RETURN(std::vector<ScheduleEntry> schedule, Schedule(loan.id));
       Arrears arrears = ComputeArrears(schedule, loan.repaid_local_minor, today);
       const bool delinquent = arrears.days > 0;
       if (delinquent != loan.delinquent || arrears.days != loan.days_in_arrears ||
@@ -1152,6 +1169,7 @@ absl::StatusOr<SweepResult> LoanDesk::RunSweep(size_t max_items) {
       }
     }
   }
+  if (!result.more_remaining) sweep_after_ = LoanId(0);  // every active loan walked: start over
   return result;
 }
 

@@ -39,7 +39,9 @@
 #include <variant>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
@@ -160,6 +162,10 @@ class LoanDesk {
   // One pass as of the clock: expires basket holds past their time, expires loans past their
   // fundraising deadline (refunds and voids), recomputes arrears, defaults loans still
   // delinquent default_after_days after their last due date. Each item commits on its own.
+  // At most `max_items` items (0: options().default_sweep_items). The arrears walk goes on from
+  // the loan where the previous pass stopped, around to where it started, so that passes
+  // smaller than the number of active loans still reach every loan in turn. Passes run one at
+  // a time.
   absl::StatusOr<SweepResult> RunSweep(size_t max_items);
 
   const LoanDeskOptions& options() const { return options_; }
@@ -186,6 +192,9 @@ class LoanDesk {
   PartnerStore* partners_;
   const Clock* clock_;
   LoanDeskOptions options_;
+  absl::Mutex sweep_mu_;
+  // The last active loan the previous pass's arrears walk reached (0: start from the first).
+  LoanId sweep_after_ ABSL_GUARDED_BY(sweep_mu_){0};
 };
 
 }  // namespace microlend::lending

@@ -2252,19 +2252,6 @@ absl::StatusOr<std::vector<LoanId>> PgLedgerStore::ListLoansToExpire(absl::Time 
       });
 }
 
-absl::StatusOr<std::vector<LoanMoney>> PgLedgerStore::ListActiveLoans(LoanId after, size_t limit) {
-  return RunIn<pqxx::read_transaction>(
-      *pool_, "listing active loans",
-      [&](pqxx::read_transaction& tx) -> absl::StatusOr<std::vector<LoanMoney>> {
-        return ReadAll<LoanMoney>(
-            tx.exec_params(absl::StrCat("SELECT ", kLoanMoneyColumns, " FROM loans l",
-                                        " WHERE l.status IN (5, 9) AND l.id > $1::bigint",
-                                        " ORDER BY l.id LIMIT $2::bigint"),
-                           after.value(), static_cast<int64_t>(limit)),
-            ReadLoanMoney);
-      });
-}
-
 absl::StatusOr<bool> PgLedgerStore::SetArrears(LoanId id, int64_t expected_repaid_local,
                                                bool delinquent, int32_t days_in_arrears,
                                                int64_t arrears_local_minor) {
@@ -2300,6 +2287,29 @@ absl::StatusOr<std::vector<ScheduleEntry>> ParseScheduleLines(const pqxx::field&
 }
 
 }  // namespace
+
+absl::StatusOr<std::vector<ActiveLoan>> PgLedgerStore::ListActiveLoans(LoanId after,
+                                                                        size_t limit) {
+  // Loan money 0..28, then the schedule. The page walks loans_active_id_idx (migration 0013).
+  const std::string query = absl::StrCat(
+      "SELECT ", kLoanMoneyColumns, ", s.lines FROM loans l"
+      " LEFT JOIN LATERAL (SELECT string_agg(to_char(e.due_date, 'YYYY-MM-DD') || '=' ||"
+      "   e.principal_minor, ',' ORDER BY e.seq) AS lines FROM loan_schedule_entries e"
+      "   WHERE e.loan_id = l.id) s ON true"
+      " WHERE l.status IN (5, 9) AND l.id > $1::bigint ORDER BY l.id LIMIT $2::bigint");
+  return RunIn<pqxx::read_transaction>(
+      *pool_, "listing active loans",
+      [&](pqxx::read_transaction& tx) -> absl::StatusOr<std::vector<ActiveLoan>> {
+        std::vector<ActiveLoan> out;
+        for (const pqxx::row& r :
+             tx.exec_params(query, after.value(), static_cast<int64_t>(limit))) {
+          ActiveLoan a{.loan = ReadLoanMoney(r.slice(0, 29))};
+          ML_ASSIGN_OR_RETURN(a.schedule, ParseScheduleLines(r[29], a.loan));
+          out.push_back(std::move(a));
+        }
+        return out;
+      });
+}
 
 absl::StatusOr<std::vector<PortfolioPosition>> PgLedgerStore::ListPortfolio(AccountId funder,
                                                                             size_t limit) {

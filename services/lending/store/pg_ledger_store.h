@@ -95,7 +95,7 @@ class PgLedgerStore final : public LedgerStore {
   absl::StatusOr<std::vector<LoanFunder>> ListPositions(AccountId funder) override;
   absl::StatusOr<Page<RepaymentRecord>> ListRepayments(LoanId loan, const PageSpec& page) override;
   absl::StatusOr<std::vector<LoanId>> ListLoansToExpire(absl::Time now, size_t limit) override;
-  absl::StatusOr<std::vector<LoanMoney>> ListActiveLoans(LoanId after, size_t limit) override;
+  absl::StatusOr<std::vector<ActiveLoan>> ListActiveLoans(LoanId after, size_t limit) override;
   absl::StatusOr<bool> SetArrears(LoanId id, int64_t expected_repaid_local, bool delinquent,
                                   int32_t days_in_arrears, int64_t arrears_local_minor) override;
   // One statement: funders joined with their loans and, for loans not yet closed, the schedule

@@ -633,8 +633,8 @@ absl::StatusOr<Page<RepaymentRecord>> FakeLedgerStore::ListRepayments(LoanId, co
 absl::StatusOr<std::vector<LoanId>> FakeLedgerStore::ListLoansToExpire(absl::Time, size_t) {
   return std::vector<LoanId>{};
 }
-absl::StatusOr<std::vector<LoanMoney>> FakeLedgerStore::ListActiveLoans(LoanId, size_t) {
-  return std::vector<LoanMoney>{};
+absl::StatusOr<std::vector<ActiveLoan>> FakeLedgerStore::ListActiveLoans(LoanId, size_t) {
+  return std::vector<ActiveLoan>{};
 }
 absl::StatusOr<bool> FakeLedgerStore::SetArrears(LoanId, int64_t, bool, int32_t, int64_t) {
   return false;

@@ -75,7 +75,7 @@ class FakeLedgerStore final : public LedgerStore {
   absl::StatusOr<std::vector<LoanFunder>> ListPositions(AccountId funder) override;
   absl::StatusOr<Page<RepaymentRecord>> ListRepayments(LoanId loan, const PageSpec& page) override;
   absl::StatusOr<std::vector<LoanId>> ListLoansToExpire(absl::Time now, size_t limit) override;
-  absl::StatusOr<std::vector<LoanMoney>> ListActiveLoans(LoanId after, size_t limit) override;
+  absl::StatusOr<std::vector<ActiveLoan>> ListActiveLoans(LoanId after, size_t limit) override;
   absl::StatusOr<bool> SetArrears(LoanId id, int64_t expected_repaid_local, bool delinquent,
                                   int32_t days_in_arrears, int64_t arrears_local_minor) override;
   // Empty: loans are not modelled (the portfolio is tested against PostgreSQL; its arithmetic is
