@@ -2269,7 +2269,12 @@ absl::StatusOr<bool> PgLedgerStore::SetArrears(LoanId id, int64_t expected_repai
 
 namespace {
 
-// "YYYY-MM-DD=principal,..." (string_agg of the schedule, by seq) back into entries.
+// A loan's schedule entries `e` as "YYYY-MM-DD=principal,..." by seq, read back by
+// ParseScheduleLines.
+constexpr char kScheduleLines[] =
+    "string_agg(to_char(e.due_date, 'YYYY-MM-DD') || '=' || e.principal_minor, ',' ORDER BY e.seq)";
+
+// "YYYY-MM-DD=principal,..." (kScheduleLines) back into entries.
 absl::StatusOr<std::vector<ScheduleEntry>> ParseScheduleLines(const pqxx::field& field,
                                                               const LoanMoney& loan) {
   std::vector<ScheduleEntry> out;
@@ -2293,8 +2298,7 @@ absl::StatusOr<std::vector<ActiveLoan>> PgLedgerStore::ListActiveLoans(LoanId af
   // Loan money 0..28, then the schedule. The page walks loans_active_id_idx (migration 0013).
   const std::string query = absl::StrCat(
       "SELECT ", kLoanMoneyColumns, ", s.lines FROM loans l"
-      " LEFT JOIN LATERAL (SELECT string_agg(to_char(e.due_date, 'YYYY-MM-DD') || '=' ||"
-      "   e.principal_minor, ',' ORDER BY e.seq) AS lines FROM loan_schedule_entries e"
+      " LEFT JOIN LATERAL (SELECT ", kScheduleLines, " AS lines FROM loan_schedule_entries e"
       "   WHERE e.loan_id = l.id) s ON true"
       " WHERE l.status IN (5, 9) AND l.id > $1::bigint ORDER BY l.id LIMIT $2::bigint");
   return RunIn<pqxx::read_transaction>(
@@ -2319,8 +2323,7 @@ absl::StatusOr<std::vector<PortfolioPosition>> PgLedgerStore::ListPortfolio(Acco
       "SELECT ", kFunderColumns, ", ", kLoanMoneyColumns,
       ", coalesce(l.details->>'name', ''), l.country, l.sector, s.lines"
       " FROM loan_funders f JOIN loans l ON l.id = f.loan_id"
-      " LEFT JOIN LATERAL (SELECT string_agg(to_char(e.due_date, 'YYYY-MM-DD') || '=' ||"
-      "   e.principal_minor, ',' ORDER BY e.seq) AS lines FROM loan_schedule_entries e"
+      " LEFT JOIN LATERAL (SELECT ", kScheduleLines, " AS lines FROM loan_schedule_entries e"
       "   WHERE e.loan_id = l.id AND l.status IN (3, 4, 5)) s ON true"
       " WHERE f.account_id = $1::bigint"
       " ORDER BY f.first_lent_at DESC, f.loan_id DESC LIMIT $2::bigint");
