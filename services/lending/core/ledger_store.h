@@ -203,9 +203,6 @@ struct RepaymentRecord {
   friend bool operator==(const RepaymentRecord&, const RepaymentRecord&) = default;
 };
 
-// One loan of a funder's portfolio (core/loan_stats.h values it): the funder's position, the
-// loan's money side and what a portfolio shows of the loan. `schedule` is the loan's schedule
-// for loans not yet closed (FUNDRAISING, FUNDED, PAYING_BACK) and empty for the others.
 // A loan repayments still go to (PAYING_BACK or DEFAULTED), with its schedule, for the sweep.
 struct ActiveLoan {
   LoanMoney loan;
@@ -213,6 +210,9 @@ struct ActiveLoan {
   friend bool operator==(const ActiveLoan&, const ActiveLoan&) = default;
 };
 
+// One loan of a funder's portfolio (core/loan_stats.h values it): the funder's position, the
+// loan's money side and what a portfolio shows of the loan. `schedule` is the loan's schedule
+// for loans not yet closed (FUNDRAISING, FUNDED, PAYING_BACK) and empty for the others.
 struct PortfolioPosition {
   LoanFunder funder;
   LoanMoney loan;
