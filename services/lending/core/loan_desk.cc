@@ -1040,10 +1040,9 @@ std::variant<LedgerReply, std::unique_ptr<Mutation>> LoanDesk::PrepareRepayment(
 
 LedgerReply LoanDesk::PostRepayment(RequestKey key, std::optional<PartnerId> partner,
                                     const RepaymentInput& input, DeskEncoder encode) {
-  std::variant<LedgerReply, std::unique_ptr<Mutation>> prepared =
-      PrepareRepayment(std::move(key), partner, input, std::move(encode));
-  if (LedgerReply* at_once = std::get_if<LedgerReply>(&prepared)) return std::move(*at_once);
-  return ledger_->Submit(std::get<std::unique_ptr<Mutation>>(std::move(prepared)));
+  std::vector<RepaymentItem> one;
+  one.push_back({.key = std::move(key), .input = input, .encode = std::move(encode)});
+  return std::move(PostRepayments(std::move(partner), std::move(one)).front());
 }
 
 std::vector<LedgerReply> LoanDesk::PostRepayments(std::optional<PartnerId> partner,
@@ -1119,29 +1118,28 @@ absl::StatusOr<SweepResult> LoanDesk::RunSweep(size_t max_items) {
     }
   }
   budget -= std::min(budget, due.size());
-  // Arrears and default: from where the last pass stopped to the last active loan, then from
-  // the first one up to where this pass started.
+  // Arrears and default: from the loan where the last pass stopped to the last active loan,
+  // then, when that was not the first, from the first one up to where this pass started.
   const LoanId start = sweep_after_;
-  LoanId after = start;
-  bool wrapped = start == LoanId(0);
+  bool wrapped = false;
   bool walked_all = false;
   while (budget > 0 && !walked_all) {
     ML_ASSIGN_OR_RETURN(std::vector<ActiveLoan> page,
-                        ledger_->store()->ListActiveLoans(after, std::min<size_t>(budget, 500)));
+                        ledger_->store()->ListActiveLoans(sweep_after_,
+                                                          std::min<size_t>(budget, 500)));
     if (page.empty()) {
-      if (wrapped) break;
+      if (wrapped || start == LoanId(0)) break;
       wrapped = true;
-      after = LoanId(0);
+      sweep_after_ = LoanId(0);
       continue;
     }
     for (const ActiveLoan& active : page) {
-      if (wrapped && start != LoanId(0) && active.loan.id >= start) {  // the last pass had it
+      if (wrapped && active.loan.id >= start) {  // the last pass had it
         walked_all = true;
         break;
       }
       const LoanMoney& loan = active.loan;
       const std::vector<ScheduleEntry>& schedule = active.schedule;
-      after = loan.id;
       sweep_after_ = loan.id;
       --budget;
       Arrears arrears = ComputeArrears(schedule, loan.repaid_local_minor, today);

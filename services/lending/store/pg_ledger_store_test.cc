@@ -118,6 +118,27 @@ OutboxEvent Event(const Transfer& t) {
       .created_at = t.created_at};
 }
 
+// A credit of repayment `repayment` of loan `loan` to a funder, at `batch_index` of the batch
+// `batch`, committed at kT0: what the loan desk hands the store.
+Transfer FunderCredit(int64_t id, const Account& debit, const Account& credit, int64_t amount,
+                      const std::string& batch, int32_t batch_index, int64_t loan,
+                      int64_t repayment) {
+  Transfer t = Posted(id, debit, credit, amount, TransferCode::kRepayment);
+  t.created_at = kT0;
+  t.batch_request_id = batch;
+  t.batch_index = batch_index;
+  t.references.loan_id = LoanId(loan);
+  t.references.repayment_id = RepaymentId(repayment);
+  return t;
+}
+
+// `t` in `commit` as the loan desk's credit to a funder (CommitSet::funder_credits), with its event.
+void AddFunderCredit(CommitSet& commit, const Transfer& t) {
+  commit.transfers.push_back(t);
+  commit.funder_credits.push_back(t.id);
+  commit.events.push_back(Event(t));
+}
+
 class PgLedgerStoreTest : public microlend::testing::SharedComponentsTest {
  protected:
   void SetUp() override {
@@ -1236,13 +1257,8 @@ TEST_F(PgLedgerStoreTest, OnlyTheLoanDesksFunderCreditsBecomeRepaymentPacks) {
   auto credits = [&](int64_t first_id, int64_t repayment) {
     std::vector<Transfer> out;
     for (int i = 0; i < 3; ++i) {
-      Transfer t = Posted(first_id + i, settlement, wallets[i], 100 + i, TransferCode::kRepayment);
-      t.created_at = kT0;
-      t.batch_request_id = "repay";
-      t.batch_index = i;
-      t.references.loan_id = LoanId(77);
-      t.references.repayment_id = RepaymentId(repayment);
-      out.push_back(t);
+      out.push_back(FunderCredit(first_id + i, settlement, wallets[i], 100 + i, "repay", i, 77,
+                                 repayment));
     }
     return out;
   };
@@ -1258,11 +1274,7 @@ TEST_F(PgLedgerStoreTest, OnlyTheLoanDesksFunderCreditsBecomeRepaymentPacks) {
 
   ASSERT_TRUE(OpenBook(77, {wallets[0].id, wallets[1].id, wallets[2].id}).ok());
   CommitSet desk;
-  desk.transfers = credits(600, 6);
-  for (const Transfer& t : desk.transfers) {
-    desk.funder_credits.push_back(t.id);
-    desk.events.push_back(Event(t));
-  }
+  for (const Transfer& t : credits(600, 6)) AddFunderCredit(desk, t);
   ASSERT_TRUE(Commit(desk).ok());
   EXPECT_EQ(Scalar("SELECT count(*) FROM lending.transfer_packs WHERE repayment_id = 6"
                    " AND loan_id = 77 AND credit_hi = " + std::to_string(wallets[2].id.value())),
@@ -1291,15 +1303,8 @@ TEST_F(PgLedgerStoreTest, ALoneFunderCreditBetweenPacksReadsBackInOrder) {
   ASSERT_TRUE(OpenBook(78, funders).ok());
   CommitSet desk;
   for (int i = 0; i < 5; ++i) {
-    Transfer t = Posted(700 + i, settlement, wallets[i], 10 * (i + 1), TransferCode::kRepayment);
-    t.created_at = kT0;
-    t.batch_request_id = "repay-lone";
-    t.batch_index = batch_index[i];
-    t.references.loan_id = LoanId(78);
-    t.references.repayment_id = RepaymentId(8);
-    desk.transfers.push_back(t);
-    desk.funder_credits.push_back(t.id);
-    desk.events.push_back(Event(t));
+    AddFunderCredit(desk, FunderCredit(700 + i, settlement, wallets[i], 10 * (i + 1), "repay-lone",
+                                       batch_index[i], 78, 8));
   }
   ASSERT_TRUE(Commit(desk).ok());
   EXPECT_EQ(Scalar("SELECT count(*) FROM lending.transfer_packs WHERE repayment_id = 8"), 2);
@@ -1343,15 +1348,8 @@ TEST_F(PgLedgerStoreTest, RepaymentPacksEndWhereTheDebitAccountChanges) {
   ASSERT_TRUE(OpenBook(80, funders).ok());
   CommitSet desk;
   for (int i = 0; i < 6; ++i) {
-    Transfer t = Posted(900 + i, settlements[i / 3], wallets[i], 10 + i, TransferCode::kRepayment);
-    t.created_at = kT0;
-    t.batch_request_id = "repay-two-debits";
-    t.batch_index = i;
-    t.references.loan_id = LoanId(80);
-    t.references.repayment_id = RepaymentId(9);
-    desk.transfers.push_back(t);
-    desk.funder_credits.push_back(t.id);
-    desk.events.push_back(Event(t));
+    AddFunderCredit(desk, FunderCredit(900 + i, settlements[i / 3], wallets[i], 10 + i,
+                                       "repay-two-debits", i, 80, 9));
   }
   ASSERT_TRUE(Commit(desk).ok());
   EXPECT_EQ(Scalar("SELECT count(*) FROM lending.transfer_packs WHERE repayment_id = 9"), 2);
@@ -1389,16 +1387,9 @@ TEST_F(PgLedgerStoreTest, CreditIncrementsAddToTotalsOrRefuseTheWholeCommit) {
     for (size_t i = 0; i < increments.size(); ++i) {
       Account credit;
       credit.id = increments[i].account_id;
-      Transfer t = Posted(first_id + static_cast<int64_t>(i), settlement, credit,
-                          increments[i].amount_minor, TransferCode::kRepayment);
-      t.created_at = kT0;
-      t.batch_request_id = absl::StrCat("repay-", first_id);
-      t.batch_index = static_cast<int32_t>(i);
-      t.references.loan_id = LoanId(79);
-      t.references.repayment_id = RepaymentId(first_id);
-      c.transfers.push_back(t);
-      c.funder_credits.push_back(t.id);
-      c.events.push_back(Event(t));
+      AddFunderCredit(c, FunderCredit(first_id + static_cast<int64_t>(i), settlement, credit,
+                                      increments[i].amount_minor, absl::StrCat("repay-", first_id),
+                                      static_cast<int32_t>(i), 79, first_id));
       total += increments[i].amount_minor;
     }
     Account debited = settlement;
