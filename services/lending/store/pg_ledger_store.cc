@@ -1363,14 +1363,16 @@ void WriteLoanParts(pqxx::work& tx, const CommitSet& commit) {
   }
   if (!commit.books_to_open.empty()) {
     // The funders' shares are fixed once the loan is funded (migration 0010). The book's
-    // currency is its accounts' (the database refuses a book whose accounts differ in it).
+    // currency is the loan's funding account's, which every share was moved into; the database
+    // checks each funder's account against it (migration 0012).
     tx.exec_params(
         "INSERT INTO loan_funder_books (loan_id, currency, account_ids, shares, credited)"
-        " SELECT f.loan_id, min(a.currency), array_agg(f.account_id ORDER BY f.account_id),"
+        " SELECT f.loan_id, a.currency, array_agg(f.account_id ORDER BY f.account_id),"
         " array_agg(f.amount_minor ORDER BY f.account_id),"
         " array_agg(0::bigint ORDER BY f.account_id)"
-        " FROM loan_funders f JOIN accounts a ON a.id = f.account_id"
-        " WHERE f.loan_id = ANY($1::bigint[]) GROUP BY f.loan_id",
+        " FROM loan_funders f JOIN loans l ON l.id = f.loan_id"
+        " JOIN accounts a ON a.id = l.funding_account_id"
+        " WHERE f.loan_id = ANY($1::bigint[]) GROUP BY f.loan_id, a.currency",
         IdArray(commit.books_to_open));
   }
   if (!commit.books.empty()) {
