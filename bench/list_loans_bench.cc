@@ -33,6 +33,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -480,6 +481,31 @@ double MeasureSql(LocalStack& stack, const Config& c, const Combo& combo,
   return lat.Percentile(0.99);
 }
 
+// Restarts the lending server with its catalogue in memory (ADR 0017) or not (every search a
+// PostgreSQL statement, as before); prints how long the in-memory start took.
+void StartLending(LocalStack& stack, bool in_memory) {
+  if (!stack.Address(Server::kLending).ends_with(":0")) {
+    if (absl::StatusOr<int> stopped = stack.StopServer(Server::kLending, SIGTERM); !stopped.ok()) {
+      Die(stopped.status().ToString());
+    }
+  }
+  setenv("MICROLEND_CATALOGUE_IN_MEMORY", in_memory ? "true" : "false", 1);
+  const absl::Time start = absl::Now();
+  if (absl::Status s = stack.StartServer(Server::kLending); !s.ok()) Die(s.ToString());
+  if (in_memory) {
+    std::printf("list_loans_catalogue_start_s %.1f\n",
+                absl::ToDoubleSeconds(absl::Now() - start));
+  }
+}
+
+lv1::ListLoansResponse ListOnce(LocalStack& stack, const Combo& combo, const std::string& lender) {
+  auto stub = lv1::LoanService::NewStub(Channel(stack.Address(Server::kLending)));
+  lv1::ListLoansResponse out;
+  grpc::Status s = stub->ListLoans(Ctx(lender).get(), ToRequest(combo), &out);
+  if (!s.ok()) Die("ListLoans: " + s.error_message());
+  return out;
+}
+
 int Main(int argc, char** argv) {
   Config c = ParseArgs(argc, argv);
   if (c.loans < 1 || c.fundraising < 1 || c.fundraising > c.loans || c.clients < 1 ||
@@ -489,22 +515,44 @@ int Main(int argc, char** argv) {
   auto stack = LocalStack::Start(LocalStack::Options{.start_servers = false});
   if (!stack.ok()) Die(stack.status().ToString());
   g_stack = &*stack;
-  if (absl::Status s = (*stack)->StartServer(Server::kLending); !s.ok()) Die(s.ToString());
-  LoadCatalogue(**stack, c);
-  const std::string lender = (*stack)->Token(Role::kLender, "1");
-  MeasureRpcFloor(**stack, c);
-  for (const Combo& combo : kCombos) {
+  LocalStack& st = **stack;
+  // First every search from PostgreSQL: the server's statements, their replay (the baseline)
+  // and the server answering with them (_pg_).
+  StartLending(st, /*in_memory=*/false);
+  LoadCatalogue(st, c);
+  const std::string lender = st.Token(Role::kLender, "1");
+  MeasureRpcFloor(st, c);
+  struct Measured {
+    double pg_p99 = 0, sql_p99 = 0;
+    lv1::ListLoansResponse page;
+  };
+  std::vector<Measured> measured(std::size(kCombos));
+  for (size_t i = 0; i < std::size(kCombos); ++i) {
+    const Combo& combo = kCombos[i];
     cv1::PageResponse page;
-    const std::vector<Statement> statements =
-        CaptureStatements(**stack, ToRequest(combo), lender, &page);
+    const std::vector<Statement> statements = CaptureStatements(st, ToRequest(combo), lender, &page);
+    if (c.explain) Explain(st, combo, statements);
+    measured[i].page = ListOnce(st, combo, lender);
+    Combo pg = combo;
+    pg.prefix += "_pg";
+    measured[i].pg_p99 = MeasureRpc(st, c, pg, lender);
+    measured[i].sql_p99 = MeasureSql(st, c, combo, statements);
+  }
+  // Then the same searches from the catalogue in memory, which must answer them alike.
+  StartLending(st, /*in_memory=*/true);
+  for (size_t i = 0; i < std::size(kCombos); ++i) {
+    const Combo& combo = kCombos[i];
+    const lv1::ListLoansResponse page = ListOnce(st, combo, lender);
+    if (page.SerializeAsString() != measured[i].page.SerializeAsString()) {
+      Die(combo.prefix + ": the in-memory catalogue answered otherwise than PostgreSQL");
+    }
     std::printf("%s_total_count %lld\n", combo.prefix.c_str(),
-                static_cast<long long>(page.total_count()));
+                static_cast<long long>(page.page().total_count()));
     std::printf("%s_total_count_is_lower_bound %d\n", combo.prefix.c_str(),
-                page.total_count_is_lower_bound() ? 1 : 0);
-    if (c.explain) Explain(**stack, combo, statements);
-    const double rpc = MeasureRpc(**stack, c, combo, lender);
-    const double sql = MeasureSql(**stack, c, combo, statements);
-    std::printf("%s_rpc_vs_sql_p99_ratio %.2f\n", combo.prefix.c_str(), rpc / sql);
+                page.page().total_count_is_lower_bound() ? 1 : 0);
+    const double rpc = MeasureRpc(st, c, combo, lender);
+    std::printf("%s_rpc_vs_sql_p99_ratio %.2f\n", combo.prefix.c_str(), rpc / measured[i].sql_p99);
+    std::printf("%s_vs_pg_p99_ratio %.2f\n", combo.prefix.c_str(), rpc / measured[i].pg_p99);
   }
   return 0;
 }

@@ -14,6 +14,7 @@
 #include "server/admin_service.h"
 #include "server/bootstrap.h"
 #include "server/runner.h"
+#include "services/lending/core/catalogue.h"
 #include "services/lending/core/ledger.h"
 #include "services/lending/core/loan_desk.h"
 #include "services/lending/core/loans.h"
@@ -55,6 +56,9 @@ int Main(int argc, char** argv) {
                    "how often loans are expired, arrears recomputed and defaults declared"});
   specs.push_back({"log_commit_groups_of", "MICROLEND_LOG_COMMIT_GROUPS_OF", "0",
                    "log the phase times of ledger commits of at least this many transfers (0: off)"});
+  specs.push_back({"catalogue_in_memory", "MICROLEND_CATALOGUE_IN_MEMORY", "true",
+                   "answer searches of FUNDRAISING loans from memory (ADR 0017); false: from "
+                   "PostgreSQL, as a baseline"});
   FlagSet flags(absl::StrCat(kServer, "_server"), specs);
   ParseFlagsOrExit(flags, argc, argv);
 
@@ -118,7 +122,19 @@ int Main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<lending::PgLoanStore>> loan_store =
       lending::PgLoanStore::Create(pg_url, static_cast<int>(*pool_size));
   if (!loan_store.ok()) ExitFatal(kServer, loan_store.status());
-  lending::LoanBook loan_book(loan_store->get(), partner_store->get(), &clock);
+  // The catalogue of FUNDRAISING loans (ADR 0017), loaded before the server listens.
+  std::unique_ptr<lending::FundraisingCatalogue> catalogue;
+  if (const std::string in_memory = flags.GetString("catalogue_in_memory"); in_memory == "true") {
+    catalogue = std::make_unique<lending::FundraisingCatalogue>(loan_store->get());
+    const absl::Time started = absl::Now();
+    if (absl::Status loaded = catalogue->Load(); !loaded.ok()) ExitFatal(kServer, loaded);
+    LogInfo("catalogue_loaded",
+            {{"loans", std::to_string(catalogue->size())},
+             {"ms", std::to_string(absl::ToInt64Milliseconds(absl::Now() - started))}});
+  } else if (in_memory != "false") {
+    ExitFatal(kServer, absl::InvalidArgumentError("--catalogue_in_memory must be true or false"));
+  }
+  lending::LoanBook loan_book(loan_store->get(), partner_store->get(), &clock, catalogue.get());
   lending::LoanDesk loan_desk(&ledger, &wallets, loan_store->get(), partner_store->get(), &clock,
                               {.default_after_days = static_cast<int32_t>(*default_after_days)});
   lending::RedisEventPublisher publisher(redis_endpoint);

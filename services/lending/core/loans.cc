@@ -6,10 +6,12 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "nlohmann/json.hpp"
+#include "services/lending/core/catalogue.h"
 
 namespace microlend::lending {
 namespace {
@@ -340,7 +342,11 @@ bool MatchesQuery(const LoanQuery& q, const Loan& loan) {
       !AnyOf(q.partner_ids, loan.partner_id)) {
     return false;
   }
-  if (!q.regions.empty() && !AnyOf(q.regions, absl::AsciiStrToLower(d.region))) return false;
+  if (!q.regions.empty() &&
+      std::none_of(q.regions.begin(), q.regions.end(),
+                   [&d](const std::string& r) { return absl::EqualsIgnoreCase(r, d.region); })) {
+    return false;
+  }
   if (!q.genders.empty()) {
     std::optional<Gender> gender = loan.borrower_gender();
     if (!gender || !AnyOf(q.genders, *gender)) return false;
@@ -679,6 +685,7 @@ absl::StatusOr<Loan> LoanBook::Get(const Viewer& viewer, LoanId id) {
 
 absl::StatusOr<Page<Loan>> LoanBook::List(LoanQuery query) {
   query.now = clock_->Now();
+  if (catalogue_ != nullptr && FundraisingCatalogue::Serves(query)) return catalogue_->List(query);
   return loans_->List(query);
 }
 

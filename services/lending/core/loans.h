@@ -328,10 +328,15 @@ absl::Status ApplyLoanPatch(const LoanPatch& patch, LoanDetails& details);
 
 enum class ReviewDecision { kApprove = 1, kReturn = 2 };
 
+class FundraisingCatalogue;
+
 class LoanBook {
  public:
-  LoanBook(LoanStore* loans, PartnerStore* partners, const Clock* clock)
-      : loans_(loans), partners_(partners), clock_(clock) {}
+  // With a `catalogue` (core/catalogue.h, loaded), List answers the searches it serves from it
+  // and the rest from `loans`.
+  LoanBook(LoanStore* loans, PartnerStore* partners, const Clock* clock,
+           FundraisingCatalogue* catalogue = nullptr)
+      : loans_(loans), partners_(partners), clock_(clock), catalogue_(catalogue) {}
 
   LoanReply CreateDraft(const RequestKey& key, PartnerId partner, const LoanDetails& details,
                         const LoanEncoder& encode);
@@ -361,6 +366,7 @@ class LoanBook {
   LoanStore* loans_;
   PartnerStore* partners_;
   const Clock* clock_;
+  FundraisingCatalogue* catalogue_;
 };
 
 }  // namespace microlend::lending

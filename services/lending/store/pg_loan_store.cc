@@ -644,6 +644,107 @@ absl::StatusOr<Page<Loan>> PgLoanStore::List(const LoanQuery& q) {
       });
 }
 
+namespace {
+
+// The catalogue's read (ADR 0017): a row per loan that `loans_on` selects, as a card, or a row
+// of NULLs when none does; each row also carries the snapshot's xmin (the next horizon) and the
+// ratings of the partners `partners_where` selects as "id:rating,...". The one-row side is
+// outer so that the horizon comes back whatever the loans.
+std::string CatalogueSql(std::string_view loans_on, std::string_view partners_where) {
+  return absl::StrCat(
+      "SELECT ", CardLoanColumns(),
+      ", NULL::text, h.horizon, h.ratings FROM (SELECT"
+      " pg_snapshot_xmin(pg_current_snapshot())::text AS horizon,"
+      " (SELECT string_agg(id || ':' || risk_rating_half_stars, ',') FROM partners",
+      AsAbsl(partners_where),
+      ") AS ratings) h LEFT JOIN (loans l JOIN partners p ON p.id = l.partner_id) ON ",
+      AsAbsl(loans_on));
+}
+
+absl::StatusOr<uint64_t> ParseHorizon(const pqxx::field& f) {
+  uint64_t horizon = 0;
+  if (f.is_null() || !absl::SimpleAtoi(f.c_str(), &horizon)) {
+    return absl::DataLossError("the catalogue read returned no transaction horizon");
+  }
+  return horizon;
+}
+
+absl::Status ParseRatings(const pqxx::field& f, std::vector<PartnerRating>& out) {
+  if (f.is_null()) return absl::OkStatus();
+  for (absl::string_view item : absl::StrSplit(f.c_str(), ',')) {
+    std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(item, ':');
+    int64_t id = 0;
+    int32_t rating = 0;
+    if (!absl::SimpleAtoi(parts.first, &id) || !absl::SimpleAtoi(parts.second, &rating)) {
+      return absl::DataLossError("the catalogue read returned a bad partner rating");
+    }
+    out.push_back({PartnerId(id), rating});
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<CatalogueChanges> PgLoanStore::CatalogueSnapshot() {
+  static const std::string* const sql = new std::string(CatalogueSql("l.status = 3", ""));
+  return ReadCatalogue(*sql, CatalogueHorizon{}, "reading the loan catalogue");
+}
+
+absl::StatusOr<CatalogueChanges> PgLoanStore::CatalogueChangesSince(CatalogueHorizon since) {
+  static const std::string* const sql = new std::string(
+      CatalogueSql("l.change_xid >= $1::xid8", " WHERE change_xid >= $1::xid8"));
+  return ReadCatalogue(*sql, since, "reading catalogue changes");
+}
+
+absl::StatusOr<CatalogueChanges> PgLoanStore::ReadCatalogue(const std::string& sql,
+                                                            CatalogueHorizon since,
+                                                            const char* what) {
+  std::vector<std::optional<std::string>> params;
+  if (sql.find("$1") != std::string::npos) params.push_back(absl::StrCat(since.value));
+  return RunIn<pqxx::nontransaction>(
+      *pool_, what, [&](pqxx::nontransaction& tx) -> absl::StatusOr<CatalogueChanges> {
+        const pqxx::result rows = Exec(tx, sql, params);
+        if (rows.empty()) return absl::DataLossError("the catalogue read returned no row");
+        CatalogueChanges out;
+        ML_ASSIGN_OR_RETURN(out.next.value, ParseHorizon(rows[0][kLoanColumnCount + 1]));
+        ML_RETURN_IF_ERROR(ParseRatings(rows[0][kLoanColumnCount + 2], out.partners));
+        if (rows[0][0].is_null()) return out;  // no loan: the one row of NULLs
+        out.loans.reserve(rows.size());
+        for (const pqxx::row& row : rows) {
+          ML_ASSIGN_OR_RETURN(Loan loan, ReadLoan(row));
+          out.loans.push_back(std::move(loan));
+        }
+        return out;
+      });
+}
+
+absl::StatusOr<std::vector<Loan>> PgLoanStore::ReadFullLoans(const std::vector<LoanId>& ids) {
+  static const std::string* const sql = new std::string(
+      absl::StrCat("SELECT ", kLoanColumns, ", ", kScheduleColumn, kLoanFrom,
+                   " WHERE l.id = ANY($1::bigint[])"));
+  const std::vector<std::optional<std::string>> params = {
+      IntArray(ids, [](LoanId id) { return id.value(); })};
+  return RunIn<pqxx::nontransaction>(
+      *pool_, "reading loans", [&](pqxx::nontransaction& tx) -> absl::StatusOr<std::vector<Loan>> {
+        absl::flat_hash_map<int64_t, Loan> by_id;
+        for (const pqxx::row& row : Exec(tx, *sql, params)) {
+          ML_ASSIGN_OR_RETURN(Loan loan, ReadPageRow(row));
+          by_id.emplace(loan.id.value(), std::move(loan));
+        }
+        std::vector<Loan> out;
+        out.reserve(ids.size());
+        for (LoanId id : ids) {
+          auto it = by_id.find(id.value());
+          if (it == by_id.end()) {
+            return absl::DataLossError(absl::StrCat("loan ", id.value(), " is missing"));
+          }
+          out.push_back(std::move(it->second));
+        }
+        ML_RETURN_IF_ERROR(CheckSchedules(out));
+        return out;
+      });
+}
+
 pqxx::result PgLoanStore::Exec(pqxx::transaction_base& tx, const std::string& sql,
                                const std::vector<std::optional<std::string>>& params) {
   const auto values = pqxx::prepare::make_dynamic_params(params);

@@ -39,11 +39,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "pg/pool.h"
+#include "services/lending/core/catalogue.h"
 #include "services/lending/core/loans.h"
 
 namespace microlend::lending {
 
-class PgLoanStore final : public LoanStore {
+class PgLoanStore final : public LoanStore, public CatalogueFeed {
  public:
   static constexpr absl::Duration kBorrowTimeout = absl::Seconds(30);
 
@@ -71,6 +72,14 @@ class PgLoanStore final : public LoanStore {
                                          const LoanEncoder& encode) override;
   absl::StatusOr<Page<Loan>> List(const LoanQuery& query) override;
 
+  // The catalogue's feed (ADR 0017, migration 0014): one statement each, so one snapshot for
+  // the loans, the partners' ratings and the next horizon (that snapshot's xmin: every
+  // transaction below it had ended, so every later write of a stamped row carries an id at or
+  // above it). The horizon is the xid8 value.
+  absl::StatusOr<CatalogueChanges> CatalogueSnapshot() override;
+  absl::StatusOr<CatalogueChanges> CatalogueChangesSince(CatalogueHorizon since) override;
+  absl::StatusOr<std::vector<Loan>> ReadFullLoans(const std::vector<LoanId>& ids) override;
+
  private:
   using TxnMutator = std::function<absl::Status(pqxx::transaction_base&, Loan&)>;
 
@@ -87,6 +96,9 @@ class PgLoanStore final : public LoanStore {
   // Runs `sql` as a statement prepared on tx's connection, so that PostgreSQL plans it once per
   // connection (and keeps a generic plan when it is no worse than the custom ones): planning a
   // catalogue statement costs about as much as running it.
+  // The loans (as cards) and partner ratings `sql` reads, with its horizon (CatalogueSnapshot).
+  absl::StatusOr<CatalogueChanges> ReadCatalogue(const std::string& sql, CatalogueHorizon since,
+                                                 const char* what);
   pqxx::result Exec(pqxx::transaction_base& tx, const std::string& sql,
                     const std::vector<std::optional<std::string>>& params);
 

@@ -1,6 +1,8 @@
 #include "services/lending/testing/fake_loan_store.h"
 
 #include <algorithm>
+#include <set>
+#include <utility>
 #include <tuple>
 #include <vector>
 
@@ -51,6 +53,11 @@ void FakeLoanStore::FailNextMutation(absl::Status status) {
   fail_next_ = std::move(status);
 }
 
+void FakeLoanStore::FailNextCatalogueRead(absl::Status status) {
+  absl::MutexLock lock(&mu_);
+  fail_next_read_ = std::move(status);
+}
+
 size_t FakeLoanStore::loan_count() const {
   absl::MutexLock lock(&mu_);
   return loans_.size();
@@ -90,6 +97,7 @@ absl::Status FakeLoanStore::Commit(Loan& loan, const IdempotencyRecord& record,
   IdempotencyRecord stored = record;
   stored.payload = encode(loan);
   loans_[loan.id.value()] = loan;
+  stamps_[loan.id.value()] = next_stamp_++;
   records_.emplace(std::make_pair(record.caller, record.request_id), std::move(stored));
   return absl::OkStatus();
 }
@@ -204,6 +212,56 @@ absl::StatusOr<Page<Loan>> FakeLoanStore::List(const LoanQuery& query) {
     }
     out.items.push_back(loan);
     ApplyView(query.view, out.items.back());
+  }
+  return out;
+}
+
+absl::StatusOr<CatalogueChanges> FakeLoanStore::CatalogueSnapshot() {
+  return ReadCatalogue(std::nullopt);
+}
+
+absl::StatusOr<CatalogueChanges> FakeLoanStore::CatalogueChangesSince(CatalogueHorizon since) {
+  return ReadCatalogue(since);
+}
+
+absl::StatusOr<CatalogueChanges> FakeLoanStore::ReadCatalogue(
+    std::optional<CatalogueHorizon> since) {
+  CatalogueChanges out;
+  std::vector<Loan> loans;
+  std::set<int64_t> partners;
+  {
+    absl::MutexLock lock(&mu_);
+    if (std::optional<absl::Status> failure = std::exchange(fail_next_read_, std::nullopt)) {
+      return *failure;
+    }
+    for (const auto& [id, loan] : loans_) {
+      partners.insert(loan.partner_id.value());
+      const bool wanted = since ? stamps_.at(id) >= since->value
+                                : loan.status == LoanStatus::kFundraising;
+      if (wanted) loans.push_back(loan);
+    }
+    out.next.value = next_stamp_;
+  }
+  for (Loan& loan : loans) {
+    out.loans.push_back(WithRating(std::move(loan)));
+    ApplyView(LoanView::kCard, out.loans.back());
+  }
+  for (int64_t partner : partners) {
+    if (partners_ == nullptr) break;  // ratings stay as the loans were written
+    Loan rated;
+    rated.partner_id = PartnerId(partner);
+    rated = WithRating(std::move(rated));
+    out.partners.push_back({rated.partner_id, rated.partner_risk_rating_half_stars});
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<Loan>> FakeLoanStore::ReadFullLoans(const std::vector<LoanId>& ids) {
+  std::vector<Loan> out;
+  for (LoanId id : ids) {
+    absl::StatusOr<Loan> loan = Get(id);
+    if (!loan.ok()) return absl::DataLossError(loan.status().message());
+    out.push_back(*std::move(loan));
   }
   return out;
 }

@@ -21,11 +21,14 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "services/lending/core/catalogue.h"
 #include "services/lending/core/loans.h"
 
 namespace microlend::lending {
 
-class FakeLoanStore final : public LoanStore {
+// Also the catalogue's feed: every write stamps the loan with a counter, and a read returns the
+// loans stamped at or after its horizon and the rating of every partner its loans name.
+class FakeLoanStore final : public LoanStore, public CatalogueFeed {
  public:
   // `partners` (optional) supplies partner_risk_rating_half_stars on reads.
   explicit FakeLoanStore(PartnerStore* partners = nullptr) : partners_(partners) {}
@@ -44,9 +47,15 @@ class FakeLoanStore final : public LoanStore {
                                          const LoanEncoder& encode) override;
   absl::StatusOr<Page<Loan>> List(const LoanQuery& query) override;
 
+  absl::StatusOr<CatalogueChanges> CatalogueSnapshot() override;
+  absl::StatusOr<CatalogueChanges> CatalogueChangesSince(CatalogueHorizon since) override;
+  absl::StatusOr<std::vector<Loan>> ReadFullLoans(const std::vector<LoanId>& ids) override;
+
   // The partner's exposure over the loans held here (for FakePartnerStore::SetExposureSource).
   PartnerExposure ExposureOf(PartnerId partner) const;
   void FailNextMutation(absl::Status status);
+  // The next catalogue read (snapshot or changes) fails with `status`.
+  void FailNextCatalogueRead(absl::Status status);
   size_t loan_count() const;
   size_t record_count() const;
 
@@ -62,11 +71,17 @@ class FakeLoanStore final : public LoanStore {
 
   PartnerStore* partners_;
   mutable absl::Mutex mu_;
+  // Catalogue reads: the loans stamped at or after `since` (all FUNDRAISING ones for nullopt).
+  absl::StatusOr<CatalogueChanges> ReadCatalogue(std::optional<CatalogueHorizon> since);
+
   std::map<int64_t, Loan> loans_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, uint64_t> stamps_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_stamp_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<std::pair<std::string, std::string>, IdempotencyRecord> records_ ABSL_GUARDED_BY(mu_);
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t next_borrower_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::optional<absl::Status> fail_next_ ABSL_GUARDED_BY(mu_);
+  std::optional<absl::Status> fail_next_read_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace microlend::lending

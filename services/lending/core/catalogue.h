@@ -1,0 +1,147 @@
+// The catalogue of FUNDRAISING loans, in memory (ADR 0017): what a lender browses, answered
+// without a database query per search.
+//
+// FundraisingCatalogue holds every FUNDRAISING loan as a card (LoanView::kCard) with the compact
+// facts its filters and sorts read, and answers the LoanQuery searches it Serves(): those over
+// FUNDRAISING loans only, the catalogue's default. Everything else (ops listing drafts, a
+// partner's own loans in every status) stays with LoanStore::List.
+//
+// Freshness: a search reflects every change committed before the search began. Before it
+// answers, it waits for a read of the feed (CatalogueFeed::ChangesSince) that started after the
+// search did; searches that arrive while a read is running share the next one, so under load
+// there is at most one read in flight and one queued, whatever the number of searches.
+//
+// Answers are the same as LoanStore::List's for the same loans: the filters of MatchesQuery, the
+// orders of LoanSortKey with ties by ascending id, the cursors of IsAfter, total_count capped at
+// count_cap + 1 (here counted exactly, then capped). kRandom orders by RandomSortKey, as
+// FakeLoanStore does; PgLoanStore orders it by md5 for the queries it still answers, and a query
+// never moves between the two (Serves depends on the statuses only, which a page token keeps).
+//
+// Thread-safe. The feed must outlive the catalogue.
+#ifndef MICROLEND_SERVICES_LENDING_CORE_CATALOGUE_H_
+#define MICROLEND_SERVICES_LENDING_CORE_CATALOGUE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/ids.h"
+#include "services/lending/core/ledger_store.h"
+#include "services/lending/core/loans.h"
+
+namespace microlend::lending {
+
+// Where the feed's next read starts. Opaque to the core: the store's own position (PgLoanStore:
+// a transaction id horizon). 0 = before everything.
+struct CatalogueHorizon {
+  uint64_t value = 0;
+  friend bool operator==(const CatalogueHorizon&, const CatalogueHorizon&) = default;
+};
+
+struct PartnerRating {
+  PartnerId partner{0};
+  int32_t risk_rating_half_stars = 0;
+};
+
+// What a feed read returns: the loans that may have changed (each as it is now, any status; a
+// loan no longer FUNDRAISING leaves the catalogue), the partners' ratings that may have changed,
+// and where the next read starts. A read may repeat changes an earlier one returned.
+struct CatalogueChanges {
+  std::vector<Loan> loans;
+  std::vector<PartnerRating> partners;
+  CatalogueHorizon next;
+};
+
+// The seam the catalogue reads through: PgLoanStore in store/, FakeCatalogueFeed in testing/.
+// Statuses: Unavailable when the database cannot be read.
+class CatalogueFeed {
+ public:
+  virtual ~CatalogueFeed() = default;
+  // Every FUNDRAISING loan and every partner's rating, and the horizon to read changes from.
+  virtual absl::StatusOr<CatalogueChanges> CatalogueSnapshot() = 0;
+  // Every loan and partner rating changed at or after `since` (at least: a read may return more).
+  virtual absl::StatusOr<CatalogueChanges> CatalogueChangesSince(CatalogueHorizon since) = 0;
+  // The loans in full (story and schedule included), in the order of `ids`; DataLoss when one
+  // is missing (loans are never deleted).
+  virtual absl::StatusOr<std::vector<Loan>> ReadFullLoans(const std::vector<LoanId>& ids) = 0;
+};
+
+class FundraisingCatalogue {
+ public:
+  explicit FundraisingCatalogue(CatalogueFeed* feed) : feed_(feed) {}
+  FundraisingCatalogue(const FundraisingCatalogue&) = delete;
+  FundraisingCatalogue& operator=(const FundraisingCatalogue&) = delete;
+
+  // Whether List answers `query`: its statuses are FUNDRAISING only (or unset, which means that).
+  static bool Serves(const LoanQuery& query);
+
+  // Reads the feed's snapshot; searches wait for it. Call once, before serving.
+  absl::Status Load();
+  // LoanStore::List's answer for a query Serves() (FailedPrecondition otherwise, or before Load).
+  // InvalidArgument for a limit below 1, a negative count cap, a cursor without the key its
+  // sort needs; Unavailable when the feed cannot be read.
+  absl::StatusOr<Page<Loan>> List(const LoanQuery& query);
+
+  // Loans held now (for tests and logs).
+  size_t size() const;
+
+ private:
+  // One FUNDRAISING loan: what the filters and sorts read, and the card itself.
+  struct Entry {
+    int64_t id = 0;
+    int64_t partner = 0;
+    int64_t usd_minor = 0;   // 0 when unknown
+    int64_t left_minor = 0;  // Loan::remaining_minor()
+    int64_t newest_us = 0;   // posted, else created
+    int64_t deadline_us = 0;
+    int64_t trending_milli = 0;
+    uint32_t country = 0;  // interned
+    uint32_t region = 0;   // interned, lower-cased
+    int32_t term_months = 0;
+    int32_t rating = 0;  // the partner's, kept current by partner changes
+    uint32_t sector_bit = 0;
+    uint32_t gender_bit = 0;    // 0 without borrowers
+    uint32_t interval_bit = 0;  // 0 when unset
+    bool is_group = false;
+    bool has_deadline = false;
+    std::shared_ptr<const Loan> card;
+  };
+  class Filter;
+
+  // Ensures a feed read that started after this call has been applied (see the header comment).
+  absl::Status CatchUp();
+  bool NotReading() const ABSL_SHARED_LOCKS_REQUIRED(read_mu_) { return !reading_; }
+  void Apply(CatalogueChanges changes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Upsert(const Loan& loan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Remove(LoanId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint32_t Intern(const std::string& value) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  CatalogueFeed* const feed_;
+
+  // Reads of the feed, one at a time: started_/finished_ count them, `reading_` while one runs.
+  mutable absl::Mutex read_mu_;
+  bool loaded_ ABSL_GUARDED_BY(read_mu_) = false;
+  bool reading_ ABSL_GUARDED_BY(read_mu_) = false;
+  uint64_t started_ ABSL_GUARDED_BY(read_mu_) = 0;
+  uint64_t finished_ ABSL_GUARDED_BY(read_mu_) = 0;
+  absl::Status last_read_ ABSL_GUARDED_BY(read_mu_);
+  CatalogueHorizon horizon_ ABSL_GUARDED_BY(read_mu_);
+
+  // The loans: searches read under a reader lock, feed reads apply under the writer lock.
+  mutable absl::Mutex mu_;
+  std::vector<Entry> entries_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<int64_t, size_t> slot_of_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<int64_t, int32_t> rating_of_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, uint32_t> interned_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace microlend::lending
+
+#endif  // MICROLEND_SERVICES_LENDING_CORE_CATALOGUE_H_
