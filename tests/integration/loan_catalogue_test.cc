@@ -188,6 +188,8 @@ class LoanCatalogueTest : public SharedStackTest {
     absl::StatusOr<std::unique_ptr<pqxx::connection>> conn = ConnectLending(*stack_);
     ASSERT_TRUE(conn.ok()) << conn.status();
     pqxx::work tx(**conn);
+    // A FUNDRAISING loan is never deleted (migration 0014): it leaves FUNDRAISING first.
+    tx.exec_params("UPDATE loans SET status = 1 WHERE id = $1", id);
     tx.exec_params("DELETE FROM loan_schedule_entries WHERE loan_id = $1", id);
     tx.exec_params("DELETE FROM loans WHERE id = $1", id);
     tx.commit();
@@ -373,6 +375,55 @@ TEST_F(LoanCatalogueTest, ExpiringSoonestPagesOnIntoLoansWithoutADeadline) {
   lender_ = lender;  // a lender sees no drafts
   EXPECT_EQ(AllPages(req, 7), dated);
   for (const std::string& id : drafts) Delete(std::stoll(id));
+}
+
+// The server answers FUNDRAISING searches from memory (ADR 0017), fed by what changed in
+// PostgreSQL, whoever wrote it. A transaction that took its id before a search's read of the
+// changes and committed after it is still seen by the next search.
+TEST_F(LoanCatalogueTest, ChangesCommittedStraightToTheDatabaseShowInTheNextSearch) {
+  ASSERT_GE(rows_.size(), 2u);
+  const Row a = rows_[0], b = rows_[1];
+  absl::StatusOr<std::unique_ptr<pqxx::connection>> late = ConnectLending(*stack_);
+  absl::StatusOr<std::unique_ptr<pqxx::connection>> quick = ConnectLending(*stack_);
+  ASSERT_TRUE(late.ok() && quick.ok());
+  lv1::ListLoansRequest req;
+  req.set_sort(lv1::LOAN_SORT_TRENDING);
+  req.mutable_page()->set_page_size(2);
+  auto first_two = [&] {
+    std::vector<std::string> ids;
+    const lv1::ListLoansResponse out = Call(req);
+    for (const lv1::Loan& l : out.loans()) ids.push_back(l.id().value());
+    return ids;
+  };
+  const std::vector<std::string> before = first_two();
+
+  pqxx::work slow(**late);  // takes its transaction id now, commits after the next search
+  slow.exec_params("UPDATE loans SET trending_score_milli = 2000000000000 WHERE id = $1", a.id);
+  pqxx::nontransaction(**quick).exec_params(
+      "UPDATE loans SET trending_score_milli = 1999999999999 WHERE id = $1", b.id);
+  std::vector<std::string> after_quick = first_two();
+  ASSERT_EQ(after_quick.size(), 2u);
+  EXPECT_EQ(after_quick[0], std::to_string(b.id)) << "a committed change shows at once";
+  EXPECT_NE(after_quick[1], std::to_string(a.id)) << "an uncommitted one does not";
+  slow.commit();
+  EXPECT_EQ(first_two(), (std::vector<std::string>{std::to_string(a.id), std::to_string(b.id)}));
+
+  pqxx::work restore(**quick);
+  restore.exec_params("UPDATE loans SET trending_score_milli = $2 WHERE id = $1", a.id, a.trending);
+  restore.exec_params("UPDATE loans SET trending_score_milli = $2 WHERE id = $1", b.id, b.trending);
+  restore.commit();
+  EXPECT_EQ(first_two(), before);
+}
+
+TEST_F(LoanCatalogueTest, AFundraisingLoanIsNeverDeletedNorTheLoansTruncated) {
+  absl::StatusOr<std::unique_ptr<pqxx::connection>> conn = ConnectLending(*stack_);
+  ASSERT_TRUE(conn.ok());
+  ASSERT_FALSE(rows_.empty());
+  EXPECT_THROW(pqxx::nontransaction(**conn).exec_params("DELETE FROM loans WHERE id = $1",
+                                                        rows_[0].id),
+               pqxx::sql_error);
+  EXPECT_THROW(pqxx::nontransaction(**conn).exec("TRUNCATE loans CASCADE"), pqxx::sql_error);
+  EXPECT_EQ(ReadRows().size(), rows_.size());
 }
 
 TEST_F(LoanCatalogueTest, CardViewIsTheFullLoanWithoutStoryOrSchedule) {

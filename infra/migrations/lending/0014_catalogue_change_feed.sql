@@ -34,3 +34,21 @@ CREATE TRIGGER partners_stamp BEFORE INSERT OR UPDATE ON partners
 
 CREATE INDEX loans_change_xid_idx ON loans (change_xid) WHERE change_xid IS NOT NULL;
 CREATE INDEX partners_change_xid_idx ON partners (change_xid) WHERE change_xid IS NOT NULL;
+
+-- A deleted row leaves no stamp, so the catalogue could not see a FUNDRAISING loan go. Loans are
+-- never deleted by the services (they end, expire or are refunded): deleting a FUNDRAISING loan,
+-- or truncating the table, is refused (restrict_violation, FAILED_PRECONDITION).
+CREATE FUNCTION loans_refuse_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'TRUNCATE' THEN
+    RAISE EXCEPTION 'loans are never truncated: the catalogue would not see them go'
+      USING ERRCODE = 'restrict_violation';
+  END IF;
+  RAISE EXCEPTION 'loan % is FUNDRAISING and is never deleted: it expires or is refunded', OLD.id
+    USING ERRCODE = 'restrict_violation';
+END
+$$;
+CREATE TRIGGER loans_keep_fundraising BEFORE DELETE ON loans
+  FOR EACH ROW WHEN (OLD.status = 3) EXECUTE FUNCTION loans_refuse_delete();
+CREATE TRIGGER loans_no_truncate BEFORE TRUNCATE ON loans
+  FOR EACH STATEMENT EXECUTE FUNCTION loans_refuse_delete();

@@ -100,17 +100,22 @@ class FundraisingCatalogue::Filter {
     }
   }
 
-  bool Matches(const Entry& e) const {
+  // The tests of the facets alone; then MatchesRest.
+  bool MatchesFacets(const Facets& f) const {
     if (nothing_) return false;
-    if (by_sector_ && (e.sector_bit & sectors_) == 0) return false;
-    if (by_gender_ && (e.gender_bit & genders_) == 0) return false;
-    if (by_country_ && !Contains(countries_, e.country)) return false;
-    if (e.rating < min_rating_) return false;
-    if (max_term_ > 0 && e.term_months > max_term_) return false;
-    if (is_group_ && *is_group_ != e.is_group) return false;
-    if (by_interval_ && (e.interval_bit & intervals_) == 0) return false;
+    if (by_sector_ && (Bit(f.sector) & sectors_) == 0) return false;
+    if (by_gender_ && (Bit(f.gender) & genders_) == 0) return false;
+    if (by_country_ && !Contains(countries_, f.country)) return false;
+    if (f.rating < min_rating_) return false;
+    if (max_term_ > 0 && f.term_months > max_term_) return false;
+    if (is_group_ && *is_group_ != f.is_group) return false;
+    if (by_interval_ && (Bit(f.interval) & intervals_) == 0) return false;
+    if (by_region_ && !Contains(regions_, f.region)) return false;
+    return true;
+  }
+
+  bool MatchesRest(const Entry& e) const {
     if (by_partner_ && !Contains(partners_, e.partner)) return false;
-    if (by_region_ && !Contains(regions_, e.region)) return false;
     if (min_left_ && e.left_minor < *min_left_) return false;
     if (max_left_ && e.left_minor > *max_left_) return false;
     if (by_deadline_ && (!e.has_deadline || e.deadline_us < deadline_from_us_ ||
@@ -241,8 +246,10 @@ absl::StatusOr<Page<Loan>> FundraisingCatalogue::List(const LoanQuery& q) {
     std::vector<std::pair<Rank, const Entry*>> best;
     best.reserve(keep + 1);
     int64_t matched = 0;
-    for (const Entry& e : entries_) {
-      if (!filter.Matches(e)) continue;
+    for (size_t i = 0; i < facets_.size(); ++i) {
+      if (!filter.MatchesFacets(facets_[i])) continue;
+      const Entry& e = entries_[i];
+      if (!filter.MatchesRest(e)) continue;
       ++matched;
       const Rank rank = rank_of(e);
       if (after && !(rank > *after)) continue;
@@ -262,7 +269,7 @@ absl::StatusOr<Page<Loan>> FundraisingCatalogue::List(const LoanQuery& q) {
         break;
       }
       out.items.push_back(*e->card);
-      out.items.back().partner_risk_rating_half_stars = e->rating;
+      out.items.back().partner_risk_rating_half_stars = facets_[e - entries_.data()].rating;
       ids.push_back(LoanId(e->id));
     }
   }
@@ -278,11 +285,13 @@ absl::StatusOr<Page<Loan>> FundraisingCatalogue::List(const LoanQuery& q) {
 
 void FundraisingCatalogue::Apply(CatalogueChanges changes) {
   for (const PartnerRating& p : changes.partners) {
+    ML_CHECK(p.risk_rating_half_stars >= 0 && p.risk_rating_half_stars <= 255,
+             "a partner's rating is out of range");
     int32_t& rating = rating_of_[p.partner.value()];
     if (rating == p.risk_rating_half_stars) continue;
     rating = p.risk_rating_half_stars;
-    for (Entry& e : entries_) {
-      if (e.partner == p.partner.value()) e.rating = rating;
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      if (entries_[i].partner == p.partner.value()) facets_[i].rating = static_cast<uint8_t>(rating);
     }
   }
   for (const Loan& loan : changes.loans) {
@@ -302,6 +311,24 @@ void FundraisingCatalogue::Upsert(const Loan& loan) {
   auto card = std::make_shared<Loan>(loan);
   ApplyView(LoanView::kCard, *card);
   const LoanDetails& d = card->details;
+  // The stores keep these in range (migration 0004's checks, partners' 0..10 rating): a value
+  // out of range would silently match the wrong searches.
+  ML_CHECK(d.sector >= 0 && d.sector < 32, "a loan's sector is out of range");
+  ML_CHECK(d.term_months >= 0 && d.term_months <= 0xFFFF, "a loan's term is out of range");
+  Facets f;
+  f.country = Intern(d.country);
+  f.region = Intern(absl::AsciiStrToLower(d.region));
+  f.term_months = static_cast<uint16_t>(d.term_months);
+  f.sector = static_cast<uint8_t>(d.sector);
+  const std::optional<Gender> gender = loan.borrower_gender();
+  f.gender = gender ? static_cast<uint8_t>(*gender) : 0;
+  f.interval = d.repayment_interval ? static_cast<uint8_t>(*d.repayment_interval) : 0;
+  auto rating = rating_of_.find(loan.partner_id.value());
+  const int32_t stars =
+      rating != rating_of_.end() ? rating->second : loan.partner_risk_rating_half_stars;
+  ML_CHECK(stars >= 0 && stars <= 255, "a partner's rating is out of range");
+  f.rating = static_cast<uint8_t>(stars);
+  f.is_group = loan.is_group();
   Entry e;
   e.id = loan.id.value();
   e.partner = loan.partner_id.value();
@@ -311,21 +338,13 @@ void FundraisingCatalogue::Upsert(const Loan& loan) {
   e.has_deadline = loan.fundraising_deadline.has_value();
   e.deadline_us = e.has_deadline ? absl::ToUnixMicros(*loan.fundraising_deadline) : 0;
   e.trending_milli = loan.trending_score_milli;
-  e.country = Intern(d.country);
-  e.region = Intern(absl::AsciiStrToLower(d.region));
-  e.term_months = d.term_months;
-  auto rating = rating_of_.find(e.partner);
-  e.rating = rating != rating_of_.end() ? rating->second : loan.partner_risk_rating_half_stars;
-  e.sector_bit = Bit(d.sector);
-  const std::optional<Gender> gender = loan.borrower_gender();
-  e.gender_bit = gender ? Bit(static_cast<int64_t>(*gender)) : 0;
-  e.interval_bit = d.repayment_interval ? Bit(static_cast<int64_t>(*d.repayment_interval)) : 0;
-  e.is_group = loan.is_group();
   e.card = std::move(card);
   auto [slot, inserted] = slot_of_.try_emplace(e.id, entries_.size());
   if (inserted) {
+    facets_.push_back(f);
     entries_.push_back(std::move(e));
   } else {
+    facets_[slot->second] = f;
     entries_[slot->second] = std::move(e);
   }
 }
@@ -336,9 +355,11 @@ void FundraisingCatalogue::Remove(LoanId id) {
   const size_t at = slot->second;
   slot_of_.erase(slot);
   if (at + 1 != entries_.size()) {
+    facets_[at] = facets_.back();
     entries_[at] = std::move(entries_.back());
     slot_of_[entries_[at].id] = at;
   }
+  facets_.pop_back();
   entries_.pop_back();
 }
 

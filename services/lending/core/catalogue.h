@@ -93,7 +93,20 @@ class FundraisingCatalogue {
   size_t size() const;
 
  private:
-  // One FUNDRAISING loan: what the filters and sorts read, and the card itself.
+  // What every search's filter reads of a loan, scanned in full for each search: 16 bytes, so
+  // that 100,000 loans stay in the CPU's cache between searches. Small enums as their numbers.
+  struct Facets {
+    uint32_t country = 0;  // interned
+    uint32_t region = 0;   // interned, lower-cased
+    uint16_t term_months = 0;
+    uint8_t sector = 0;
+    uint8_t gender = 0;    // 0 without borrowers
+    uint8_t interval = 0;  // 0 when unset
+    uint8_t rating = 0;    // the partner's, kept current by partner changes
+    bool is_group = false;
+  };
+  // The rest of a loan, read only for the loans whose facets match: the amounts and times the
+  // other filters and the sorts read, and the card itself. entries_[i] is facets_[i]'s loan.
   struct Entry {
     int64_t id = 0;
     int64_t partner = 0;
@@ -102,14 +115,6 @@ class FundraisingCatalogue {
     int64_t newest_us = 0;   // posted, else created
     int64_t deadline_us = 0;
     int64_t trending_milli = 0;
-    uint32_t country = 0;  // interned
-    uint32_t region = 0;   // interned, lower-cased
-    int32_t term_months = 0;
-    int32_t rating = 0;  // the partner's, kept current by partner changes
-    uint32_t sector_bit = 0;
-    uint32_t gender_bit = 0;    // 0 without borrowers
-    uint32_t interval_bit = 0;  // 0 when unset
-    bool is_group = false;
     bool has_deadline = false;
     std::shared_ptr<const Loan> card;
   };
@@ -136,6 +141,7 @@ class FundraisingCatalogue {
 
   // The loans: searches read under a reader lock, feed reads apply under the writer lock.
   mutable absl::Mutex mu_;
+  std::vector<Facets> facets_ ABSL_GUARDED_BY(mu_);
   std::vector<Entry> entries_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<int64_t, size_t> slot_of_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<int64_t, int32_t> rating_of_ ABSL_GUARDED_BY(mu_);
