@@ -100,6 +100,11 @@ class FundraisingCatalogue::Filter {
     }
   }
 
+  // Whether MatchesRest tests anything.
+  bool tests_rest() const {
+    return by_partner_ || min_left_ || max_left_ || by_deadline_ || !tags_.empty() ||
+           !hashtags_.empty();
+  }
   // The tests of the facets alone; then MatchesRest.
   bool MatchesFacets(const Facets& f) const {
     if (nothing_) return false;
@@ -226,35 +231,38 @@ absl::StatusOr<Page<Loan>> FundraisingCatalogue::List(const LoanQuery& q) {
   {
     absl::ReaderMutexLock lock(&mu_);
     const Filter filter(q, interned_);
-    auto rank_of = [&q](const Entry& e) -> Rank {
-      switch (q.sort) {
-        case LoanSort::kNewest: return KeyRank(q.sort, e.newest_us, e.id);
-        case LoanSort::kExpiringSoonest:
-          return e.has_deadline ? KeyRank(q.sort, e.deadline_us, e.id) : Rank{true, 0, e.id};
-        case LoanSort::kAmountLeftAsc:
-        case LoanSort::kAmountLeftDesc: return KeyRank(q.sort, e.left_minor, e.id);
-        case LoanSort::kLoanAmountAsc:
-        case LoanSort::kLoanAmountDesc: return KeyRank(q.sort, e.usd_minor, e.id);
-        case LoanSort::kTrending: return KeyRank(q.sort, e.trending_milli, e.id);
-        case LoanSort::kRandom: return Rank{false, RandomSortKey(q.random_seed, LoanId(e.id)), e.id};
-      }
-      return Rank{false, 0, e.id};
+    const std::vector<int64_t>* key = nullptr;  // the sort's column (none for kRandom)
+    switch (q.sort) {
+      case LoanSort::kNewest: key = &keys_[kNewestUs]; break;
+      case LoanSort::kExpiringSoonest: key = &keys_[kDeadlineUs]; break;
+      case LoanSort::kAmountLeftAsc:
+      case LoanSort::kAmountLeftDesc: key = &keys_[kLeftMinor]; break;
+      case LoanSort::kLoanAmountAsc:
+      case LoanSort::kLoanAmountDesc: key = &keys_[kUsdMinor]; break;
+      case LoanSort::kTrending: key = &keys_[kTrendingMilli]; break;
+      case LoanSort::kRandom: break;
+    }
+    auto rank_of = [&](size_t i) -> Rank {
+      const int64_t id = ids_[i];
+      if (key == nullptr) return Rank{false, RandomSortKey(q.random_seed, LoanId(id)), id};
+      if (q.sort == LoanSort::kExpiringSoonest && !facets_[i].has_deadline) return Rank{true, 0, id};
+      return KeyRank(q.sort, (*key)[i], id);
     };
     // The first limit + 1 matches after the cursor (one more than a page, to learn whether more
     // follow), kept as a max-heap by rank; every match is counted.
     const size_t keep = static_cast<size_t>(q.limit) + 1;
-    std::vector<std::pair<Rank, const Entry*>> best;
+    const bool tests_rest = filter.tests_rest();
+    std::vector<std::pair<Rank, size_t>> best;
     best.reserve(keep + 1);
     int64_t matched = 0;
     for (size_t i = 0; i < facets_.size(); ++i) {
       if (!filter.MatchesFacets(facets_[i])) continue;
-      const Entry& e = entries_[i];
-      if (!filter.MatchesRest(e)) continue;
+      if (tests_rest && !filter.MatchesRest(entries_[i])) continue;
       ++matched;
-      const Rank rank = rank_of(e);
+      const Rank rank = rank_of(i);
       if (after && !(rank > *after)) continue;
       if (best.size() == keep && !(rank < best.front().first)) continue;
-      best.emplace_back(rank, &e);
+      best.emplace_back(rank, i);
       std::push_heap(best.begin(), best.end());
       if (best.size() > keep) {
         std::pop_heap(best.begin(), best.end());
@@ -263,14 +271,14 @@ absl::StatusOr<Page<Loan>> FundraisingCatalogue::List(const LoanQuery& q) {
     }
     std::sort_heap(best.begin(), best.end());
     out.total_count = std::min(matched, q.count_cap + 1);
-    for (const auto& [rank, e] : best) {
+    for (const auto& [rank, i] : best) {
       if (out.items.size() == static_cast<size_t>(q.limit)) {
         out.next_after_id = out.items.back().id.value();
         break;
       }
-      out.items.push_back(*e->card);
-      out.items.back().partner_risk_rating_half_stars = facets_[e - entries_.data()].rating;
-      ids.push_back(LoanId(e->id));
+      out.items.push_back(*entries_[i].card);
+      out.items.back().partner_risk_rating_half_stars = facets_[i].rating;
+      ids.push_back(LoanId(ids_[i]));
     }
   }
   if (q.view == LoanView::kFull && !ids.empty()) {
@@ -329,23 +337,31 @@ void FundraisingCatalogue::Upsert(const Loan& loan) {
   ML_CHECK(stars >= 0 && stars <= 255, "a partner's rating is out of range");
   f.rating = static_cast<uint8_t>(stars);
   f.is_group = loan.is_group();
+  f.has_deadline = loan.fundraising_deadline.has_value();
+  int64_t keys[kKeyCount];
+  keys[kNewestUs] = absl::ToUnixMicros(loan.posted_at.value_or(loan.created_at));
+  keys[kDeadlineUs] = f.has_deadline ? absl::ToUnixMicros(*loan.fundraising_deadline) : 0;
+  keys[kLeftMinor] = loan.remaining_minor();
+  keys[kUsdMinor] = loan.usd_amount ? loan.usd_amount->minor_units() : 0;
+  keys[kTrendingMilli] = loan.trending_score_milli;
   Entry e;
-  e.id = loan.id.value();
   e.partner = loan.partner_id.value();
-  e.usd_minor = loan.usd_amount ? loan.usd_amount->minor_units() : 0;
-  e.left_minor = loan.remaining_minor();
-  e.newest_us = absl::ToUnixMicros(loan.posted_at.value_or(loan.created_at));
-  e.has_deadline = loan.fundraising_deadline.has_value();
-  e.deadline_us = e.has_deadline ? absl::ToUnixMicros(*loan.fundraising_deadline) : 0;
-  e.trending_milli = loan.trending_score_milli;
+  e.left_minor = keys[kLeftMinor];
+  e.deadline_us = keys[kDeadlineUs];
+  e.has_deadline = f.has_deadline;
   e.card = std::move(card);
-  auto [slot, inserted] = slot_of_.try_emplace(e.id, entries_.size());
+  const int64_t id = loan.id.value();
+  auto [slot, inserted] = slot_of_.try_emplace(id, entries_.size());
   if (inserted) {
     facets_.push_back(f);
+    ids_.push_back(id);
+    for (int k = 0; k < kKeyCount; ++k) keys_[k].push_back(keys[k]);
     entries_.push_back(std::move(e));
   } else {
-    facets_[slot->second] = f;
-    entries_[slot->second] = std::move(e);
+    const size_t at = slot->second;
+    facets_[at] = f;
+    for (int k = 0; k < kKeyCount; ++k) keys_[k][at] = keys[k];
+    entries_[at] = std::move(e);
   }
 }
 
@@ -356,10 +372,14 @@ void FundraisingCatalogue::Remove(LoanId id) {
   slot_of_.erase(slot);
   if (at + 1 != entries_.size()) {
     facets_[at] = facets_.back();
+    ids_[at] = ids_.back();
+    for (std::vector<int64_t>& column : keys_) column[at] = column.back();
     entries_[at] = std::move(entries_.back());
-    slot_of_[entries_[at].id] = at;
+    slot_of_[ids_[at]] = at;
   }
   facets_.pop_back();
+  ids_.pop_back();
+  for (std::vector<int64_t>& column : keys_) column.pop_back();
   entries_.pop_back();
 }
 

@@ -104,17 +104,17 @@ class FundraisingCatalogue {
     uint8_t interval = 0;  // 0 when unset
     uint8_t rating = 0;    // the partner's, kept current by partner changes
     bool is_group = false;
+    bool has_deadline = false;
   };
-  // The rest of a loan, read only for the loans whose facets match: the amounts and times the
-  // other filters and the sorts read, and the card itself. entries_[i] is facets_[i]'s loan.
+  // The sort keys, one column each (LoanSortKey's values), so that ranking the matches streams
+  // 8 bytes a loan of the one column the sort reads.
+  enum Key { kNewestUs, kDeadlineUs, kLeftMinor, kUsdMinor, kTrendingMilli, kKeyCount };
+  // The rest of a loan, read only for the loans whose facets match and only by searches that
+  // filter on them (partner, amount left, deadline, tags), and for the page's cards.
   struct Entry {
-    int64_t id = 0;
     int64_t partner = 0;
-    int64_t usd_minor = 0;   // 0 when unknown
     int64_t left_minor = 0;  // Loan::remaining_minor()
-    int64_t newest_us = 0;   // posted, else created
     int64_t deadline_us = 0;
-    int64_t trending_milli = 0;
     bool has_deadline = false;
     std::shared_ptr<const Loan> card;
   };
@@ -141,7 +141,10 @@ class FundraisingCatalogue {
 
   // The loans: searches read under a reader lock, feed reads apply under the writer lock.
   mutable absl::Mutex mu_;
+  // Three parallel columns: facets_[i], ids_[i] and keys_[k][i] are entries_[i]'s loan's.
   std::vector<Facets> facets_ ABSL_GUARDED_BY(mu_);
+  std::vector<int64_t> ids_ ABSL_GUARDED_BY(mu_);
+  std::vector<int64_t> keys_[kKeyCount] ABSL_GUARDED_BY(mu_);
   std::vector<Entry> entries_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<int64_t, size_t> slot_of_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<int64_t, int32_t> rating_of_ ABSL_GUARDED_BY(mu_);
