@@ -1,26 +1,31 @@
 // LoanService.ListLoans latency through the real lending server over a large catalogue on a
-// private PostgreSQL, with the server's own SQL, replayed straight over libpqxx, as the baseline
-// in the same run:
+// private PostgreSQL, in two halves on the same data: first the server answering from
+// PostgreSQL (--catalogue_in_memory=false), whose own SQL, replayed straight over libpqxx, is
+// the baseline; then the server restarted with its catalogue in memory (ADR 0017), which must
+// answer each first page exactly as PostgreSQL did:
 //   list_loans_load_s                   bulk-loading the catalogue with SQL, + VACUUM ANALYZE
-//   list_loans_total_count              loans matching combination A, as ListLoans reports it
-//                                       (_total_count_is_lower_bound 1: capped, more match)
-//   list_loans_p50_ms / _p99_ms / _rps  combination A through gRPC: FUNDRAISING in KE or UG,
-//                                       sector AGRICULTURE, partner rated 3 stars or more,
-//                                       expiring soonest, first page of 20 cards
-//                                       (LOAN_VIEW_CARD: no stories or schedules)
+//   list_loans_rpc_floor_p50_ms / _p99  the lending server's gRPC health check at the same pace:
+//                                       what a call costs here before any work is done
+//   list_loans_pg_p50_ms / _p99 / _rps  combination A through gRPC, answered from PostgreSQL:
+//                                       FUNDRAISING in KE or UG, sector AGRICULTURE, partner
+//                                       rated 3 stars or more, expiring soonest, first page of
+//                                       20 cards (LOAN_VIEW_CARD: no stories or schedules)
 //   list_loans_sql_p50_ms / _p99_ms     the statements the server ran for that request
-//                                       (whatever PgLoanStore sends, captured from PostgreSQL's
-//                                       log with their parameters), replayed by the same number
-//                                       of clients at the same pace, on connections set up like
-//                                       the store's (jit off), prepared where the server's were
+//                                       (captured from PostgreSQL's log with their parameters),
+//                                       replayed by the same number of clients at the same pace,
+//                                       on connections set up like the store's (jit off),
+//                                       prepared where the server's were
 //   list_loans_sql_count_p99_ms         the total_count statement alone, inside that replay
 //                                       (only when the server counts in a statement of its own)
-//   list_loans_rpc_vs_sql_p99_ratio
+//   list_loans_catalogue_start_s        the in-memory server's start, its snapshot included
+//   list_loans_total_count              loans matching A, as ListLoans reports it
+//                                       (_total_count_is_lower_bound 1: capped, more match)
+//   list_loans_p50_ms / _p99_ms / _rps  combination A from the catalogue in memory
+//   list_loans_rpc_vs_sql_p99_ratio     that p99 over the replay's
+//   list_loans_vs_pg_p99_ratio          that p99 over the PostgreSQL-answered one
 //   list_loans_b_*                      the same for combination B: women borrowers, FOOD or
 //                                       RETAIL, term 12 months or less, least amount left first
 //   list_loans_full_*                   combination A again, as full loans (LOAN_VIEW_FULL)
-//   list_loans_rpc_floor_p50_ms / _p99  the lending server's gRPC health check at the same pace:
-//                                       what a call costs here before any work is done
 // The catalogue is tests/harness/loan_catalogue.h: the newest --fundraising loans are
 // FUNDRAISING (deadlines over the next 30 days), older ones FUNDED, PAYING_BACK, ENDED, EXPIRED,
 // REFUNDED or DEFAULTED; only FUNDRAISING loans have schedules, and the bench lists no others.
