@@ -119,12 +119,14 @@ class FundraisingCatalogue::Filter {
     return true;
   }
 
-  bool MatchesRest(const Entry& e) const {
+  // `left_minor` and `deadline_us` are the loan's keys (Key), `has_deadline` its facet.
+  bool MatchesRest(const Entry& e, int64_t left_minor, bool has_deadline,
+                   int64_t deadline_us) const {
     if (by_partner_ && !Contains(partners_, e.partner)) return false;
-    if (min_left_ && e.left_minor < *min_left_) return false;
-    if (max_left_ && e.left_minor > *max_left_) return false;
-    if (by_deadline_ && (!e.has_deadline || e.deadline_us < deadline_from_us_ ||
-                         e.deadline_us > deadline_to_us_)) {
+    if (min_left_ && left_minor < *min_left_) return false;
+    if (max_left_ && left_minor > *max_left_) return false;
+    if (by_deadline_ && (!has_deadline || deadline_us < deadline_from_us_ ||
+                         deadline_us > deadline_to_us_)) {
       return false;
     }
     if (!tags_.empty() && !Overlaps(tags_, e.card->details.tags)) return false;
@@ -200,8 +202,10 @@ absl::Status FundraisingCatalogue::CatchUp() {
     CatalogueHorizon next = since;
     if (changes.ok()) {
       next = changes->next;
-      absl::WriterMutexLock write(&mu_);
-      Apply(*std::move(changes));
+      if (!changes->loans.empty() || !changes->partners.empty()) {  // searches keep scanning
+        absl::WriterMutexLock write(&mu_);
+        Apply(*std::move(changes));
+      }
     }
     read_mu_.Lock();
     reading_ = false;
@@ -257,7 +261,10 @@ absl::StatusOr<Page<Loan>> FundraisingCatalogue::List(const LoanQuery& q) {
     int64_t matched = 0;
     for (size_t i = 0; i < facets_.size(); ++i) {
       if (!filter.MatchesFacets(facets_[i])) continue;
-      if (tests_rest && !filter.MatchesRest(entries_[i])) continue;
+      if (tests_rest && !filter.MatchesRest(entries_[i], keys_[kLeftMinor][i],
+                                            facets_[i].has_deadline, keys_[kDeadlineUs][i])) {
+        continue;
+      }
       ++matched;
       const Rank rank = rank_of(i);
       if (after && !(rank > *after)) continue;
@@ -346,9 +353,6 @@ void FundraisingCatalogue::Upsert(const Loan& loan) {
   keys[kTrendingMilli] = loan.trending_score_milli;
   Entry e;
   e.partner = loan.partner_id.value();
-  e.left_minor = keys[kLeftMinor];
-  e.deadline_us = keys[kDeadlineUs];
-  e.has_deadline = f.has_deadline;
   e.card = std::move(card);
   const int64_t id = loan.id.value();
   auto [slot, inserted] = slot_of_.try_emplace(id, entries_.size());

@@ -7,7 +7,7 @@
 // partner's own loans in every status) stays with LoanStore::List.
 //
 // Freshness: a search reflects every change committed before the search began. Before it
-// answers, it waits for a read of the feed (CatalogueFeed::ChangesSince) that started after the
+// answers, it waits for a read of the feed (CatalogueChangeFeed::ChangesSince) that started after the
 // search did; searches that arrive while a read is running share the next one, so under load
 // there is at most one read in flight and one queued, whatever the number of searches.
 //
@@ -59,11 +59,11 @@ struct CatalogueChanges {
   CatalogueHorizon next;
 };
 
-// The seam the catalogue reads through: PgLoanStore in store/, FakeCatalogueFeed in testing/.
+// The seam the catalogue reads through: PgLoanStore in store/, FakeLoanStore in testing/.
 // Statuses: Unavailable when the database cannot be read.
-class CatalogueFeed {
+class CatalogueChangeFeed {
  public:
-  virtual ~CatalogueFeed() = default;
+  virtual ~CatalogueChangeFeed() = default;
   // Every FUNDRAISING loan and every partner's rating, and the horizon to read changes from.
   virtual absl::StatusOr<CatalogueChanges> CatalogueSnapshot() = 0;
   // Every loan and partner rating changed at or after `since` (at least: a read may return more).
@@ -75,7 +75,7 @@ class CatalogueFeed {
 
 class FundraisingCatalogue {
  public:
-  explicit FundraisingCatalogue(CatalogueFeed* feed) : feed_(feed) {}
+  explicit FundraisingCatalogue(CatalogueChangeFeed* feed) : feed_(feed) {}
   FundraisingCatalogue(const FundraisingCatalogue&) = delete;
   FundraisingCatalogue& operator=(const FundraisingCatalogue&) = delete;
 
@@ -110,12 +110,9 @@ class FundraisingCatalogue {
   // 8 bytes a loan of the one column the sort reads.
   enum Key { kNewestUs, kDeadlineUs, kLeftMinor, kUsdMinor, kTrendingMilli, kKeyCount };
   // The rest of a loan, read only for the loans whose facets match and only by searches that
-  // filter on them (partner, amount left, deadline, tags), and for the page's cards.
+  // filter on them (partner, tags), and for the page's cards.
   struct Entry {
     int64_t partner = 0;
-    int64_t left_minor = 0;  // Loan::remaining_minor()
-    int64_t deadline_us = 0;
-    bool has_deadline = false;
     std::shared_ptr<const Loan> card;
   };
   class Filter;
@@ -128,7 +125,7 @@ class FundraisingCatalogue {
   void Remove(LoanId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint32_t Intern(const std::string& value) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  CatalogueFeed* const feed_;
+  CatalogueChangeFeed* const feed_;
 
   // Reads of the feed, one at a time: started_/finished_ count them, `reading_` while one runs.
   mutable absl::Mutex read_mu_;

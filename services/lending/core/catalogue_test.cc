@@ -216,7 +216,7 @@ TEST_F(CatalogueTest, APartnerRatingChangeMovesItsLoansInAndOutOfRatedSearches) 
 // A read of the feed that is running when a search arrives may have started before the search's
 // change committed: the search waits for the next read, which every search that arrived during
 // the first shares.
-class GatedFeed : public CatalogueFeed {
+class GatedFeed : public CatalogueChangeFeed {
  public:
   explicit GatedFeed(FakeLoanStore* store) : store_(store) {}
   absl::StatusOr<CatalogueChanges> CatalogueSnapshot() override {

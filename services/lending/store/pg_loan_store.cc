@@ -687,20 +687,18 @@ absl::Status ParseRatings(const pqxx::field& f, std::vector<PartnerRating>& out)
 
 absl::StatusOr<CatalogueChanges> PgLoanStore::CatalogueSnapshot() {
   static const std::string* const sql = new std::string(CatalogueSql("l.status = 3", ""));
-  return ReadCatalogue(*sql, CatalogueHorizon{}, "reading the loan catalogue");
+  return ReadCatalogue(*sql, {}, "reading the loan catalogue");
 }
 
 absl::StatusOr<CatalogueChanges> PgLoanStore::CatalogueChangesSince(CatalogueHorizon since) {
   static const std::string* const sql = new std::string(
       CatalogueSql("l.change_xid >= $1::xid8", " WHERE change_xid >= $1::xid8"));
-  return ReadCatalogue(*sql, since, "reading catalogue changes");
+  return ReadCatalogue(*sql, {absl::StrCat(since.value)}, "reading catalogue changes");
 }
 
-absl::StatusOr<CatalogueChanges> PgLoanStore::ReadCatalogue(const std::string& sql,
-                                                            CatalogueHorizon since,
-                                                            const char* what) {
-  std::vector<std::optional<std::string>> params;
-  if (sql.find("$1") != std::string::npos) params.push_back(absl::StrCat(since.value));
+absl::StatusOr<CatalogueChanges> PgLoanStore::ReadCatalogue(
+    const std::string& sql, const std::vector<std::optional<std::string>>& params,
+    const char* what) {
   return RunIn<pqxx::nontransaction>(
       *pool_, what, [&](pqxx::nontransaction& tx) -> absl::StatusOr<CatalogueChanges> {
         const pqxx::result rows = Exec(tx, sql, params);

@@ -44,7 +44,7 @@
 
 namespace microlend::lending {
 
-class PgLoanStore final : public LoanStore, public CatalogueFeed {
+class PgLoanStore final : public LoanStore, public CatalogueChangeFeed {
  public:
   static constexpr absl::Duration kBorrowTimeout = absl::Seconds(30);
 
@@ -96,9 +96,10 @@ class PgLoanStore final : public LoanStore, public CatalogueFeed {
   // Runs `sql` as a statement prepared on tx's connection, so that PostgreSQL plans it once per
   // connection (and keeps a generic plan when it is no worse than the custom ones): planning a
   // catalogue statement costs about as much as running it.
-  // The loans (as cards) and partner ratings `sql` reads, with its horizon (CatalogueSnapshot).
-  absl::StatusOr<CatalogueChanges> ReadCatalogue(const std::string& sql, CatalogueHorizon since,
-                                                 const char* what);
+  // The loans (as cards) and partner ratings `sql` reads with `params`, with its horizon.
+  absl::StatusOr<CatalogueChanges> ReadCatalogue(
+      const std::string& sql, const std::vector<std::optional<std::string>>& params,
+      const char* what);
   pqxx::result Exec(pqxx::transaction_base& tx, const std::string& sql,
                     const std::vector<std::optional<std::string>>& params);
 

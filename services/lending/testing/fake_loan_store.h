@@ -28,7 +28,7 @@ namespace microlend::lending {
 
 // Also the catalogue's feed: every write stamps the loan with a counter, and a read returns the
 // loans stamped at or after its horizon and the rating of every partner its loans name.
-class FakeLoanStore final : public LoanStore, public CatalogueFeed {
+class FakeLoanStore final : public LoanStore, public CatalogueChangeFeed {
  public:
   // `partners` (optional) supplies partner_risk_rating_half_stars on reads.
   explicit FakeLoanStore(PartnerStore* partners = nullptr) : partners_(partners) {}
