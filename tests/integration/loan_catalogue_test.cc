@@ -415,6 +415,31 @@ TEST_F(LoanCatalogueTest, ChangesCommittedStraightToTheDatabaseShowInTheNextSear
   EXPECT_EQ(first_two(), before);
 }
 
+// The feed's probe finds nothing new while the only change is uncommitted, and the change itself
+// once it commits, though it is then the newest stamp of all and exactly the horizon.
+TEST_F(LoanCatalogueTest, AChangeOpenAcrossSearchesShowsInTheFirstSearchAfterItCommits) {
+  ASSERT_GE(rows_.size(), 2u);
+  absl::StatusOr<std::unique_ptr<pqxx::connection>> late = ConnectLending(*stack_);
+  ASSERT_TRUE(late.ok());
+  lv1::ListLoansRequest req;
+  req.set_sort(lv1::LOAN_SORT_TRENDING);
+  req.mutable_page()->set_page_size(1);
+  auto first = [&] { return Call(req).loans(0).id().value(); };
+  const std::string before = first();
+  const Row a = before == std::to_string(rows_[0].id) ? rows_[1] : rows_[0];
+
+  pqxx::work slow(**late);
+  slow.exec_params("UPDATE loans SET trending_score_milli = 2000000000000 WHERE id = $1", a.id);
+  EXPECT_EQ(first(), before) << "an uncommitted change does not show";
+  EXPECT_EQ(first(), before) << "nor in a search whose probe finds nothing new";
+  slow.commit();
+  EXPECT_EQ(first(), std::to_string(a.id)) << "a committed one shows in the next search";
+
+  pqxx::nontransaction(**late).exec_params(
+      "UPDATE loans SET trending_score_milli = $2 WHERE id = $1", a.id, a.trending);
+  EXPECT_EQ(first(), before);
+}
+
 TEST_F(LoanCatalogueTest, AFundraisingLoanIsNeverDeletedNorTheLoansTruncated) {
   absl::StatusOr<std::unique_ptr<pqxx::connection>> conn = ConnectLending(*stack_);
   ASSERT_TRUE(conn.ok());

@@ -1,6 +1,7 @@
 #include "services/lending/core/catalogue.h"
 
 #include <algorithm>
+#include <bit>
 #include <limits>
 #include <tuple>
 
@@ -15,14 +16,43 @@ namespace {
 // range, which no set contains.
 uint32_t Bit(int64_t value) { return value >= 0 && value < 32 ? 1u << value : 0; }
 
-// Where a loan stands in a sort: ascending (keyless, key, id). Loans without a key (no
-// deadline under kExpiringSoonest) come last; descending sorts flip their key.
-struct Rank {
-  bool keyless = false;
-  uint64_t key = 0;
-  int64_t id = 0;
-  friend auto operator<=>(const Rank&, const Rank&) = default;
-};
+using catalogue_internal::Rank;
+using Bitmap = std::vector<uint64_t>;
+
+// A search ranks every match, rather than walk its sort's order, when the walk would visit more
+// than this many loans for each match ranked: ranking a match reads its sort key and id at
+// random (a cache miss each), a step of the walk reads the next entry of the order and one bit.
+constexpr int64_t kWalkStepsPerRankedMatch = 8;
+
+void SetBit(Bitmap& b, size_t slot) {
+  const size_t word = slot / 64;
+  if (b.size() <= word) b.resize(word + 1, 0);
+  b[word] |= uint64_t{1} << (slot % 64);
+}
+void ClearBit(Bitmap& b, size_t slot) {
+  const size_t word = slot / 64;
+  if (word < b.size()) b[word] &= ~(uint64_t{1} << (slot % 64));
+}
+bool TestBit(const Bitmap& b, size_t slot) {
+  const size_t word = slot / 64;
+  return word < b.size() && ((b[word] >> (slot % 64)) & 1) != 0;
+}
+uint64_t Word(const Bitmap& b, size_t word) { return word < b.size() ? b[word] : 0; }
+
+// The sort key column a sort reads; -1 for kRandom, which has none.
+int KeyOf(LoanSort sort) {
+  switch (sort) {
+    case LoanSort::kNewest: return 0;
+    case LoanSort::kExpiringSoonest: return 1;
+    case LoanSort::kAmountLeftAsc:
+    case LoanSort::kAmountLeftDesc: return 2;
+    case LoanSort::kLoanAmountAsc:
+    case LoanSort::kLoanAmountDesc: return 3;
+    case LoanSort::kTrending: return 4;
+    case LoanSort::kRandom: break;
+  }
+  return -1;
+}
 
 uint64_t Ascending(int64_t v) { return static_cast<uint64_t>(v) ^ (uint64_t{1} << 63); }
 uint64_t Descending(int64_t v) { return ~Ascending(v); }
@@ -56,8 +86,8 @@ absl::StatusOr<Rank> RankOfCursor(const LoanQuery& q, const LoanCursor& cursor) 
 
 }  // namespace
 
-// A LoanQuery compiled against the interned strings: the tests of MatchesQuery over an Entry,
-// cheapest first.
+// A LoanQuery compiled against the interned strings: the tests of MatchesQuery, through the
+// bitmap indexes where a facet has one and loan by loan for the rest.
 class FundraisingCatalogue::Filter {
  public:
   Filter(const LoanQuery& q, const absl::flat_hash_map<std::string, uint32_t>& interned)
@@ -100,28 +130,65 @@ class FundraisingCatalogue::Filter {
     }
   }
 
-  // Whether MatchesRest tests anything.
-  bool tests_rest() const {
-    return by_partner_ || min_left_ || max_left_ || by_deadline_ || !tags_.empty() ||
-           !hashtags_.empty();
-  }
-  // The tests of the facets alone; then MatchesRest.
-  bool MatchesFacets(const Facets& f) const {
-    if (nothing_) return false;
-    if (by_sector_ && (Bit(f.sector) & sectors_) == 0) return false;
-    if (by_gender_ && (Bit(f.gender) & genders_) == 0) return false;
-    if (by_country_ && !Contains(countries_, f.country)) return false;
-    if (f.rating < min_rating_) return false;
-    if (max_term_ > 0 && f.term_months > max_term_) return false;
-    if (is_group_ && *is_group_ != f.is_group) return false;
-    if (by_interval_ && (Bit(f.interval) & intervals_) == 0) return false;
-    if (by_region_ && !Contains(regions_, f.region)) return false;
-    return true;
+  // The slots of `c` that match, and how many.
+  Bitmap Matches(const FundraisingCatalogue& c, int64_t& count) const
+      ABSL_SHARED_LOCKS_REQUIRED(c.mu_) {
+    const size_t slots = c.facets_.size();
+    Bitmap out((slots + 63) / 64, ~uint64_t{0});
+    if (slots % 64 != 0) out.back() = (uint64_t{1} << (slots % 64)) - 1;
+    count = 0;
+    if (nothing_) {
+      std::fill(out.begin(), out.end(), 0);
+      return out;
+    }
+    Bitmap accepted(out.size());
+    // Keeps in `out` the slots whose value of `facet` is one `accepts` takes.
+    auto narrow = [&](Indexed facet, auto accepts) {
+      std::fill(accepted.begin(), accepted.end(), 0);
+      for (const auto& [value, with_value] : c.by_[facet]) {
+        if (!accepts(value)) continue;
+        const size_t words = std::min(accepted.size(), with_value.size());
+        for (size_t w = 0; w < words; ++w) accepted[w] |= with_value[w];
+      }
+      for (size_t w = 0; w < out.size(); ++w) out[w] &= accepted[w];
+    };
+    if (by_sector_) narrow(kBySector, [&](uint32_t v) { return (Bit(v) & sectors_) != 0; });
+    if (by_gender_) narrow(kByGender, [&](uint32_t v) { return (Bit(v) & genders_) != 0; });
+    if (by_country_) narrow(kByCountry, [&](uint32_t v) { return Contains(countries_, v); });
+    if (min_rating_ > 0) {
+      narrow(kByRating, [&](uint32_t v) { return static_cast<int64_t>(v) >= min_rating_; });
+    }
+    if (max_term_ > 0) {
+      narrow(kByTerm, [&](uint32_t v) { return static_cast<int64_t>(v) <= max_term_; });
+    }
+    if (by_interval_) narrow(kByInterval, [&](uint32_t v) { return (Bit(v) & intervals_) != 0; });
+    if (is_group_) {
+      for (size_t w = 0; w < out.size(); ++w) {
+        out[w] &= *is_group_ ? Word(c.groups_, w) : ~Word(c.groups_, w);
+      }
+    }
+    const bool loan_by_loan = by_region_ || by_partner_ || min_left_ || max_left_ ||
+                              by_deadline_ || !tags_.empty() || !hashtags_.empty();
+    for (size_t w = 0; w < out.size(); ++w) {
+      if (loan_by_loan) {
+        for (uint64_t bits = out[w]; bits != 0; bits &= bits - 1) {
+          const size_t i = w * 64 + std::countr_zero(bits);
+          if (!MatchesRest(c.facets_[i].region, c.entries_[i], c.keys_[kLeftMinor][i],
+                           c.facets_[i].has_deadline, c.keys_[kDeadlineUs][i])) {
+            out[w] &= ~(uint64_t{1} << (i % 64));
+          }
+        }
+      }
+      count += std::popcount(out[w]);
+    }
+    return out;
   }
 
+ private:
   // `left_minor` and `deadline_us` are the loan's keys (Key), `has_deadline` its facet.
-  bool MatchesRest(const Entry& e, int64_t left_minor, bool has_deadline,
+  bool MatchesRest(uint32_t region, const Entry& e, int64_t left_minor, bool has_deadline,
                    int64_t deadline_us) const {
+    if (by_region_ && !Contains(regions_, region)) return false;
     if (by_partner_ && !Contains(partners_, e.partner)) return false;
     if (min_left_ && left_minor < *min_left_) return false;
     if (max_left_ && left_minor > *max_left_) return false;
@@ -134,7 +201,6 @@ class FundraisingCatalogue::Filter {
     return true;
   }
 
- private:
   template <typename T>
   static bool Contains(const std::vector<T>& set, T value) {
     return std::find(set.begin(), set.end(), value) != set.end();
@@ -235,50 +301,54 @@ absl::StatusOr<Page<Loan>> FundraisingCatalogue::List(const LoanQuery& q) {
   {
     absl::ReaderMutexLock lock(&mu_);
     const Filter filter(q, interned_);
-    const std::vector<int64_t>* key = nullptr;  // the sort's column (none for kRandom)
-    switch (q.sort) {
-      case LoanSort::kNewest: key = &keys_[kNewestUs]; break;
-      case LoanSort::kExpiringSoonest: key = &keys_[kDeadlineUs]; break;
-      case LoanSort::kAmountLeftAsc:
-      case LoanSort::kAmountLeftDesc: key = &keys_[kLeftMinor]; break;
-      case LoanSort::kLoanAmountAsc:
-      case LoanSort::kLoanAmountDesc: key = &keys_[kUsdMinor]; break;
-      case LoanSort::kTrending: key = &keys_[kTrendingMilli]; break;
-      case LoanSort::kRandom: break;
-    }
-    auto rank_of = [&](size_t i) -> Rank {
-      const int64_t id = ids_[i];
-      if (key == nullptr) return Rank{false, RandomSortKey(q.random_seed, LoanId(id)), id};
-      if (q.sort == LoanSort::kExpiringSoonest && !facets_[i].has_deadline) return Rank{true, 0, id};
-      return KeyRank(q.sort, (*key)[i], id);
-    };
-    // The first limit + 1 matches after the cursor (one more than a page, to learn whether more
-    // follow), kept as a max-heap by rank; every match is counted.
-    const size_t keep = static_cast<size_t>(q.limit) + 1;
-    const bool tests_rest = filter.tests_rest();
-    std::vector<std::pair<Rank, size_t>> best;
-    best.reserve(keep + 1);
     int64_t matched = 0;
-    for (size_t i = 0; i < facets_.size(); ++i) {
-      if (!filter.MatchesFacets(facets_[i])) continue;
-      if (tests_rest && !filter.MatchesRest(entries_[i], keys_[kLeftMinor][i],
-                                            facets_[i].has_deadline, keys_[kDeadlineUs][i])) {
-        continue;
-      }
-      ++matched;
-      const Rank rank = rank_of(i);
-      if (after && !(rank > *after)) continue;
-      if (best.size() == keep && !(rank < best.front().first)) continue;
-      best.emplace_back(rank, i);
-      std::push_heap(best.begin(), best.end());
-      if (best.size() > keep) {
-        std::pop_heap(best.begin(), best.end());
-        best.pop_back();
-      }
-    }
-    std::sort_heap(best.begin(), best.end());
+    const Bitmap matches = filter.Matches(*this, matched);
     out.total_count = std::min(matched, q.count_cap + 1);
-    for (const auto& [rank, i] : best) {
+    // The page: the first limit + 1 matches after the cursor (one more than a page, to learn
+    // whether more follow), as slots in rank order.
+    const size_t keep = static_cast<size_t>(q.limit) + 1;
+    std::vector<size_t> page;
+    page.reserve(keep);
+    // Walking the order visits about keep * size / matched loans to fill the page.
+    const int64_t walk_steps =
+        matched == 0 ? 0 : static_cast<int64_t>(keep) * static_cast<int64_t>(facets_.size()) / matched;
+    if (q.sort != LoanSort::kRandom && walk_steps <= kWalkStepsPerRankedMatch * matched) {
+      walked_.fetch_add(1, std::memory_order_relaxed);
+      const absl::btree_map<Rank, uint32_t>& order = orders_[static_cast<int>(q.sort) - 1];
+      for (auto it = after ? order.upper_bound(*after) : order.begin();
+           it != order.end() && page.size() < keep; ++it) {
+        if (TestBit(matches, it->second)) page.push_back(it->second);
+      }
+    } else {
+      ranked_.fetch_add(1, std::memory_order_relaxed);
+      const int key = KeyOf(q.sort);
+      auto rank_of = [&](size_t i) -> Rank {
+        const int64_t id = ids_[i];
+        if (key < 0) return Rank{false, RandomSortKey(q.random_seed, LoanId(id)), id};
+        if (q.sort == LoanSort::kExpiringSoonest && !facets_[i].has_deadline) return Rank{true, 0, id};
+        return KeyRank(q.sort, keys_[key][i], id);
+      };
+      // A max-heap by rank of the best `keep` so far.
+      std::vector<std::pair<Rank, size_t>> best;
+      best.reserve(keep + 1);
+      for (size_t w = 0; w < matches.size(); ++w) {
+        for (uint64_t bits = matches[w]; bits != 0; bits &= bits - 1) {
+          const size_t i = w * 64 + std::countr_zero(bits);
+          const Rank rank = rank_of(i);
+          if (after && !(rank > *after)) continue;
+          if (best.size() == keep && !(rank < best.front().first)) continue;
+          best.emplace_back(rank, i);
+          std::push_heap(best.begin(), best.end());
+          if (best.size() > keep) {
+            std::pop_heap(best.begin(), best.end());
+            best.pop_back();
+          }
+        }
+      }
+      std::sort_heap(best.begin(), best.end());
+      for (const auto& ranked : best) page.push_back(ranked.second);
+    }
+    for (size_t i : page) {
       if (out.items.size() == static_cast<size_t>(q.limit)) {
         out.next_after_id = out.items.back().id.value();
         break;
@@ -306,7 +376,10 @@ void FundraisingCatalogue::Apply(CatalogueChanges changes) {
     if (rating == p.risk_rating_half_stars) continue;
     rating = p.risk_rating_half_stars;
     for (size_t i = 0; i < entries_.size(); ++i) {
-      if (entries_[i].partner == p.partner.value()) facets_[i].rating = static_cast<uint8_t>(rating);
+      if (entries_[i].partner != p.partner.value()) continue;
+      Index(i, false);
+      facets_[i].rating = static_cast<uint8_t>(rating);
+      Index(i, true);
     }
   }
   for (const Loan& loan : changes.loans) {
@@ -356,16 +429,30 @@ void FundraisingCatalogue::Upsert(const Loan& loan) {
   e.card = std::move(card);
   const int64_t id = loan.id.value();
   auto [slot, inserted] = slot_of_.try_emplace(id, entries_.size());
+  const size_t at = slot->second;
   if (inserted) {
     facets_.push_back(f);
     ids_.push_back(id);
     for (int k = 0; k < kKeyCount; ++k) keys_[k].push_back(keys[k]);
     entries_.push_back(std::move(e));
-  } else {
-    const size_t at = slot->second;
+    Index(at, true);
+    for (int o = 0; o < kOrderCount; ++o) orders_[o].emplace(RankIn(o, at), at);
+    return;
+  }
+  Rank was[kOrderCount];
+  for (int o = 0; o < kOrderCount; ++o) was[o] = RankIn(o, at);
+  if (!(facets_[at] == f)) {
+    Index(at, false);
     facets_[at] = f;
-    for (int k = 0; k < kKeyCount; ++k) keys_[k][at] = keys[k];
-    entries_[at] = std::move(e);
+    Index(at, true);
+  }
+  for (int k = 0; k < kKeyCount; ++k) keys_[k][at] = keys[k];
+  entries_[at] = std::move(e);
+  for (int o = 0; o < kOrderCount; ++o) {
+    const Rank now = RankIn(o, at);
+    if (now == was[o]) continue;
+    orders_[o].erase(was[o]);
+    orders_[o].emplace(now, at);
   }
 }
 
@@ -374,17 +461,55 @@ void FundraisingCatalogue::Remove(LoanId id) {
   if (slot == slot_of_.end()) return;
   const size_t at = slot->second;
   slot_of_.erase(slot);
-  if (at + 1 != entries_.size()) {
-    facets_[at] = facets_.back();
-    ids_[at] = ids_.back();
-    for (std::vector<int64_t>& column : keys_) column[at] = column.back();
-    entries_[at] = std::move(entries_.back());
+  for (int o = 0; o < kOrderCount; ++o) orders_[o].erase(RankIn(o, at));
+  Index(at, false);
+  const size_t last = entries_.size() - 1;
+  if (at != last) {  // the last loan moves into the freed slot
+    Index(last, false);
+    facets_[at] = facets_[last];
+    ids_[at] = ids_[last];
+    for (std::vector<int64_t>& column : keys_) column[at] = column[last];
+    entries_[at] = std::move(entries_[last]);
     slot_of_[ids_[at]] = at;
+    Index(at, true);
+    for (int o = 0; o < kOrderCount; ++o) {
+      auto moved = orders_[o].find(RankIn(o, at));
+      ML_CHECK(moved != orders_[o].end(), "a catalogue loan is missing from a sort order");
+      moved->second = static_cast<uint32_t>(at);
+    }
   }
   facets_.pop_back();
   ids_.pop_back();
   for (std::vector<int64_t>& column : keys_) column.pop_back();
   entries_.pop_back();
+}
+
+void FundraisingCatalogue::Index(size_t slot, bool set) {
+  const Facets& f = facets_[slot];
+  const uint32_t values[kIndexedCount] = {f.country, f.sector,  f.gender,
+                                          f.interval, f.rating, f.term_months};
+  for (int k = 0; k < kIndexedCount; ++k) {
+    if (set) {
+      SetBit(by_[k][values[k]], slot);
+    } else if (auto it = by_[k].find(values[k]); it != by_[k].end()) {
+      ClearBit(it->second, slot);
+    }
+  }
+  if (f.is_group) set ? SetBit(groups_, slot) : ClearBit(groups_, slot);
+}
+
+FundraisingCatalogue::Rank FundraisingCatalogue::RankIn(int order, size_t slot) const {
+  static_assert(kNewestUs == 0 && kDeadlineUs == 1 && kLeftMinor == 2 && kUsdMinor == 3 &&
+                kTrendingMilli == 4 && kKeyCount == 5, "KeyOf numbers the keys as Key does");
+  const LoanSort sort = static_cast<LoanSort>(order + 1);
+  const int64_t id = ids_[slot];
+  if (sort == LoanSort::kExpiringSoonest && !facets_[slot].has_deadline) return Rank{true, 0, id};
+  return KeyRank(sort, keys_[KeyOf(sort)][slot], id);
+}
+
+FundraisingCatalogue::SearchCounts FundraisingCatalogue::search_counts() const {
+  return {.walked = walked_.load(std::memory_order_relaxed),
+          .ranked = ranked_.load(std::memory_order_relaxed)};
 }
 
 }  // namespace microlend::lending

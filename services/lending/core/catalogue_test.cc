@@ -70,7 +70,9 @@ class CatalogueTest : public ::testing::Test {
 // ---- The same answers as the store ---------------------------------------------------------------
 
 // Random loans of every status, random searches over every filter and sort, each paged to its
-// end: every page, count and cursor equals FakeLoanStore::List's.
+// end, with random changes between searches (lends, loans leaving and coming back, new facets,
+// keys and ratings): every page, count and cursor equals FakeLoanStore::List's, whether the
+// catalogue walked its sort's order or ranked every match.
 TEST_F(CatalogueTest, AnswersEverySearchAsTheLoanStoreDoes) {
   FakeLoanStore reference;  // ratings as written on the loans, like the catalogue without partners
   FundraisingCatalogue catalogue(&reference);
@@ -110,13 +112,66 @@ TEST_F(CatalogueTest, AnswersEverySearchAsTheLoanStoreDoes) {
   for (int i = 0; i < 120; ++i) add(reference);
   ASSERT_TRUE(catalogue.Load().ok());
   for (int i = 0; i < 30; ++i) add(reference);  // seen through the feed, not the snapshot
+  ASSERT_EQ(reference.loan_count(), 150u);
 
   const std::vector<LoanSort> sorts = {
       LoanSort::kNewest,        LoanSort::kExpiringSoonest, LoanSort::kAmountLeftAsc,
       LoanSort::kAmountLeftDesc, LoanSort::kLoanAmountAsc,  LoanSort::kLoanAmountDesc,
       LoanSort::kTrending,      LoanSort::kRandom};
+  const int loans = 150;
+  // One random change to a random loan, as a write straight to the store.
+  auto change = [&] {
+    const int what = pick(7);
+    absl::StatusOr<Loan> changed = reference.Update(
+        LoanId(1 + pick(loans)), 0, kNow,
+        [&](Loan& l) {
+          const int64_t usd = l.usd_amount ? l.usd_amount->minor_units() : 0;
+          switch (what) {
+            case 0:  // funded away or expired, or back (ops reopening it)
+              l.status = l.status == LoanStatus::kFundraising
+                             ? (pick(2) == 0 ? LoanStatus::kFunded : LoanStatus::kExpired)
+                             : LoanStatus::kFundraising;
+              break;
+            case 1:  // lent on, or a hold voided
+              l.funded_minor = usd > 0 ? 2'500 * pick(static_cast<int>(usd / 2'500)) : 0;
+              l.held_minor = 0;
+              break;
+            case 2: l.trending_score_milli = pick(4) * 1'000; break;
+            case 3:
+              l.details.sector = 1 + pick(4);
+              l.details.country = countries[pick(4)];
+              l.details.region = regions[pick(4)];
+              break;
+            case 4:
+              if (pick(6) == 0) {
+                l.fundraising_deadline.reset();
+              } else {
+                l.fundraising_deadline = kNow + absl::Hours(pick(72));
+              }
+              break;
+            case 5:
+              l.partner_risk_rating_half_stars = 2 * pick(5);
+              l.details.term_months = 6 * (1 + pick(4));
+              break;
+            default:
+              l.details.borrowers.clear();
+              for (int b = pick(3); b > 0; --b) {
+                l.details.borrowers.push_back(
+                    {.name = "b", .gender = static_cast<Gender>(1 + pick(3))});
+              }
+              l.details.tags.clear();
+              if (pick(2) == 0) l.details.tags.push_back(labels[pick(4)]);
+              break;
+          }
+          return absl::OkStatus();
+        },
+        {.caller = "t", .request_id = absl::StrCat("u", ++requests_)}, Encode);
+    ASSERT_TRUE(changed.ok()) << changed.status();
+  };
+
   int pages = 0;
   for (int round = 0; round < 400; ++round) {
+    for (int c = pick(4); c > 0; --c) change();
     LoanQuery q;
     q.now = kNow;
     if (pick(4) == 0) q.statuses = {LoanStatus::kFundraising};
@@ -157,6 +212,8 @@ TEST_F(CatalogueTest, AnswersEverySearchAsTheLoanStoreDoes) {
     }
   }
   EXPECT_GT(pages, 600);  // the searches page, not just answer once
+  EXPECT_GT(catalogue.search_counts().walked, 200);
+  EXPECT_GT(catalogue.search_counts().ranked, 200);
 }
 
 // ---- Freshness -----------------------------------------------------------------------------------

@@ -661,12 +661,13 @@ std::string CatalogueSql(std::string_view loans_on, std::string_view partners_wh
       AsAbsl(loans_on));
 }
 
-absl::StatusOr<uint64_t> ParseHorizon(const pqxx::field& f) {
-  uint64_t horizon = 0;
-  if (f.is_null() || !absl::SimpleAtoi(f.c_str(), &horizon)) {
-    return absl::DataLossError("the catalogue read returned no transaction horizon");
+// A transaction id (xid8) the catalogue statements return as text: a horizon or a stamp.
+absl::StatusOr<uint64_t> ParseXid(const pqxx::field& f) {
+  uint64_t xid = 0;
+  if (f.is_null() || !absl::SimpleAtoi(f.c_str(), &xid)) {
+    return absl::DataLossError("the catalogue read returned no transaction id where one belongs");
   }
-  return horizon;
+  return xid;
 }
 
 absl::Status ParseRatings(const pqxx::field& f, std::vector<PartnerRating>& out) {
@@ -687,33 +688,62 @@ absl::Status ParseRatings(const pqxx::field& f, std::vector<PartnerRating>& out)
 
 absl::StatusOr<CatalogueChanges> PgLoanStore::CatalogueSnapshot() {
   static const std::string* const sql = new std::string(CatalogueSql("l.status = 3", ""));
-  return ReadCatalogue(*sql, {}, "reading the loan catalogue");
+  return RunIn<pqxx::nontransaction>(
+      *pool_, "reading the loan catalogue",
+      [&](pqxx::nontransaction& tx) { return ReadCatalogue(tx, *sql, {}); });
 }
 
+// Two statements, the second only when the first finds a stamp at or above `since`:
+// - the probe reads the horizon and the highest stamp of loans and of partners, from one
+//   snapshot. It has no parameter, so its plan is made once per connection (two backward index
+//   scans of one entry each): 0.14 ms a probe in `pgbench -M prepared` against 0.4 ms for the
+//   change read, which a parameter compared with `>=` keeps on custom plans;
+// - the change read returns the rows stamped at or above `since`, and its own horizon.
+// When the probe finds every visible stamp below `since`, its horizon is the next one: a
+// transaction that had not finished when the probe's snapshot was taken has an id at or above
+// that snapshot's xmin, so the next read still finds its rows.
 absl::StatusOr<CatalogueChanges> PgLoanStore::CatalogueChangesSince(CatalogueHorizon since) {
+  static const std::string* const probe = new std::string(
+      "SELECT pg_snapshot_xmin(pg_current_snapshot())::text,"
+      " (SELECT change_xid FROM loans WHERE change_xid IS NOT NULL"
+      " ORDER BY change_xid DESC LIMIT 1)::text,"
+      " (SELECT change_xid FROM partners WHERE change_xid IS NOT NULL"
+      " ORDER BY change_xid DESC LIMIT 1)::text");
   static const std::string* const sql = new std::string(
       CatalogueSql("l.change_xid >= $1::xid8", " WHERE change_xid >= $1::xid8"));
-  return ReadCatalogue(*sql, {absl::StrCat(since.value)}, "reading catalogue changes");
+  return RunIn<pqxx::nontransaction>(
+      *pool_, "reading catalogue changes",
+      [&](pqxx::nontransaction& tx) -> absl::StatusOr<CatalogueChanges> {
+        const pqxx::result probed = Exec(tx, *probe, {});
+        if (probed.size() != 1) return absl::DataLossError("the catalogue probe returned no row");
+        CatalogueChanges out;
+        ML_ASSIGN_OR_RETURN(out.next.value, ParseXid(probed[0][0]));
+        bool changed = false;
+        for (int column : {1, 2}) {
+          if (probed[0][column].is_null()) continue;  // nothing stamped yet
+          ML_ASSIGN_OR_RETURN(const uint64_t stamp, ParseXid(probed[0][column]));
+          changed = changed || stamp >= since.value;
+        }
+        if (!changed) return out;
+        return ReadCatalogue(tx, *sql, {absl::StrCat(since.value)});
+      });
 }
 
 absl::StatusOr<CatalogueChanges> PgLoanStore::ReadCatalogue(
-    const std::string& sql, const std::vector<std::optional<std::string>>& params,
-    const char* what) {
-  return RunIn<pqxx::nontransaction>(
-      *pool_, what, [&](pqxx::nontransaction& tx) -> absl::StatusOr<CatalogueChanges> {
-        const pqxx::result rows = Exec(tx, sql, params);
-        if (rows.empty()) return absl::DataLossError("the catalogue read returned no row");
-        CatalogueChanges out;
-        ML_ASSIGN_OR_RETURN(out.next.value, ParseHorizon(rows[0][kLoanColumnCount + 1]));
-        ML_RETURN_IF_ERROR(ParseRatings(rows[0][kLoanColumnCount + 2], out.partners));
-        if (rows[0][0].is_null()) return out;  // no loan: the one row of NULLs
-        out.loans.reserve(rows.size());
-        for (const pqxx::row& row : rows) {
-          ML_ASSIGN_OR_RETURN(Loan loan, ReadLoan(row));
-          out.loans.push_back(std::move(loan));
-        }
-        return out;
-      });
+    pqxx::transaction_base& tx, const std::string& sql,
+    const std::vector<std::optional<std::string>>& params) {
+  const pqxx::result rows = Exec(tx, sql, params);
+  if (rows.empty()) return absl::DataLossError("the catalogue read returned no row");
+  CatalogueChanges out;
+  ML_ASSIGN_OR_RETURN(out.next.value, ParseXid(rows[0][kLoanColumnCount + 1]));
+  ML_RETURN_IF_ERROR(ParseRatings(rows[0][kLoanColumnCount + 2], out.partners));
+  if (rows[0][0].is_null()) return out;  // no loan: the one row of NULLs
+  out.loans.reserve(rows.size());
+  for (const pqxx::row& row : rows) {
+    ML_ASSIGN_OR_RETURN(Loan loan, ReadLoan(row));
+    out.loans.push_back(std::move(loan));
+  }
+  return out;
 }
 
 absl::StatusOr<std::vector<Loan>> PgLoanStore::ReadFullLoans(const std::vector<LoanId>& ids) {

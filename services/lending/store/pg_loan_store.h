@@ -93,13 +93,13 @@ class PgLoanStore final : public LoanStore, public CatalogueChangeFeed {
   // sets, its sort, page size and whether it has a cursor, so a few dozen cover the traffic.
   static constexpr size_t kMaxPreparedStatements = 64;
 
+  // The loans (as cards) and partner ratings `sql` reads with `params`, with its horizon.
+  absl::StatusOr<CatalogueChanges> ReadCatalogue(
+      pqxx::transaction_base& tx, const std::string& sql,
+      const std::vector<std::optional<std::string>>& params);
   // Runs `sql` as a statement prepared on tx's connection, so that PostgreSQL plans it once per
   // connection (and keeps a generic plan when it is no worse than the custom ones): planning a
   // catalogue statement costs about as much as running it.
-  // The loans (as cards) and partner ratings `sql` reads with `params`, with its horizon.
-  absl::StatusOr<CatalogueChanges> ReadCatalogue(
-      const std::string& sql, const std::vector<std::optional<std::string>>& params,
-      const char* what);
   pqxx::result Exec(pqxx::transaction_base& tx, const std::string& sql,
                     const std::vector<std::optional<std::string>>& params);
 
