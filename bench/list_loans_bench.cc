@@ -17,7 +17,11 @@
 //                                       prepared where the server's were
 //   list_loans_sql_count_p99_ms         the total_count statement alone, inside that replay
 //                                       (only when the server counts in a statement of its own)
+//   list_loans_pg_server_rss_mb         the lending server's resident memory after the PostgreSQL
+//                                       half (no catalogue in memory)
 //   list_loans_catalogue_start_s        the in-memory server's start, its snapshot included
+//   list_loans_catalogue_server_rss_mb  its resident memory once started
+//   list_loans_trending_writes          the writer's statements over the run (below)
 //   list_loans_total_count              loans matching A, as ListLoans reports it
 //                                       (_total_count_is_lower_bound 1: capped, more match)
 //   list_loans_p50_ms / _p99_ms / _rps  combination A from the catalogue in memory
@@ -32,10 +36,14 @@
 // Each phase runs --clients threads, one second of warm-up, then --seconds measured: at --rate
 // requests/s in all, latency counted from each request's scheduled time (so a server that falls
 // behind shows it), or closed loop with --rate=0 (each client sends when its last is answered).
+// Throughout the measurements a writer sets the trending scores of 10 random FUNDRAISING loans
+// --writes times a second (one statement each, straight to PostgreSQL, as notify's pushes would),
+// so that both halves search a catalogue that is changing.
 // Flags: --loans=N (1000000), --fundraising=N (100000), --seconds=N (20), --clients=N (8),
-// --rate=N (100), --setup_sql=FILE (run after loading, before VACUUM ANALYZE, as one implicit
+// --rate=N (100), --writes=N (10; 0 for none), --setup_sql=FILE (run after loading, before VACUUM ANALYZE, as one implicit
 // transaction: e.g. an index to try), --explain (EXPLAIN ANALYZE of the captured statements).
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cstdio>
 #include <csignal>
@@ -54,6 +62,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "harness/loan_catalogue.h"
 #include "harness/local_stack.h"
@@ -73,6 +82,7 @@ struct Config {
   int seconds = 20;
   int clients = 8;
   int rate = 100;
+  int writes = 10;
   std::string setup_sql;
   bool explain = false;
 };
@@ -91,6 +101,7 @@ Config ParseArgs(int argc, char** argv) {
     value("--seconds=", &c.seconds);
     value("--clients=", &c.clients);
     value("--rate=", &c.rate);
+    value("--writes=", &c.writes);
     if (a.substr(0, 12) == "--setup_sql=") c.setup_sql = std::string(a.substr(12));
     if (a == "--explain") c.explain = true;
   }
@@ -118,6 +129,71 @@ std::unique_ptr<pqxx::connection> ConnectLikeTheStore(const LocalStack& stack) {
   std::unique_ptr<pqxx::connection> conn = ConnectLendingOrDie(stack);
   conn->set_variable("jit", "off");
   return conn;
+}
+
+// Writes to the catalogue while the searches are measured, as the marketplace does: every
+// 1/c.writes s one statement sets the trending scores of 10 random FUNDRAISING loans (what
+// notify's pushes do), so that the in-memory catalogue's feed has changes to read. Stops on
+// destruction.
+class TrendingWriter {
+ public:
+  TrendingWriter(const LocalStack& stack, const Config& c) {
+    if (c.writes <= 0) return;
+    conn_ = ConnectLendingOrDie(stack);
+    for (const pqxx::row& row : pqxx::nontransaction(*conn_).exec("SELECT id FROM loans WHERE status = 3")) {
+      ids_.push_back(row[0].as<int64_t>());
+    }
+    if (ids_.empty()) Die("no FUNDRAISING loan to write to");
+    thread_ = std::thread([this, period = absl::Seconds(1) / c.writes] { Run(period); });
+  }
+  ~TrendingWriter() {
+    if (!thread_.joinable()) return;
+    stop_.Notify();
+    thread_.join();
+  }
+  int64_t writes() const { return writes_; }
+
+ private:
+  void Run(absl::Duration period) {
+    uint64_t draw = 20261122;
+    absl::Time next = absl::Now();
+    while (!stop_.WaitForNotificationWithDeadline(next)) {
+      next += period;
+      std::string ids = "{", scores = "{";
+      for (int i = 0; i < 10; ++i) {
+        draw = draw * 6364136223846793005ULL + 1442695040888963407ULL;
+        absl::StrAppend(&ids, i ? "," : "", ids_[(draw >> 33) % ids_.size()]);
+        absl::StrAppend(&scores, i ? "," : "", (draw >> 20) % 1'000'000);
+      }
+      ids += "}";
+      scores += "}";
+      try {
+        pqxx::nontransaction(*conn_).exec_params(
+            "UPDATE loans l SET trending_score_milli = s.score FROM unnest($1::bigint[], "
+            "$2::bigint[]) AS s(id, score) WHERE l.id = s.id",
+            ids, scores);
+        ++writes_;
+      } catch (const std::exception& e) {
+        Die(std::string("trending write: ") + e.what());
+      }
+    }
+  }
+
+  std::unique_ptr<pqxx::connection> conn_;
+  std::vector<int64_t> ids_;
+  std::atomic<int64_t> writes_{0};
+  absl::Notification stop_;
+  std::thread thread_;
+};
+
+// The server's resident memory in MB, from /proc.
+double ServerRssMb(const LocalStack& stack) {
+  std::ifstream status(absl::StrCat("/proc/", stack.ServerPid(Server::kLending), "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
+  }
+  Die("no VmRSS for the lending server");
 }
 
 void LoadCatalogue(LocalStack& stack, const Config& c) {
@@ -526,6 +602,7 @@ int Main(int argc, char** argv) {
   StartLending(st, /*in_memory=*/false);
   LoadCatalogue(st, c);
   const std::string lender = st.Token(Role::kLender, "1");
+  TrendingWriter writer(st, c);
   MeasureRpcFloor(st, c);
   struct Measured {
     double pg_p99 = 0, sql_p99 = 0;
@@ -543,12 +620,19 @@ int Main(int argc, char** argv) {
     measured[i].pg_p99 = MeasureRpc(st, c, pg, lender);
     measured[i].sql_p99 = MeasureSql(st, c, combo, statements);
   }
-  // Then the same searches from the catalogue in memory, which must answer them alike.
+  std::printf("list_loans_pg_server_rss_mb %.0f\n", ServerRssMb(st));
+  // Then the same searches from the catalogue in memory, which must answer them alike (but for
+  // the trending scores, which the writer keeps changing).
   StartLending(st, /*in_memory=*/true);
+  std::printf("list_loans_catalogue_server_rss_mb %.0f\n", ServerRssMb(st));
+  auto without_trending = [](lv1::ListLoansResponse page) {
+    for (lv1::Loan& loan : *page.mutable_loans()) loan.clear_trending_score_milli();
+    return page.SerializeAsString();
+  };
   for (size_t i = 0; i < std::size(kCombos); ++i) {
     const Combo& combo = kCombos[i];
     const lv1::ListLoansResponse page = ListOnce(st, combo, lender);
-    if (page.SerializeAsString() != measured[i].page.SerializeAsString()) {
+    if (without_trending(page) != without_trending(measured[i].page)) {
       Die(combo.prefix + ": the in-memory catalogue answered otherwise than PostgreSQL");
     }
     std::printf("%s_total_count %lld\n", combo.prefix.c_str(),
@@ -559,6 +643,7 @@ int Main(int argc, char** argv) {
     std::printf("%s_rpc_vs_sql_p99_ratio %.2f\n", combo.prefix.c_str(), rpc / measured[i].sql_p99);
     std::printf("%s_vs_pg_p99_ratio %.2f\n", combo.prefix.c_str(), rpc / measured[i].pg_p99);
   }
+  std::printf("list_loans_trending_writes %lld\n", static_cast<long long>(writer.writes()));
   return 0;
 }
 

@@ -204,6 +204,11 @@ std::vector<std::string> LocalStack::ServerArgs(Server server) const {
   return args;
 }
 
+pid_t LocalStack::ServerPid(Server server) const {
+  auto it = pids_.find(server);
+  return it == pids_.end() ? 0 : it->second;
+}
+
 std::string LocalStack::ServerLog(Server server) const {
   return Tail(absl::StrCat(data_dir_, "/", ServerName(server), ".log"));
 }

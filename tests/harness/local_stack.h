@@ -60,6 +60,8 @@ class LocalStack {
   absl::StatusOr<int> RunServerToExit(Server server, const std::vector<std::string>& extra_flags,
                                       std::string* output);
   std::string ServerLog(Server server) const;
+  // The server's process id; 0 when it is not running.
+  pid_t ServerPid(Server server) const;
   // Waits until the lending outbox relay has published every event written so far (polling the
   // outbox through psql every 20 ms); DeadlineExceeded after `timeout`.
   absl::Status WaitForOutboxDrained(absl::Duration timeout) const;

@@ -495,6 +495,28 @@ TEST_F(LendingFlowTest, AStillDelinquentLoanDefaultsAndALateFullRepaymentEndsIt)
   EXPECT_TRUE(late.delinquent());
   EXPECT_GT(late.days_in_arrears(), 0);
   EXPECT_EQ(late.status(), lv1::LOAN_STATUS_PAYING_BACK);
+  // Ops find it among the partner's paying-back loans by the delinquency filters, and only there.
+  const lv1::Loan current = MakeLoan(partner);
+  Fund(current, {100000});
+  ASSERT_TRUE(Disburse(partner, current).ok());
+  auto listed = [&](std::optional<bool> delinquent, int32_t min_days) {
+    lv1::ListLoansRequest req;
+    req.mutable_filter()->add_statuses(lv1::LOAN_STATUS_PAYING_BACK);
+    req.mutable_filter()->add_partner_ids()->set_value(partner);
+    if (delinquent) req.mutable_filter()->set_delinquent(*delinquent);
+    req.mutable_filter()->set_min_days_in_arrears(min_days);
+    lv1::ListLoansResponse out;
+    grpc::Status s = loans_->ListLoans(Ctx(ops_).get(), req, &out);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    std::vector<std::string> ids;
+    for (const lv1::Loan& l : out.loans()) ids.push_back(l.id().value());
+    return ids;
+  };
+  using Ids = std::vector<std::string>;
+  EXPECT_EQ(listed(true, 0), Ids{loan.id().value()});
+  EXPECT_EQ(listed(false, 0), Ids{current.id().value()});
+  EXPECT_EQ(listed(std::nullopt, late.days_in_arrears()), Ids{loan.id().value()});
+  EXPECT_EQ(listed(std::nullopt, late.days_in_arrears() + 1), Ids{});
   // A year of term plus 180 days later, still behind: defaulted, written off.
   AdvanceDays(365 + 181);
   lv1::RunLifecycleSweepResponse swept = Sweep();

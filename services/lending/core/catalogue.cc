@@ -91,8 +91,9 @@ absl::StatusOr<Rank> RankOfCursor(const LoanQuery& q, const LoanCursor& cursor) 
 class FundraisingCatalogue::Filter {
  public:
   Filter(const LoanQuery& q, const absl::flat_hash_map<std::string, uint32_t>& interned)
-      : nothing_((q.matchable && *q.matchable) || (q.delinquent && *q.delinquent) ||
-                 q.min_days_in_arrears > 0),
+      : nothing_(q.matchable && *q.matchable),
+        delinquent_(q.delinquent),
+        min_days_in_arrears_(q.min_days_in_arrears),
         is_group_(q.is_group),
         min_rating_(q.min_partner_risk_rating_half_stars),
         max_term_(q.max_term_months),
@@ -168,7 +169,8 @@ class FundraisingCatalogue::Filter {
       }
     }
     const bool loan_by_loan = by_region_ || by_partner_ || min_left_ || max_left_ ||
-                              by_deadline_ || !tags_.empty() || !hashtags_.empty();
+                              by_deadline_ || !tags_.empty() || !hashtags_.empty() ||
+                              delinquent_ || min_days_in_arrears_ > 0;
     for (size_t w = 0; w < out.size(); ++w) {
       if (loan_by_loan) {
         for (uint64_t bits = out[w]; bits != 0; bits &= bits - 1) {
@@ -196,6 +198,8 @@ class FundraisingCatalogue::Filter {
                          deadline_us > deadline_to_us_)) {
       return false;
     }
+    if (delinquent_ && *delinquent_ != e.card->delinquent) return false;
+    if (e.card->days_in_arrears < min_days_in_arrears_) return false;
     if (!tags_.empty() && !Overlaps(tags_, e.card->details.tags)) return false;
     if (!hashtags_.empty() && !Overlaps(hashtags_, e.card->details.hashtags)) return false;
     return true;
@@ -213,6 +217,8 @@ class FundraisingCatalogue::Filter {
   }
 
   bool nothing_;
+  std::optional<bool> delinquent_;
+  int32_t min_days_in_arrears_;
   std::optional<bool> is_group_;
   int32_t min_rating_;
   int32_t max_term_;

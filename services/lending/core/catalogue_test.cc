@@ -105,6 +105,10 @@ TEST_F(CatalogueTest, AnswersEverySearchAsTheLoanStoreDoes) {
     if (pick(6) != 0) l.fundraising_deadline = kNow + absl::Hours(pick(72));
     if (pick(3) != 0) l.posted_at = kNow - absl::Minutes(pick(5));  // ties on purpose
     l.trending_score_milli = pick(4) * 1'000;
+    if (pick(6) == 0) {  // as a pre-disbursed loan behind its schedule would be
+      l.delinquent = true;
+      l.days_in_arrears = 1 + pick(3);
+    }
     absl::StatusOr<Loan> created = store.Create(
         l, kNow, {.caller = "t", .request_id = absl::StrCat("r", ++requests_)}, Encode);
     ASSERT_TRUE(created.ok()) << created.status();
@@ -191,6 +195,8 @@ TEST_F(CatalogueTest, AnswersEverySearchAsTheLoanStoreDoes) {
     if (pick(5) == 0) q.expiring_within_hours = pick(80);
     if (pick(5) == 0) q.repayment_intervals = {static_cast<RepaymentInterval>(1 + pick(4))};
     if (pick(20) == 0) q.matchable = pick(2) == 0;
+    if (pick(8) == 0) q.delinquent = pick(2) == 0;
+    if (pick(8) == 0) q.min_days_in_arrears = pick(4);
     q.sort = sorts[pick(static_cast<int>(sorts.size()))];
     q.random_seed = pick(3);
     q.limit = 1 + pick(9);

@@ -359,10 +359,9 @@ bool MatchesQuery(const LoanQuery& q, const Loan& loan) {
       (!d.repayment_interval || !AnyOf(q.repayment_intervals, *d.repayment_interval))) {
     return false;
   }
-  if ((q.matchable && *q.matchable) || (q.delinquent && *q.delinquent) ||
-      q.min_days_in_arrears > 0) {
-    return false;
-  }
+  if (q.matchable && *q.matchable) return false;
+  if (q.delinquent && *q.delinquent != loan.delinquent) return false;
+  if (loan.days_in_arrears < q.min_days_in_arrears) return false;
   return MatchesAmounts(q, loan);
 }
 

@@ -232,9 +232,12 @@ struct LoanQuery {
   std::vector<std::string> hashtags;
   int64_t expiring_within_hours = 0;
   std::vector<RepaymentInterval> repayment_intervals;
-  // Nothing is matchable or delinquent before lending exists: true selects nothing.
+  // No loan is matchable until the matching service records campaigns (UpdateLoanMatchability
+  // is not served yet): true selects nothing, false everything.
   std::optional<bool> matchable;
+  // Loans flagged delinquent (true) or not (false) by the lifecycle sweep.
   std::optional<bool> delinquent;
+  // days_in_arrears at least this; 0 = no filter.
   int32_t min_days_in_arrears = 0;
   LoanSort sort = LoanSort::kNewest;
   int64_t random_seed = 0;
