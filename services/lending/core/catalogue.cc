@@ -274,7 +274,7 @@ absl::Status FundraisingCatalogue::CatchUp() {
     CatalogueHorizon next = since;
     if (changes.ok()) {
       next = changes->next;
-      if (!changes->loans.empty() || !changes->partners.empty()) {  // searches keep scanning
+      if (!changes->loans.empty() || !changes->partners.empty()) {  // searches keep searching
         absl::WriterMutexLock write(&mu_);
         Apply(*std::move(changes));
       }

@@ -354,10 +354,13 @@ class CatalogueWhere {
     AddStatusTests(q);
     AddFacetTests(q);
     AddAmountAndTimeTests(q);
-    if (q.delinquent) tests_.push_back(absl::StrCat("l.delinquent = ", Param(*q.delinquent ? "true" : "false", "boolean")));
-    if (q.min_days_in_arrears > 0) {
+    if (q.delinquent) {
       tests_.push_back(
-          absl::StrCat("l.days_in_arrears >= ", Param(absl::StrCat(q.min_days_in_arrears), "integer")));
+          absl::StrCat("l.delinquent = ", Param(*q.delinquent ? "true" : "false", "boolean")));
+    }
+    if (q.min_days_in_arrears > 0) {
+      tests_.push_back(absl::StrCat("l.days_in_arrears >= ",
+                                    Param(absl::StrCat(q.min_days_in_arrears), "integer")));
     }
     // No loan is matchable until the matching service records campaigns.
     if (q.matchable && *q.matchable) tests_.push_back("false");
