@@ -11,8 +11,14 @@
 //   lenders_per_repayment              lender wallets credited by each of those repayments
 //   bulk_repayment_lender_credits_per_s  PostBulkRepayments of --bulk_items items on that loan:
 //                                      lender credits committed per second
+//   partner_bulk_loans_ms              what a field partner's monthly upload costs: one
+//                                      PostBulkRepayments of one repayment for each of
+//                                      --bulk_loans loans of --lenders_per_loan lenders each
+//                                      (median of --repeats, each once the relay has drained)
+//   partner_bulk_lender_credits_per_s  lender credits per second in those calls
 //   pgbench_tpcb_tps, repayment_credits_vs_pgbench_ratio   baseline on the same PostgreSQL
-// Flags: --lenders=N (10000), --repeats=N (5), --bulk_items=N (20), --clients=N (16).
+// Flags: --lenders=N (10000), --repeats=N (5), --bulk_items=N (20), --clients=N (16),
+// --bulk_loans=N (300, the most one call takes), --lenders_per_loan=N (25).
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -36,6 +42,8 @@ struct Config {
   int repeats = 5;
   int bulk_items = 20;
   int clients = 16;
+  int bulk_loans = 300;
+  int lenders_per_loan = 25;
 };
 
 Config ParseArgs(int argc, char** argv) {
@@ -49,6 +57,8 @@ Config ParseArgs(int argc, char** argv) {
     value("--repeats=", &c.repeats);
     value("--bulk_items=", &c.bulk_items);
     value("--clients=", &c.clients);
+    value("--bulk_loans=", &c.bulk_loans);
+    value("--lenders_per_loan=", &c.lenders_per_loan);
   }
   return c;
 }
@@ -72,12 +82,13 @@ void SetToday(cv1::CivilDate* out) {
   out->set_day(today.day());
 }
 
-// A disbursed loan of lenders x $25, every lender holding one share; returns (loan id, partner).
-std::pair<cv1::LoanId, std::string> FundedLoan(LocalStack& stack, const Config& c) {
-  auto ch = Channel(stack.Address(Server::kLending));
-  auto partners = lv1::PartnerService::NewStub(ch);
-  auto loans = lv1::LoanService::NewStub(ch);
-  const std::string ops = stack.Token(Role::kOps, "bench-ops");
+struct Partner {
+  std::string id;
+  std::string token;
+};
+
+Partner CreatePartner(LocalStack& stack, const std::string& ops) {
+  auto partners = lv1::PartnerService::NewStub(Channel(stack.Address(Server::kLending)));
   lv1::CreatePartnerRequest p;
   p.set_request_id("bench-partner");
   p.set_name("Bench MFI");
@@ -86,37 +97,48 @@ std::pair<cv1::LoanId, std::string> FundedLoan(LocalStack& stack, const Config& 
   *p.mutable_credit_limit() = M("100000000.00");
   lv1::CreatePartnerResponse partner;
   Check(partners->CreatePartner(Ctx(ops).get(), p, &partner), "create partner");
-  const std::string partner_token = stack.Token(Role::kPartner, partner.partner().id().value());
+  return {partner.partner().id().value(), stack.Token(Role::kPartner, partner.partner().id().value())};
+}
+
+// A FUNDRAISING loan of `lenders` x $25 (KES at 100), 12 monthly installments.
+cv1::LoanId ApprovedLoan(lv1::LoanService::Stub& loans, const Partner& partner,
+                         const std::string& ops, const std::string& tag, int lenders) {
   lv1::CreateLoanDraftRequest draft;
-  draft.set_request_id("bench-loan");
+  draft.set_request_id(absl::StrCat("bench-loan-", tag));
   lv1::LoanDetails* d = draft.mutable_details();
   lv1::Borrower* b = d->add_borrowers();
   b->set_name("Cooperative");
   b->set_gender(cv1::GENDER_FEMALE);
   d->set_name("Cooperative");
-  d->set_story("A large cooperative loan for the benchmark.");
+  d->set_story("A cooperative loan for the benchmark.");
   d->set_use("equipment");
   d->set_sector(cv1::SECTOR_AGRICULTURE);
   d->set_country("KE");
-  *d->mutable_local_amount() = M(absl::StrCat(c.lenders * 2'500, ".00"), "KES");  // $25 each at 100
+  *d->mutable_local_amount() = M(absl::StrCat(lenders * 2'500, ".00"), "KES");
   d->set_posting_fx_rate("100");
   d->set_term_months(12);
   d->set_repayment_interval(lv1::REPAYMENT_INTERVAL_MONTHLY);
   lv1::CreateLoanDraftResponse created;
-  Check(loans->CreateLoanDraft(Ctx(partner_token).get(), draft, &created), "create loan");
+  Check(loans.CreateLoanDraft(Ctx(partner.token).get(), draft, &created), "create loan");
   lv1::SubmitLoanForReviewRequest submit;
-  submit.set_request_id("bench-submit");
+  submit.set_request_id(absl::StrCat("bench-submit-", tag));
   *submit.mutable_loan_id() = created.loan().id();
   lv1::SubmitLoanForReviewResponse submitted;
-  Check(loans->SubmitLoanForReview(Ctx(partner_token).get(), submit, &submitted), "submit");
+  Check(loans.SubmitLoanForReview(Ctx(partner.token).get(), submit, &submitted), "submit");
   lv1::ReviewLoanRequest review;
-  review.set_request_id("bench-review");
+  review.set_request_id(absl::StrCat("bench-review-", tag));
   *review.mutable_loan_id() = created.loan().id();
   review.set_decision(lv1::REVIEW_DECISION_APPROVE);
   lv1::ReviewLoanResponse reviewed;
-  Check(loans->ReviewLoan(Ctx(ops).get(), review, &reviewed), "approve");
+  Check(loans.ReviewLoan(Ctx(ops).get(), review, &reviewed), "approve");
+  return created.loan().id();
+}
 
-  // Lenders deposit $25 and lend it, from --clients threads.
+// Lenders first_lender ... first_lender + count - 1 each deposit $25 and lend it to
+// loans[i / per_loan], from --clients threads.
+void LendShares(LocalStack& stack, const Config& c, const std::vector<cv1::LoanId>& loans,
+                int first_lender, int count, int per_loan) {
+  auto ch = Channel(stack.Address(Server::kLending));
   const std::string svc = stack.Token(Role::kService, "bench");
   std::atomic<int> next{0};
   std::vector<std::thread> threads;
@@ -124,18 +146,19 @@ std::pair<cv1::LoanId, std::string> FundedLoan(LocalStack& stack, const Config& 
     threads.emplace_back([&] {
       auto lenders = lv1::LenderService::NewStub(ch);
       auto baskets = lv1::BasketService::NewStub(ch);
-      for (int i = next++; i < c.lenders; i = next++) {
+      for (int i = next++; i < count; i = next++) {
+        const int lender = first_lender + i;
         lv1::DepositRequest dep;
-        dep.set_request_id(absl::StrCat("bench-dep-", i));
-        dep.mutable_lender_id()->set_value(std::to_string(100'000 + i));
+        dep.set_request_id(absl::StrCat("bench-dep-", lender));
+        dep.mutable_lender_id()->set_value(std::to_string(lender));
         *dep.mutable_amount() = M("25.00");
-        dep.set_external_payment_id(absl::StrCat("bench-card-", i));
+        dep.set_external_payment_id(absl::StrCat("bench-card-", lender));
         lv1::DepositResponse deposited;
         Check(lenders->Deposit(Ctx(svc).get(), dep, &deposited), "deposit");
         lv1::LendNowRequest lend;
-        lend.set_request_id(absl::StrCat("bench-lend-", i));
-        lend.mutable_lender_id()->set_value(std::to_string(100'000 + i));
-        *lend.mutable_loan_id() = created.loan().id();
+        lend.set_request_id(absl::StrCat("bench-lend-", lender));
+        lend.mutable_lender_id()->set_value(std::to_string(lender));
+        *lend.mutable_loan_id() = loans[static_cast<size_t>(i / per_loan)];
         *lend.mutable_amount() = M("25.00");
         lv1::LendNowResponse lent;
         Check(baskets->LendNow(Ctx(svc).get(), lend, &lent), "lend");
@@ -143,14 +166,38 @@ std::pair<cv1::LoanId, std::string> FundedLoan(LocalStack& stack, const Config& 
     });
   }
   for (auto& t : threads) t.join();
+}
+
+void Disburse(lv1::LoanService::Stub& loans, const Partner& partner, const cv1::LoanId& loan,
+              const std::string& tag, int lenders) {
   lv1::ReportDisbursementRequest disburse;
-  disburse.set_request_id("bench-disburse");
-  *disburse.mutable_loan_id() = created.loan().id();
+  disburse.set_request_id(absl::StrCat("bench-disburse-", tag));
+  *disburse.mutable_loan_id() = loan;
   SetToday(disburse.mutable_disbursed_on());
-  *disburse.mutable_local_amount() = d->local_amount();
+  *disburse.mutable_local_amount() = M(absl::StrCat(lenders * 2'500, ".00"), "KES");
   lv1::ReportDisbursementResponse disbursed;
-  Check(loans->ReportDisbursement(Ctx(partner_token).get(), disburse, &disbursed), "disburse");
-  return {created.loan().id(), partner_token};
+  Check(loans.ReportDisbursement(Ctx(partner.token).get(), disburse, &disbursed), "disburse");
+}
+
+// The loans, disbursed: the big one (--lenders lenders, ids from 100,000) first, then
+// --bulk_loans small ones (--lenders_per_loan each, lender ids from 1,000,000).
+std::vector<cv1::LoanId> FundedLoans(LocalStack& stack, const Config& c, const Partner& partner,
+                                     const std::string& ops) {
+  auto loans = lv1::LoanService::NewStub(Channel(stack.Address(Server::kLending)));
+  std::vector<cv1::LoanId> all = {ApprovedLoan(*loans, partner, ops, "big", c.lenders)};
+  LendShares(stack, c, all, 100'000, c.lenders, c.lenders);
+  Disburse(*loans, partner, all[0], "big", c.lenders);
+  std::vector<cv1::LoanId> small;
+  for (int i = 0; i < c.bulk_loans; ++i) {
+    small.push_back(ApprovedLoan(*loans, partner, ops, absl::StrCat("small-", i), c.lenders_per_loan));
+  }
+  LendShares(stack, c, small, 1'000'000, c.bulk_loans * c.lenders_per_loan, c.lenders_per_loan);
+  for (int i = 0; i < c.bulk_loans; ++i) {
+    Disburse(*loans, partner, small[static_cast<size_t>(i)], absl::StrCat("small-", i),
+             c.lenders_per_loan);
+  }
+  all.insert(all.end(), small.begin(), small.end());
+  return all;
 }
 
 // As pgbench (and ledger_bench) do before measuring: the database the repayments meet has its
@@ -190,7 +237,11 @@ int Run(const Config& c) {
   if (!started.ok()) Die(std::string(started.status().message()));
   std::unique_ptr<LocalStack> stack = *std::move(started);
   g_stack = &stack;
-  const auto [loan_id, partner_token] = FundedLoan(*stack, c);
+  const std::string ops = stack->Token(Role::kOps, "bench-ops");
+  const Partner partner = CreatePartner(*stack, ops);
+  const std::string& partner_token = partner.token;
+  const std::vector<cv1::LoanId> funded = FundedLoans(*stack, c, partner, ops);
+  const cv1::LoanId& loan_id = funded[0];
   Vacuum(*stack);
   auto loans = lv1::LoanService::NewStub(Channel(stack->Address(Server::kLending)));
   // Each repayment: $1.00 per 10 lenders' worth (10 cents a lender), so every lender is credited.
@@ -250,12 +301,45 @@ int Run(const Config& c) {
     bulk_credits += r.repayment().credited_account_count();
   }
   const double credits_per_s = bulk_credits / bulk_s;
+  // A partner's month: one repayment for each small loan (1/12 of it), in one call.
+  std::vector<double> partner_ms;
+  int64_t partner_credits = 0;
+  double partner_s = 0;
+  for (int r = 0; r < c.repeats && c.bulk_loans > 0; ++r) {
+    drained();
+    lv1::PostBulkRepaymentsRequest month;
+    month.set_request_id(absl::StrCat("bench-partner-month-", r));
+    const std::string installment = absl::StrCat(c.lenders_per_loan * 2'500 / 12, ".00");
+    for (int i = 0; i < c.bulk_loans; ++i) {
+      lv1::BulkRepaymentItem* item = month.add_items();
+      *item->mutable_loan_id() = funded[static_cast<size_t>(1 + i)];
+      *item->mutable_local_amount() = M(installment, "KES");
+      item->set_settlement_fx_rate("100");
+      SetToday(item->mutable_repaid_on());
+    }
+    lv1::PostBulkRepaymentsResponse month_out;
+    const absl::Time start = absl::Now();
+    Check(loans->PostBulkRepayments(Ctx(partner_token).get(), month, &month_out), "partner bulk");
+    const absl::Duration took = absl::Now() - start;
+    partner_ms.push_back(absl::ToDoubleMilliseconds(took));
+    partner_s += absl::ToDoubleSeconds(took);
+    for (const auto& result : month_out.results()) {
+      if (result.status().code() != 0) Die("partner bulk item failed: " + result.status().message());
+      partner_credits += result.repayment().credited_account_count();
+    }
+  }
+  std::sort(partner_ms.begin(), partner_ms.end());
   const double tps = PgbenchTps(*stack);
   std::printf("repayment_10k_lenders_ms %.1f\n", ms[ms.size() / 2]);
   std::printf("repayment_10k_lenders_back_to_back_ms %.1f\n",
               back_to_back_ms[back_to_back_ms.size() / 2]);
   std::printf("lenders_per_repayment %d\n", credited);
   std::printf("bulk_repayment_lender_credits_per_s %.0f\n", credits_per_s);
+  if (!partner_ms.empty()) {
+    std::printf("partner_bulk_loans %d\n", c.bulk_loans);
+    std::printf("partner_bulk_loans_ms %.1f\n", partner_ms[partner_ms.size() / 2]);
+    std::printf("partner_bulk_lender_credits_per_s %.0f\n", partner_credits / partner_s);
+  }
   std::printf("pgbench_tpcb_tps %.0f\n", tps);
   std::printf("repayment_credits_vs_pgbench_ratio %.1f\n", tps > 0 ? credits_per_s / tps : 0.0);
   g_stack = nullptr;

@@ -77,6 +77,10 @@ class ConnectionPool {
 // A consistent read-only snapshot, for paged reads and reconciliation.
 using ReadTxn = pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>;
 
+// For a read of one statement, which sees one snapshot by itself: one round trip, where a
+// read_transaction takes three (BEGIN, the statement, COMMIT). Reads on the hot paths use it.
+using OneStatementRead = pqxx::nontransaction;
+
 // Runs `fn(Txn&)` in a transaction of type Txn on a borrowed connection and commits when the
 // returned status (or StatusOr) is OK. Exceptions are translated by the pool; none escapes.
 template <typename Txn, typename Fn>

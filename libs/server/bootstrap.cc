@@ -1,14 +1,28 @@
 #include "server/bootstrap.h"
 #include "common/strings.h"
 
+#include <malloc.h>
+
 #include <cstdio>
 #include <cstdlib>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/check.h"
 #include "common/log.h"
 
 namespace microlend {
+
+namespace {
+constexpr int kMmapThresholdBytes = 32 << 20;  // glibc's largest (DEFAULT_MMAP_THRESHOLD_MAX)
+constexpr int kTrimThresholdBytes = 256 << 20;
+}  // namespace
+
+void KeepFreedMemoryForReuse() {
+  // Setting either fixes both (glibc stops adapting them), so both are set.
+  ML_CHECK(mallopt(M_MMAP_THRESHOLD, kMmapThresholdBytes) == 1, "mallopt(M_MMAP_THRESHOLD) failed");
+  ML_CHECK(mallopt(M_TRIM_THRESHOLD, kTrimThresholdBytes) == 1, "mallopt(M_TRIM_THRESHOLD) failed");
+}
 
 std::vector<FlagSpec> CommonServerFlags(std::string_view server, int default_port) {
   std::string upper = absl::AsciiStrToUpper(AsAbsl(server));

@@ -22,6 +22,15 @@ inline constexpr std::string_view kDefaultPgUrl =
     "host=127.0.0.1 port=54329 dbname=microlend user=microlend";
 inline constexpr std::string_view kDefaultRedis = "127.0.0.1:63799";
 
+// Keeps memory the process frees for its next allocations instead of handing it back to the
+// kernel each time. glibc serves a block over its (adaptive) mmap threshold with a fresh mapping
+// and returns the top of the heap once more than 128 KiB of it is free, so every commit of a
+// 10,000-credit repayment (a few MB of transfers, events and statement text) faulted and zeroed
+// its pages anew: applying those credits took 10 ms, 4 ms with blocks up to 32 MiB kept in the
+// heap and up to 256 MiB of free heap kept (docs/benchmarks.md, session 15). The cost is that
+// much resident memory held after a burst. Call first thing in main(), before any thread starts.
+void KeepFreedMemoryForReuse();
+
 // --listen, --port_file, --auth_secret, --max_threads; plus the server's own flags appended by the caller.
 std::vector<FlagSpec> CommonServerFlags(std::string_view server, int default_port);
 

@@ -38,6 +38,7 @@ constexpr char kServer[] = "lending";
 namespace lv1 = ::microlend::lending::v1;
 
 int Main(int argc, char** argv) {
+  KeepFreedMemoryForReuse();
   BlockTerminationSignals();
   std::vector<FlagSpec> specs = CommonServerFlags(kServer, 50051);
   specs.push_back({"pg_url", "MICROLEND_PG_URL", std::string(kDefaultPgUrl),
@@ -135,7 +136,7 @@ int Main(int argc, char** argv) {
     ExitFatal(kServer, absl::InvalidArgumentError("--catalogue_in_memory must be true or false"));
   }
   lending::LoanBook loan_book(loan_store->get(), partner_store->get(), &clock, catalogue.get());
-  lending::LoanDesk loan_desk(&ledger, &wallets, loan_store->get(), partner_store->get(), &clock,
+  lending::LoanDesk loan_desk(&ledger, &wallets, partner_store->get(), &clock,
                               {.default_after_days = static_cast<int32_t>(*default_after_days)});
   lending::RedisEventPublisher publisher(redis_endpoint);
   // Woken by every commit of this server's committer, the relay publishes at once; idle, it

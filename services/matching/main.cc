@@ -18,6 +18,7 @@ constexpr char kServer[] = "matching";
 namespace mv1 = ::microlend::matching::v1;
 
 int Main(int argc, char** argv) {
+  KeepFreedMemoryForReuse();
   BlockTerminationSignals();
   std::vector<FlagSpec> specs = CommonServerFlags(kServer, 50052);
   specs.push_back({"pg_url", "MICROLEND_PG_URL", std::string(kDefaultPgUrl),

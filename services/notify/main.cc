@@ -18,6 +18,7 @@ constexpr char kServer[] = "notify";
 namespace nv1 = ::microlend::notify::v1;
 
 int Main(int argc, char** argv) {
+  KeepFreedMemoryForReuse();
   BlockTerminationSignals();
   std::vector<FlagSpec> specs = CommonServerFlags(kServer, 50053);
   specs.push_back({"pg_url", "MICROLEND_PG_URL", std::string(kDefaultPgUrl),

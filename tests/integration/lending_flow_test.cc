@@ -458,6 +458,65 @@ TEST_F(LendingFlowTest, BulkItemsOfOneLoanApplyInItemOrderAndEachFailsAlone) {
   ExpectReconciled();
 }
 
+// A partner's bulk names many loans, read together before the committer: each item is still
+// checked against its own loan and fails alone.
+TEST_F(LendingFlowTest, BulkItemsAreEachCheckedAgainstTheirOwnLoan) {
+  const std::string partner = MakePartner();
+  const std::string other = MakePartner();
+  std::vector<lv1::Loan> repaying;
+  std::vector<int64_t> lenders;
+  for (int i = 0; i < 4; ++i) {
+    repaying.push_back(MakeLoan(partner, "10000.00"));
+    const std::vector<int64_t> funded = Fund(repaying.back(), {5000, 5000});
+    lenders.insert(lenders.end(), funded.begin(), funded.end());
+    ASSERT_TRUE(Disburse(partner, repaying.back(), "10000.00").ok());
+  }
+  const lv1::Loan fundraising = MakeLoan(partner, "10000.00");
+  Fund(fundraising, {2500});
+  const lv1::Loan others = MakeLoan(other, "10000.00");
+  Fund(others, {10000});
+  ASSERT_TRUE(Disburse(other, others, "10000.00").ok());
+  lv1::PostBulkRepaymentsRequest req;
+  req.set_request_id(Rid());
+  const absl::CivilDay today = absl::ToCivilDay(absl::Now(), absl::UTCTimeZone());
+  auto add = [&](const lv1::Loan& loan, const std::string& kes, const std::string& currency) {
+    lv1::BulkRepaymentItem* item = req.add_items();
+    *item->mutable_loan_id() = loan.id();
+    *item->mutable_local_amount() = M(kes, currency);
+    item->set_settlement_fx_rate("100");
+    item->mutable_repaid_on()->set_year(static_cast<int32_t>(today.year()));
+    item->mutable_repaid_on()->set_month(today.month());
+    item->mutable_repaid_on()->set_day(today.day());
+  };
+  add(repaying[0], "2000.00", "KES");
+  add(others, "2000.00", "KES");       // another partner's loan
+  add(repaying[1], "2000.00", "KES");
+  add(fundraising, "2000.00", "KES");  // not disbursed
+  add(repaying[2], "2000.00", "UGX");  // not the loan's currency
+  add(repaying[3], "2000.00", "KES");
+  add(repaying[0], "2000.00", "KES");  // the same loan again, after item 0
+  lv1::PostBulkRepaymentsResponse out;
+  ASSERT_TRUE(loans_->PostBulkRepayments(Ctx(PartnerToken(partner)).get(), req, &out).ok());
+  ASSERT_EQ(out.results_size(), 7);
+  const grpc::StatusCode want[] = {grpc::StatusCode::OK, grpc::StatusCode::NOT_FOUND,
+                                   grpc::StatusCode::OK, grpc::StatusCode::FAILED_PRECONDITION,
+                                   grpc::StatusCode::INVALID_ARGUMENT, grpc::StatusCode::OK,
+                                   grpc::StatusCode::OK};
+  for (int i = 0; i < 7; ++i) {
+    EXPECT_EQ(out.results(i).status().code(), want[i]) << "item " << i << ": "
+                                                       << out.results(i).status().message();
+  }
+  EXPECT_THAT(out.results(4).status().message(), ::testing::HasSubstr("items[4].local_amount"));
+  EXPECT_EQ(out.succeeded_count(), 4);
+  // 20.00 USD per repayment, 10.00 to each of a loan's two lenders; loan 0 was repaid twice.
+  const int64_t credited[] = {2000, 2000, 1000, 1000, 0, 0, 1000, 1000};
+  for (size_t i = 0; i < 8; ++i) EXPECT_EQ(Posted(lenders[i]), credited[i]) << "lender " << i;
+  EXPECT_EQ(Cents(GetLoan(others).repaid_amount()), 0);
+  EXPECT_EQ(Cents(GetLoan(fundraising).repaid_amount()), 0);
+  EXPECT_EQ(Cents(GetLoan(repaying[2]).repaid_amount()), 0);
+  ExpectReconciled();
+}
+
 // --- the clock moves from here on -------------------------------------------------------------
 
 TEST_F(LendingFlowTest, AnExpiredLoanRefundsEveryShareAndVoidsItsHolds) {

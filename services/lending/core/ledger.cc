@@ -369,6 +369,32 @@ std::optional<LedgerReply> Ledger::Recorded(const RequestKey& key) {
   return Replay(**stored, key);
 }
 
+std::vector<std::optional<LedgerReply>> Ledger::RecordedAll(const std::vector<RequestKey>& keys) {
+  std::vector<std::optional<LedgerReply>> out(keys.size());
+  std::vector<std::pair<std::string, std::string>> wanted;
+  for (const RequestKey& key : keys) {
+    if (!key.request_id.empty()) wanted.emplace_back(key.caller, key.request_id);
+  }
+  if (wanted.empty()) return out;
+  absl::StatusOr<std::vector<IdempotencyRecord>> stored = store_->FindIdempotencies(wanted);
+  absl::flat_hash_map<std::pair<std::string, std::string>, const IdempotencyRecord*> by_key;
+  if (stored.ok()) {
+    for (const IdempotencyRecord& r : *stored) by_key.emplace(std::make_pair(r.caller, r.request_id), &r);
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (keys[i].request_id.empty()) continue;
+    if (!stored.ok()) {
+      LedgerReply reply;
+      reply.status = stored.status();
+      out[i] = std::move(reply);
+      continue;
+    }
+    auto it = by_key.find(std::make_pair(keys[i].caller, keys[i].request_id));
+    if (it != by_key.end()) out[i] = Replay(*it->second, keys[i]);
+  }
+  return out;
+}
+
 LedgerReply Ledger::Submit(std::unique_ptr<Mutation> mutation) {
   return SubmitAndWait(std::move(mutation));
 }

@@ -154,6 +154,8 @@ class Ledger {
   // Submit depend on state that the original request changed ask this first, so that a retry
   // replays instead of failing those checks.
   std::optional<LedgerReply> Recorded(const RequestKey& key);
+  // Recorded for each key, in one read of the store; answers in the order of `keys`.
+  std::vector<std::optional<LedgerReply>> RecordedAll(const std::vector<RequestKey>& keys);
 
   LedgerStore* store() const { return store_; }
   const Clock* clock() const { return clock_; }

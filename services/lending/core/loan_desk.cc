@@ -826,10 +826,9 @@ absl::StatusOr<RepaymentUsd> ComputeRepaymentUsd(const LoanMoney& loan, int64_t 
 
 // ---- LoanDesk --------------------------------------------------------------------------------
 
-LoanDesk::LoanDesk(Ledger* ledger, Wallets* wallets, LoanStore* loans, PartnerStore* partners,
-                   const Clock* clock, LoanDeskOptions options)
-    : ledger_(ledger), wallets_(wallets), loans_(loans), partners_(partners), clock_(clock),
-      options_(options) {}
+LoanDesk::LoanDesk(Ledger* ledger, Wallets* wallets, PartnerStore* partners, const Clock* clock,
+                   LoanDeskOptions options)
+    : ledger_(ledger), wallets_(wallets), partners_(partners), clock_(clock), options_(options) {}
 
 absl::Status LoanDesk::EnsureAccounts(const LoanMoney& loan, AccountId* funding,
                                       AccountId* settlement) {
@@ -991,23 +990,17 @@ LedgerReply LoanDesk::ReportDisbursement(RequestKey key, std::optional<PartnerId
   return ledger_->Submit(std::move(m));
 }
 
-absl::StatusOr<std::vector<ScheduleEntry>> LoanDesk::Schedule(LoanId loan) {
-  ML_ASSIGN_OR_RETURN(Loan found, loans_->Get(loan));
-  return found.details.schedule;
-}
-
 std::variant<LedgerReply, std::unique_ptr<Mutation>> LoanDesk::PrepareRepayment(
     RequestKey key, const std::optional<PartnerId>& partner, const RepaymentInput& input,
-    DeskEncoder encode) {
-  if (std::optional<LedgerReply> recorded = ledger_->Recorded(key)) return *std::move(recorded);
-  absl::StatusOr<LoanMoney> money = ledger_->store()->GetLoanMoney(input.loan_id);
-  if (!money.ok()) return Fail(money.status());
-  if (partner.has_value() && *partner != money->partner_id) {
+    DeskEncoder encode, const RepaymentTarget* target,
+    absl::flat_hash_map<PartnerId, absl::StatusOr<Partner>>& owners) {
+  if (target == nullptr || (partner.has_value() && *partner != target->loan.partner_id)) {
     return Fail(absl::NotFoundError(absl::StrCat("loan ", input.loan_id.value(), " not found")));
   }
-  if (input.local_amount.currency() != money->local_currency) {
+  const LoanMoney& money = target->loan;
+  if (input.local_amount.currency() != money.local_currency) {
     return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "local_amount: must be in the loan's currency ", AsAbsl(money->local_currency.code()))));
+        "local_amount: must be in the loan's currency ", AsAbsl(money.local_currency.code()))));
   }
   if (!input.local_amount.is_positive()) {
     return Fail(absl::InvalidArgumentError("local_amount: must be positive"));
@@ -1022,18 +1015,16 @@ std::variant<LedgerReply, std::unique_ptr<Mutation>> LoanDesk::PrepareRepayment(
   if (input.partner_reference.size() > 128 || !IsStorableText(input.partner_reference)) {
     return Fail(absl::InvalidArgumentError("partner_reference: at most 128 characters of text"));
   }
-  absl::StatusOr<Partner> owner = partners_->Get(money->partner_id);
-  if (!owner.ok()) return Fail(owner.status());
-  absl::StatusOr<std::vector<ScheduleEntry>> schedule = Schedule(input.loan_id);
-  if (!schedule.ok()) return Fail(schedule.status());
+  auto owner = owners.find(money.partner_id);
+  if (owner == owners.end()) {
+    owner = owners.emplace(money.partner_id, partners_->Get(money.partner_id)).first;
+  }
+  if (!owner->second.ok()) return Fail(owner->second.status());
   absl::StatusOr<AccountId> loss = LossAccount(wallets_);
   if (!loss.ok()) return Fail(loss.status());
-  absl::StatusOr<int64_t> funders = ledger_->store()->CountFunders(input.loan_id);
-  if (!funders.ok()) return Fail(funders.status());
-  auto m = std::make_unique<RepaymentMutation>(input, *loss, owner->currency_loss_coverage_bps,
-                                               *std::move(schedule),
-                                               static_cast<size_t>(*funders),
-                                               std::move(encode));
+  auto m = std::make_unique<RepaymentMutation>(
+      input, *loss, owner->second->currency_loss_coverage_bps, target->schedule,
+      static_cast<size_t>(target->funder_count), std::move(encode));
   m->key = std::move(key);
   return std::unique_ptr<Mutation>(std::move(m));
 }
@@ -1048,11 +1039,43 @@ LedgerReply LoanDesk::PostRepayment(RequestKey key, std::optional<PartnerId> par
 std::vector<LedgerReply> LoanDesk::PostRepayments(std::optional<PartnerId> partner,
                                                   std::vector<RepaymentItem> items) {
   std::vector<LedgerReply> replies(items.size());
+  std::vector<bool> answered(items.size(), false);
+  // Reads for every item at once (a partner's bulk names up to 300 loans): the remembered
+  // answers, then the loans still to check, then their partners as PrepareRepayment meets them.
+  // A retry replays what the first call completed before any check that its effects changed.
+  std::vector<RequestKey> keys;
+  keys.reserve(items.size());
+  for (const RepaymentItem& item : items) keys.push_back(item.key);
+  std::vector<std::optional<LedgerReply>> recorded = ledger_->RecordedAll(keys);
+  std::vector<LoanId> loans;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (recorded[i].has_value()) {
+      replies[i] = *std::move(recorded[i]);
+      answered[i] = true;
+    } else {
+      loans.push_back(items[i].input.loan_id);
+    }
+  }
+  std::sort(loans.begin(), loans.end());
+  loans.erase(std::unique(loans.begin(), loans.end()), loans.end());
+  absl::StatusOr<std::vector<RepaymentTarget>> targets = ledger_->store()->GetRepaymentTargets(loans);
+  absl::flat_hash_map<LoanId, const RepaymentTarget*> target_of;
+  if (targets.ok()) {
+    for (const RepaymentTarget& t : *targets) target_of.emplace(t.loan.id, &t);
+  }
+  absl::flat_hash_map<PartnerId, absl::StatusOr<Partner>> owners;
   std::vector<std::unique_ptr<Mutation>> queued;
   std::vector<size_t> queued_index;
   for (size_t i = 0; i < items.size(); ++i) {
+    if (answered[i]) continue;
+    if (!targets.ok()) {
+      replies[i] = Fail(targets.status());
+      continue;
+    }
+    auto found = target_of.find(items[i].input.loan_id);
     std::variant<LedgerReply, std::unique_ptr<Mutation>> prepared = PrepareRepayment(
-        std::move(items[i].key), partner, items[i].input, std::move(items[i].encode));
+        std::move(items[i].key), partner, items[i].input, std::move(items[i].encode),
+        found == target_of.end() ? nullptr : found->second, owners);
     if (LedgerReply* at_once = std::get_if<LedgerReply>(&prepared)) {
       replies[i] = std::move(*at_once);
       continue;

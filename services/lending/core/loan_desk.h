@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/civil_time.h"
@@ -126,8 +127,8 @@ absl::StatusOr<RepaymentUsd> ComputeRepaymentUsd(const LoanMoney& loan, int64_t 
 
 class LoanDesk {
  public:
-  LoanDesk(Ledger* ledger, Wallets* wallets, LoanStore* loans, PartnerStore* partners,
-           const Clock* clock, LoanDeskOptions options = {});
+  LoanDesk(Ledger* ledger, Wallets* wallets, PartnerStore* partners, const Clock* clock,
+           LoanDeskOptions options = {});
 
   LedgerReply AddToBasket(RequestKey key, LenderId lender, LoanId loan, Money amount,
                           DeskEncoder encode);
@@ -177,18 +178,18 @@ class LoanDesk {
                    DeskEncoder encode);
   // The loan's funding and settlement accounts, opened on first use.
   absl::Status EnsureAccounts(const LoanMoney& loan, AccountId* funding, AccountId* settlement);
-  absl::StatusOr<std::vector<ScheduleEntry>> Schedule(LoanId loan);
-  // PostRepayment's checks before the committer: the mutation to submit, or the reply to give
-  // at once (a replay of `key`, or a refusal).
+  // PostRepayment's checks before the committer, on what PostRepayments read for every item at
+  // once: `target` (null when the store did not find the loan) and the partners read so far
+  // (`owners`, by id, read on first use). The mutation to submit, or a refusal to give at once.
   std::variant<LedgerReply, std::unique_ptr<Mutation>> PrepareRepayment(
       RequestKey key, const std::optional<PartnerId>& partner, const RepaymentInput& input,
-      DeskEncoder encode);
+      DeskEncoder encode, const RepaymentTarget* target,
+      absl::flat_hash_map<PartnerId, absl::StatusOr<Partner>>& owners);
   LedgerReply Expire(LoanId loan);
   LedgerReply Default(LoanId loan);
 
   Ledger* ledger_;
   Wallets* wallets_;
-  LoanStore* loans_;
   PartnerStore* partners_;
   const Clock* clock_;
   LoanDeskOptions options_;

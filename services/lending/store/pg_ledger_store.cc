@@ -1925,15 +1925,40 @@ absl::StatusOr<Account> PgLedgerStore::CreateAccount(const NewAccount& account, 
 
 absl::StatusOr<std::optional<IdempotencyRecord>> PgLedgerStore::FindIdempotency(
     const std::string& caller, const std::string& request_id) {
-  return RunIn<pqxx::read_transaction>(
+  return RunIn<pg::OneStatementRead>(
       *pool_, "reading an idempotency record",
-      [&](pqxx::read_transaction& tx) -> absl::StatusOr<std::optional<IdempotencyRecord>> {
+      [&](pg::OneStatementRead& tx) -> absl::StatusOr<std::optional<IdempotencyRecord>> {
         pqxx::result r =
             tx.exec_params(absl::StrCat("SELECT ", kRecordColumns, " FROM idempotency_records r",
                                         " WHERE r.caller = $1 AND r.request_id = $2"),
                            TextParam(caller), TextParam(request_id));
         if (r.empty()) return std::optional<IdempotencyRecord>();
         return std::optional<IdempotencyRecord>(ReadRecord(r[0]));
+      });
+}
+
+absl::StatusOr<std::vector<IdempotencyRecord>> PgLedgerStore::FindIdempotencies(
+    const std::vector<std::pair<std::string, std::string>>& keys) {
+  if (keys.empty()) return std::vector<IdempotencyRecord>{};
+  ArrayLiteral callers, request_ids;
+  for (const auto& [caller, request_id] : keys) {
+    CheckText(caller);
+    CheckText(request_id);
+    callers.Text(caller);
+    request_ids.Text(request_id);
+  }
+  return RunIn<pg::OneStatementRead>(
+      *pool_, "reading idempotency records",
+      [&](pg::OneStatementRead& tx) -> absl::StatusOr<std::vector<IdempotencyRecord>> {
+        // The statement the committer's load prepares (kFindRecords): a key probe per key.
+        return ReadAll<IdempotencyRecord>(
+            tx.exec_params(absl::StrCat("SELECT ", kRecordColumns,
+                                        " FROM unnest($1::text[], $2::text[]) AS k(caller, request_id)"
+                                        " CROSS JOIN LATERAL (SELECT * FROM idempotency_records i"
+                                        " WHERE i.caller = k.caller AND i.request_id = k.request_id"
+                                        " LIMIT 1) r"),
+                           std::move(callers).Take(), std::move(request_ids).Take()),
+            ReadRecord);
       });
 }
 
@@ -2121,8 +2146,8 @@ absl::StatusOr<Withdrawal> PgLedgerStore::GetWithdrawal(WithdrawalId id) {
 }
 
 absl::StatusOr<LoanMoney> PgLedgerStore::GetLoanMoney(LoanId id) {
-  return RunIn<pqxx::read_transaction>(
-      *pool_, "reading a loan", [&](pqxx::read_transaction& tx) -> absl::StatusOr<LoanMoney> {
+  return RunIn<pg::OneStatementRead>(
+      *pool_, "reading a loan", [&](pg::OneStatementRead& tx) -> absl::StatusOr<LoanMoney> {
         pqxx::result r = tx.exec_params(
             absl::StrCat("SELECT ", kLoanMoneyColumns, " FROM loans l WHERE l.id = $1::bigint"),
             id.value());
@@ -2196,9 +2221,18 @@ absl::StatusOr<Page<LoanFunder>> PgLedgerStore::ListFunders(LoanId loan, const P
 }
 
 absl::StatusOr<int64_t> PgLedgerStore::CountFunders(LoanId loan) {
-  return RunIn<pqxx::read_transaction>(
+  // A disbursed loan's funders are fixed in its book: one row's array length, where counting
+  // 10,000 funder rows took about 1 ms before every repayment.
+  return RunIn<pg::OneStatementRead>(
       *pool_, "counting a loan's funders",
-      [&](pqxx::read_transaction& tx) -> absl::StatusOr<int64_t> { return CountFundersIn(tx, loan); });
+      [&](pg::OneStatementRead& tx) -> absl::StatusOr<int64_t> {
+        return tx.exec_params1(
+                     "SELECT coalesce((SELECT cardinality(account_ids) FROM loan_funder_books"
+                     " WHERE loan_id = $1::bigint), (SELECT count(*) FROM loan_funders"
+                     " WHERE loan_id = $1::bigint))",
+                     loan.value())[0]
+            .as<int64_t>();
+      });
 }
 
 absl::StatusOr<std::vector<LoanFunder>> PgLedgerStore::ListPositions(AccountId funder) {
@@ -2312,6 +2346,33 @@ absl::StatusOr<std::vector<ActiveLoan>> PgLedgerStore::ListActiveLoans(LoanId af
           ActiveLoan a{.loan = ReadLoanMoney(r.slice(0, 29))};
           ML_ASSIGN_OR_RETURN(a.schedule, ParseScheduleLines(r[29], a.loan));
           out.push_back(std::move(a));
+        }
+        return out;
+      });
+}
+
+absl::StatusOr<std::vector<RepaymentTarget>> PgLedgerStore::GetRepaymentTargets(
+    const std::vector<LoanId>& loans) {
+  if (loans.empty()) return std::vector<RepaymentTarget>{};
+  // Loan money 0..28, the schedule, then the funder count as CountFunders reads it.
+  const std::string query = absl::StrCat(
+      "SELECT ", kLoanMoneyColumns, ", s.lines,"
+      " coalesce(cardinality(b.account_ids),"
+      "          (SELECT count(*) FROM loan_funders f WHERE f.loan_id = l.id))"
+      " FROM loans l"
+      " LEFT JOIN LATERAL (SELECT ", kScheduleLines, " AS lines FROM loan_schedule_entries e"
+      "   WHERE e.loan_id = l.id) s ON true"
+      " LEFT JOIN loan_funder_books b ON b.loan_id = l.id"
+      " WHERE l.id = ANY($1::bigint[]) AND l.status >= ",
+      static_cast<int>(LoanStatus::kFundraising), " ORDER BY l.id");
+  return RunIn<pg::OneStatementRead>(
+      *pool_, "reading loans to repay",
+      [&](pg::OneStatementRead& tx) -> absl::StatusOr<std::vector<RepaymentTarget>> {
+        std::vector<RepaymentTarget> out;
+        for (const pqxx::row& r : tx.exec_params(query, IdArray(loans))) {
+          RepaymentTarget t{.loan = ReadLoanMoney(r.slice(0, 29)), .funder_count = r[30].as<int64_t>()};
+          ML_ASSIGN_OR_RETURN(t.schedule, ParseScheduleLines(r[29], t.loan));
+          out.push_back(std::move(t));
         }
         return out;
       });
@@ -2452,8 +2513,8 @@ absl::StatusOr<std::vector<OutboxEvent>> PgLedgerStore::FetchUnpublished(size_t 
 }
 
 absl::StatusOr<int64_t> PgLedgerStore::PublishedThrough() {
-  return RunIn<pqxx::read_transaction>(
-      *pool_, "reading the relay cursor", [&](pqxx::read_transaction& tx) -> absl::StatusOr<int64_t> {
+  return RunIn<pg::OneStatementRead>(
+      *pool_, "reading the relay cursor", [&](pg::OneStatementRead& tx) -> absl::StatusOr<int64_t> {
         return tx.exec("SELECT last_sequence FROM outbox_relay_cursor WHERE id = 1")[0][0]
             .as<int64_t>();
       });

@@ -68,6 +68,8 @@ class PgLedgerStore final : public LedgerStore {
                                         const IdempotencyRecord& record) override;
   absl::StatusOr<std::optional<IdempotencyRecord>> FindIdempotency(
       const std::string& caller, const std::string& request_id) override;
+  absl::StatusOr<std::vector<IdempotencyRecord>> FindIdempotencies(
+      const std::vector<std::pair<std::string, std::string>>& keys) override;
 
   absl::StatusOr<Account> GetAccount(AccountId id) override;
   absl::StatusOr<std::optional<Account>> FindAccountByOwner(OwnerType owner_type,
@@ -92,6 +94,8 @@ class PgLedgerStore final : public LedgerStore {
       LenderId lender) override;
   absl::StatusOr<Page<LoanFunder>> ListFunders(LoanId loan, const PageSpec& page) override;
   absl::StatusOr<int64_t> CountFunders(LoanId loan) override;
+  absl::StatusOr<std::vector<RepaymentTarget>> GetRepaymentTargets(
+      const std::vector<LoanId>& loans) override;
   absl::StatusOr<std::vector<LoanFunder>> ListPositions(AccountId funder) override;
   absl::StatusOr<Page<RepaymentRecord>> ListRepayments(LoanId loan, const PageSpec& page) override;
   absl::StatusOr<std::vector<LoanId>> ListLoansToExpire(absl::Time now, size_t limit) override;

@@ -255,6 +255,17 @@ TEST_F(PgLedgerStoreTest, CreateAccountAssignsIdAndRemembersRequest) {
   auto none = store_->FindIdempotency("svc:matching", "req-unknown");
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->has_value());
+  Open(Wallet("lender-2"), "req-2");
+  auto some = store_->FindIdempotencies({{"svc:matching", "req-2"},
+                                         {"svc:matching", "req-unknown"},
+                                         {"svc:other", "req-1"},
+                                         {"svc:matching", "req-1"}});
+  ASSERT_TRUE(some.ok()) << some.status();
+  EXPECT_THAT(*some, UnorderedElementsAre(Record("req-1"), Record("req-2")))
+      << "the used keys only, each of its own caller";
+  auto no_keys = store_->FindIdempotencies({});
+  ASSERT_TRUE(no_keys.ok());
+  EXPECT_TRUE(no_keys->empty());
   auto by_owner = store_->FindAccountByOwner(OwnerType::kLender, "lender-1",
                                              AccountKind::kLenderWallet, Currency::Usd());
   ASSERT_TRUE(by_owner.ok());
@@ -1245,6 +1256,61 @@ TEST_F(PgLedgerStoreTest, FunderBooksNameExistingAccountsOfTheirCurrencyAndKeepT
                                 " AND currency = 'USD' AND account_ids = '", accounts, "'"
                                 " AND shares = '{2500,2500}' AND credited = '{7,9}'")),
             1);
+}
+
+// A loan's funders are counted from its rows until it is disbursed, from its book after (the
+// book fixes them; counting 10,000 rows before each repayment took about 1 ms).
+TEST_F(PgLedgerStoreTest, FunderCountsComeFromTheRowsBeforeTheBookOpensAndTheBookAfter) {
+  std::vector<Account> wallets = {Open(Wallet("count-1")), Open(Wallet("count-2")),
+                                  Open(Wallet("count-3"))};
+  ASSERT_TRUE(OpenBook(90, {wallets[0].id, wallets[1].id, wallets[2].id}).ok());
+  absl::StatusOr<int64_t> booked = store_->CountFunders(LoanId(90));
+  ASSERT_TRUE(booked.ok()) << booked.status();
+  EXPECT_EQ(*booked, 3) << "the book's funders, with no funder rows written in this test";
+
+  ASSERT_TRUE(Exec("WITH p AS (INSERT INTO partners (name, countries, credit_limit_minor,"
+                   " created_at, updated_at) VALUES ('unbooked', '{KE}', 0, now(), now())"
+                   " RETURNING id) INSERT INTO loans (id, partner_id, status, details, created_at,"
+                   " updated_at) SELECT 91, p.id, 3, '{}', now(), now() FROM p")
+                  .ok());
+  for (size_t i = 0; i < 2; ++i) {
+    ASSERT_TRUE(Exec(absl::StrCat("INSERT INTO loan_funders (loan_id, account_id, owner_type,"
+                                  " owner_id, amount_minor, share_count, first_lent_at) VALUES"
+                                  " (91, ", wallets[i].id.value(), ", 1, 'x', 2500, 1, now())"))
+                    .ok());
+  }
+  absl::StatusOr<int64_t> rows = store_->CountFunders(LoanId(91));
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_EQ(*rows, 2) << "a fundraising loan has no book yet";
+  absl::StatusOr<int64_t> none = store_->CountFunders(LoanId(92));
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(*none, 0) << "no loan at all";
+
+  // GetRepaymentTargets reads the same counts, with each loan's money and schedule, for many
+  // loans at once; a missing loan and a draft are left out, as GetLoanMoney finds neither.
+  ASSERT_TRUE(Exec("INSERT INTO loan_schedule_entries (loan_id, seq, due_date, principal_minor)"
+                   " VALUES (90, 1, '2027-02-28', 600), (90, 0, '2027-01-31', 400)")
+                  .ok());
+  ASSERT_TRUE(Exec("INSERT INTO loans (id, partner_id, status, details, created_at, updated_at)"
+                   " SELECT 93, partner_id, 1, '{}', now(), now() FROM loans WHERE id = 91")
+                  .ok());
+  absl::StatusOr<std::vector<RepaymentTarget>> targets =
+      store_->GetRepaymentTargets({LoanId(93), LoanId(91), LoanId(92), LoanId(90)});
+  ASSERT_TRUE(targets.ok()) << targets.status();
+  ASSERT_EQ(targets->size(), 2u);
+  for (const RepaymentTarget& t : *targets) {
+    absl::StatusOr<LoanMoney> money = store_->GetLoanMoney(t.loan.id);
+    ASSERT_TRUE(money.ok()) << money.status();
+    EXPECT_EQ(t.loan, *money);
+  }
+  EXPECT_EQ((*targets)[0].loan.id, LoanId(90));
+  EXPECT_EQ((*targets)[0].funder_count, 3);
+  ASSERT_EQ((*targets)[0].schedule.size(), 2u);
+  EXPECT_EQ((*targets)[0].schedule[0].due, absl::CivilDay(2027, 1, 31)) << "in seq order";
+  EXPECT_EQ((*targets)[0].schedule[1].principal.minor_units(), 600);
+  EXPECT_EQ((*targets)[1].loan.id, LoanId(91));
+  EXPECT_EQ((*targets)[1].funder_count, 2);
+  EXPECT_TRUE((*targets)[1].schedule.empty());
 }
 
 // Only the loan desk's credits to funders (CommitSet::funder_credits) become repayment packs,

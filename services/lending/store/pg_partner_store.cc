@@ -143,8 +143,8 @@ absl::StatusOr<Partner> PgPartnerStore::Create(const NewPartner& partner, absl::
 }
 
 absl::StatusOr<Partner> PgPartnerStore::Get(PartnerId id) {
-  return RunIn<pqxx::read_transaction>(
-      *pool_, "reading a partner", [&](pqxx::read_transaction& tx) -> absl::StatusOr<Partner> {
+  return RunIn<pg::OneStatementRead>(
+      *pool_, "reading a partner", [&](pg::OneStatementRead& tx) -> absl::StatusOr<Partner> {
         pqxx::result r = tx.exec_params(
             absl::StrCat("SELECT ", kPartnerColumns, " FROM partners WHERE id = $1::bigint"),
             id.value());

@@ -509,6 +509,17 @@ absl::StatusOr<std::optional<IdempotencyRecord>> FakeLedgerStore::FindIdempotenc
   return it->second;
 }
 
+absl::StatusOr<std::vector<IdempotencyRecord>> FakeLedgerStore::FindIdempotencies(
+    const std::vector<std::pair<std::string, std::string>>& keys) {
+  std::shared_ptr<const State> state = Snapshot();
+  std::vector<IdempotencyRecord> found;
+  for (const auto& [caller, request_id] : keys) {
+    auto it = state->idempotency.find(IdempotencyKey(caller, request_id));
+    if (it != state->idempotency.end()) found.push_back(it->second);
+  }
+  return found;
+}
+
 absl::StatusOr<Account> FakeLedgerStore::GetAccount(AccountId id) {
   std::shared_ptr<const State> state = Snapshot();
   auto it = state->accounts.find(id);
@@ -624,6 +635,10 @@ absl::StatusOr<Page<LoanFunder>> FakeLedgerStore::ListFunders(LoanId, const Page
   return Page<LoanFunder>{};
 }
 absl::StatusOr<int64_t> FakeLedgerStore::CountFunders(LoanId) { return 0; }
+absl::StatusOr<std::vector<RepaymentTarget>> FakeLedgerStore::GetRepaymentTargets(
+    const std::vector<LoanId>&) {
+  return std::vector<RepaymentTarget>{};
+}
 absl::StatusOr<std::vector<LoanFunder>> FakeLedgerStore::ListPositions(AccountId) {
   return std::vector<LoanFunder>{};
 }
