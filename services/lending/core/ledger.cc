@@ -658,14 +658,8 @@ absl::Status Ledger::TryCommit(std::vector<std::unique_ptr<Mutation>>& group) {
                 ids.end());
     }
     Mutation::Group g{.working = WorkingSet(Loaded{})};
-    for (size_t i = 0; i < withdrawal_ids; ++i) {
-      ML_ASSIGN_OR_RETURN(WithdrawalId wid, txn.AllocateWithdrawalId());
-      g.fresh_withdrawal_ids.push_back(wid);
-    }
-    for (size_t i = 0; i < repayment_ids; ++i) {
-      ML_ASSIGN_OR_RETURN(RepaymentId rid, txn.AllocateRepaymentId());
-      g.fresh_repayment_ids.push_back(rid);
-    }
+    ML_ASSIGN_OR_RETURN(g.fresh_withdrawal_ids, txn.AllocateWithdrawalIds(withdrawal_ids));
+    ML_ASSIGN_OR_RETURN(g.fresh_repayment_ids, txn.AllocateRepaymentIds(repayment_ids));
     // Mutations take ids from the back: reversed, the first applied gets the lowest, so that
     // ids follow the order in which withdrawals and repayments were applied.
     std::reverse(g.fresh_withdrawal_ids.begin(), g.fresh_withdrawal_ids.end());

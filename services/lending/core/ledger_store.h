@@ -297,8 +297,10 @@ class LedgerTxn {
   virtual absl::StatusOr<Loaded> LoadForUpdate(const LoadRequest& request) = 0;
   // Fresh, unique, increasing ids for transfers the client did not name.
   virtual absl::StatusOr<std::vector<TransferId>> AllocateTransferIds(size_t count) = 0;
-  virtual absl::StatusOr<WithdrawalId> AllocateWithdrawalId() = 0;
-  virtual absl::StatusOr<RepaymentId> AllocateRepaymentId() = 0;
+  // `count` fresh, unique ids each, ascending: one round trip for a group's withdrawals or
+  // repayments (a partner's bulk commits up to 300 repayments in one group).
+  virtual absl::StatusOr<std::vector<WithdrawalId>> AllocateWithdrawalIds(size_t count) = 0;
+  virtual absl::StatusOr<std::vector<RepaymentId>> AllocateRepaymentIds(size_t count) = 0;
   virtual absl::Status Write(const CommitSet& commit) = 0;
 };
 

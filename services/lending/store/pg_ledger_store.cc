@@ -334,7 +334,8 @@ constexpr char kExistingIds[] = "ledger_existing_ids";
 constexpr char kFindRecords[] = "ledger_find_records";
 constexpr char kLockWithdrawals[] = "ledger_lock_withdrawals";
 constexpr char kAllocateTransferIds[] = "ledger_allocate_transfer_ids";
-constexpr char kAllocateWithdrawalId[] = "ledger_allocate_withdrawal_id";
+constexpr char kAllocateWithdrawalIds[] = "ledger_allocate_withdrawal_ids";
+constexpr char kAllocateRepaymentIds[] = "ledger_allocate_repayment_ids";
 constexpr char kUpsertHolds[] = "ledger_upsert_holds";
 constexpr char kUpdateAccounts[] = "ledger_update_accounts";
 constexpr char kUpsertWithdrawals[] = "ledger_upsert_withdrawals";
@@ -353,7 +354,10 @@ constexpr char kExistingIdsSql[] =
 // calls, the ids would overlap and the transfers' primary key would refuse the second commit.
 constexpr char kAllocateTransferIdsSql[] =
     "SELECT setval('transfer_id_seq', nextval('transfer_id_seq') + $1::bigint - 1)";
-constexpr char kAllocateWithdrawalIdSql[] = "SELECT nextval('withdrawal_id_seq')";
+constexpr char kAllocateWithdrawalIdsSql[] =
+    "SELECT nextval('withdrawal_id_seq') FROM generate_series(1, $1::bigint)";
+constexpr char kAllocateRepaymentIdsSql[] =
+    "SELECT nextval('repayment_id_seq') FROM generate_series(1, $1::bigint)";
 
 // A hold changes once, from pending: a resolved one is left alone (and counted missing).
 constexpr char kUpsertHoldsSql[] =
@@ -416,7 +420,8 @@ const std::vector<std::pair<const char*, std::string>>& PreparedStatements() {
       {kLockWithdrawals, absl::StrCat("SELECT ", kWithdrawalColumns, " FROM withdrawals",
                                       " WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE")},
       {kAllocateTransferIds, kAllocateTransferIdsSql},
-      {kAllocateWithdrawalId, kAllocateWithdrawalIdSql},
+      {kAllocateWithdrawalIds, kAllocateWithdrawalIdsSql},
+      {kAllocateRepaymentIds, kAllocateRepaymentIdsSql},
       {kUpsertHolds, kUpsertHoldsSql},
       {kUpdateAccounts, kUpdateAccountsSql},
       {kInsertRecord, kInsertRecordSql},
@@ -1427,18 +1432,46 @@ void WriteLoanParts(pqxx::work& tx, const CommitSet& commit) {
         std::move(lender).Take(), std::move(loan).Take(), std::move(hold).Take(),
         std::move(amount).Take(), std::move(added).Take(), std::move(expires).Take());
   }
-  for (const RepaymentRecord& r : commit.repayments) {
+  if (!commit.repayments.empty()) {
+    // One statement for a group's repayments: a partner's bulk commits up to 300 in one group.
+    ArrayLiteral id, loan, partner, local, currency, rate, repaid_on, reference, expected, credited,
+        coverage, loss, accounts, posted_at;
+    for (const RepaymentRecord& r : commit.repayments) {
+      CheckText(r.settlement_fx_rate);
+      CheckText(r.partner_reference);
+      id.Int(r.id.value());
+      loan.Int(r.loan_id.value());
+      partner.Int(r.partner_id.value());
+      local.Int(r.local_amount.minor_units());
+      currency.Text(r.local_amount.currency().code());
+      rate.Text(r.settlement_fx_rate);
+      repaid_on.Text(absl::FormatCivilTime(r.repaid_on));
+      reference.Text(r.partner_reference);
+      expected.Int(r.expected_usd_minor);
+      credited.Int(r.credited_usd_minor);
+      coverage.Int(r.coverage_usd_minor);
+      loss.Int(r.currency_loss_minor);
+      accounts.Int(r.credited_account_count);
+      posted_at.Int(absl::ToUnixMicros(r.posted_at));
+    }
     tx.exec_params(
         "INSERT INTO repayments (id, loan_id, partner_id, local_amount_minor, local_currency,"
         " settlement_fx_rate, repaid_on, partner_reference, expected_usd_minor,"
         " credited_usd_minor, coverage_usd_minor, currency_loss_minor, credited_account_count,"
-        " posted_at) VALUES ($1, $2, $3, $4, $5, $6, $7::date, $8, $9, $10, $11, $12, $13,"
-        " from_micros($14))",
-        r.id.value(), r.loan_id.value(), r.partner_id.value(), r.local_amount.minor_units(),
-        std::string(r.local_amount.currency().code()), r.settlement_fx_rate,
-        absl::FormatCivilTime(r.repaid_on), r.partner_reference, r.expected_usd_minor,
-        r.credited_usd_minor, r.coverage_usd_minor, r.currency_loss_minor,
-        r.credited_account_count, absl::ToUnixMicros(r.posted_at));
+        " posted_at)"
+        " SELECT u.id, u.loan, u.partner, u.local, u.currency, u.rate, u.repaid_on::date,"
+        " u.reference, u.expected, u.credited, u.coverage, u.loss, u.accounts,"
+        " from_micros(u.posted_at)"
+        " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[],"
+        " $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[],"
+        " $12::bigint[], $13::int[], $14::bigint[])"
+        " AS u(id, loan, partner, local, currency, rate, repaid_on, reference, expected, credited,"
+        " coverage, loss, accounts, posted_at)",
+        std::move(id).Take(), std::move(loan).Take(), std::move(partner).Take(),
+        std::move(local).Take(), std::move(currency).Take(), std::move(rate).Take(),
+        std::move(repaid_on).Take(), std::move(reference).Take(), std::move(expected).Take(),
+        std::move(credited).Take(), std::move(coverage).Take(), std::move(loss).Take(),
+        std::move(accounts).Take(), std::move(posted_at).Take());
   }
 }
 
@@ -1448,8 +1481,8 @@ class PgLedgerTxn final : public LedgerTxn {
 
   absl::StatusOr<Loaded> LoadForUpdate(const LoadRequest& request) override;
   absl::StatusOr<std::vector<TransferId>> AllocateTransferIds(size_t count) override;
-  absl::StatusOr<WithdrawalId> AllocateWithdrawalId() override;
-  absl::StatusOr<RepaymentId> AllocateRepaymentId() override;
+  absl::StatusOr<std::vector<WithdrawalId>> AllocateWithdrawalIds(size_t count) override;
+  absl::StatusOr<std::vector<RepaymentId>> AllocateRepaymentIds(size_t count) override;
   absl::Status Write(const CommitSet& commit) override;
 
   const absl::Status& failure() const { return failure_; }
@@ -1583,21 +1616,35 @@ absl::StatusOr<std::vector<TransferId>> PgLedgerTxn::AllocateTransferIds(size_t 
   }
 }
 
-absl::StatusOr<WithdrawalId> PgLedgerTxn::AllocateWithdrawalId() {
+// `count` values of `sequence` in one statement, ascending.
+template <typename IdT>
+std::vector<IdT> NextValues(pqxx::work& tx, const char* prepared, size_t count) {
+  std::vector<IdT> ids;
+  ids.reserve(count);
+  for (const pqxx::row& r : tx.exec_prepared(prepared, static_cast<int64_t>(count))) {
+    ids.emplace_back(r[0].as<int64_t>());
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+absl::StatusOr<std::vector<WithdrawalId>> PgLedgerTxn::AllocateWithdrawalIds(size_t count) {
   if (!failure_.ok()) return failure_;
+  if (count == 0) return std::vector<WithdrawalId>{};
   try {
-    return WithdrawalId(tx_.exec_prepared1(kAllocateWithdrawalId)[0].as<int64_t>());
+    return NextValues<WithdrawalId>(tx_, kAllocateWithdrawalIds, count);
   } catch (const std::exception& e) {
-    return Fail(pg::TranslateError(e, "allocating a withdrawal id"));
+    return Fail(pg::TranslateError(e, "allocating withdrawal ids"));
   }
 }
 
-absl::StatusOr<RepaymentId> PgLedgerTxn::AllocateRepaymentId() {
+absl::StatusOr<std::vector<RepaymentId>> PgLedgerTxn::AllocateRepaymentIds(size_t count) {
   if (!failure_.ok()) return failure_;
+  if (count == 0) return std::vector<RepaymentId>{};
   try {
-    return RepaymentId(tx_.exec1("SELECT nextval('repayment_id_seq')")[0].as<int64_t>());
+    return NextValues<RepaymentId>(tx_, kAllocateRepaymentIds, count);
   } catch (const std::exception& e) {
-    return Fail(pg::TranslateError(e, "allocating a repayment id"));
+    return Fail(pg::TranslateError(e, "allocating repayment ids"));
   }
 }
 

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "harness/shared_stack_test.h"
@@ -370,9 +371,10 @@ TEST_F(PgLedgerStoreTest, TransactWritesCommitSetAndReadsItBack) {
     auto allocated = txn.AllocateTransferIds(2);
     if (!allocated.ok()) return allocated.status();
     ids = *allocated;
-    auto withdrawal = txn.AllocateWithdrawalId();
+    auto withdrawal = txn.AllocateWithdrawalIds(1);
     if (!withdrawal.ok()) return withdrawal.status();
-    commit = DepositAndWithdrawalHold(ids, *withdrawal, cash, wallet, escrow);
+    if (withdrawal->size() != 1) return absl::InternalError("not one withdrawal id");
+    commit = DepositAndWithdrawalHold(ids, withdrawal->front(), cash, wallet, escrow);
     return txn.Write(commit);
   });
   ASSERT_TRUE(status.ok()) << status;
@@ -1560,6 +1562,38 @@ TEST_F(PgLedgerStoreTest, AllocatedIdsStayAboveClientChosenIds) {
                     auto none = txn.AllocateTransferIds(0);
                     EXPECT_TRUE(none.ok() && none->empty());
                     return none.status();
+                  })
+                  .ok());
+}
+
+// A group's withdrawal and repayment ids come in one statement each, ascending (the committer
+// hands them out in apply order), and the next group's are above them.
+TEST_F(PgLedgerStoreTest, WithdrawalAndRepaymentIdsAreAllocatedAscendingManyAtATime) {
+  std::vector<WithdrawalId> withdrawals;
+  std::vector<RepaymentId> repayments;
+  ASSERT_TRUE(store_
+                  ->Transact([&](LedgerTxn& txn) -> absl::Status {
+                    ML_ASSIGN_OR_RETURN(withdrawals, txn.AllocateWithdrawalIds(3));
+                    ML_ASSIGN_OR_RETURN(repayments, txn.AllocateRepaymentIds(300));
+                    auto none = txn.AllocateRepaymentIds(0);
+                    EXPECT_TRUE(none.ok() && none->empty());
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  ASSERT_EQ(withdrawals.size(), 3u);
+  ASSERT_EQ(repayments.size(), 300u);
+  EXPECT_TRUE(std::is_sorted(withdrawals.begin(), withdrawals.end()));
+  EXPECT_TRUE(std::adjacent_find(repayments.begin(), repayments.end(),
+                                 [](RepaymentId a, RepaymentId b) { return !(a < b); }) ==
+              repayments.end())
+      << "strictly ascending";
+  ASSERT_TRUE(store_
+                  ->Transact([&](LedgerTxn& txn) -> absl::Status {
+                    ML_ASSIGN_OR_RETURN(std::vector<RepaymentId> next, txn.AllocateRepaymentIds(1));
+                    EXPECT_LT(repayments.back(), next.at(0));
+                    ML_ASSIGN_OR_RETURN(std::vector<WithdrawalId> more, txn.AllocateWithdrawalIds(1));
+                    EXPECT_LT(withdrawals.back(), more.at(0));
+                    return absl::OkStatus();
                   })
                   .ok());
 }

@@ -292,19 +292,23 @@ class FakeLedgerStore::Txn final : public LedgerTxn {
     return ids;
   }
 
-  absl::StatusOr<WithdrawalId> AllocateWithdrawalId() override {
+  absl::StatusOr<std::vector<WithdrawalId>> AllocateWithdrawalIds(size_t count) override {
     if (!poisoned_.ok()) return Aborted();
     store_->txn_mu_.AssertHeld();
     const View view(*base_, delta_);
-    while (true) {
+    std::vector<WithdrawalId> ids;
+    while (ids.size() < count) {
       const WithdrawalId id(store_->next_withdrawal_id_++);
-      if (view.FindWithdrawal(id) == nullptr) return id;
+      if (view.FindWithdrawal(id) == nullptr) ids.push_back(id);
     }
+    return ids;
   }
 
-  absl::StatusOr<RepaymentId> AllocateRepaymentId() override {
+  absl::StatusOr<std::vector<RepaymentId>> AllocateRepaymentIds(size_t count) override {
     if (!poisoned_.ok()) return Aborted();
-    return RepaymentId(store_->next_repayment_id_++);
+    std::vector<RepaymentId> ids;
+    while (ids.size() < count) ids.emplace_back(store_->next_repayment_id_++);
+    return ids;
   }
 
   absl::Status Write(const CommitSet& commit) override {
