@@ -97,7 +97,8 @@ Partner CreatePartner(LocalStack& stack, const std::string& ops) {
   *p.mutable_credit_limit() = M("100000000.00");
   lv1::CreatePartnerResponse partner;
   Check(partners->CreatePartner(Ctx(ops).get(), p, &partner), "create partner");
-  return {partner.partner().id().value(), stack.Token(Role::kPartner, partner.partner().id().value())};
+  return {partner.partner().id().value(),
+          stack.Token(Role::kPartner, partner.partner().id().value())};
 }
 
 // A FUNDRAISING loan of `lenders` x $25 (KES at 100), 12 monthly installments.
@@ -189,7 +190,8 @@ std::vector<cv1::LoanId> FundedLoans(LocalStack& stack, const Config& c, const P
   Disburse(*loans, partner, all[0], "big", c.lenders);
   std::vector<cv1::LoanId> small;
   for (int i = 0; i < c.bulk_loans; ++i) {
-    small.push_back(ApprovedLoan(*loans, partner, ops, absl::StrCat("small-", i), c.lenders_per_loan));
+    small.push_back(
+        ApprovedLoan(*loans, partner, ops, absl::StrCat("small-", i), c.lenders_per_loan));
   }
   LendShares(stack, c, small, 1'000'000, c.bulk_loans * c.lenders_per_loan, c.lenders_per_loan);
   for (int i = 0; i < c.bulk_loans; ++i) {
@@ -324,7 +326,9 @@ int Run(const Config& c) {
     partner_ms.push_back(absl::ToDoubleMilliseconds(took));
     partner_s += absl::ToDoubleSeconds(took);
     for (const auto& result : month_out.results()) {
-      if (result.status().code() != 0) Die("partner bulk item failed: " + result.status().message());
+      if (result.status().code() != 0) {
+        Die("partner bulk item failed: " + result.status().message());
+      }
       partner_credits += result.repayment().credited_account_count();
     }
   }

@@ -379,7 +379,9 @@ std::vector<std::optional<LedgerReply>> Ledger::RecordedAll(const std::vector<Re
   absl::StatusOr<std::vector<IdempotencyRecord>> stored = store_->FindIdempotencies(wanted);
   absl::flat_hash_map<std::pair<std::string, std::string>, const IdempotencyRecord*> by_key;
   if (stored.ok()) {
-    for (const IdempotencyRecord& r : *stored) by_key.emplace(std::make_pair(r.caller, r.request_id), &r);
+    for (const IdempotencyRecord& r : *stored) {
+      by_key.emplace(std::make_pair(r.caller, r.request_id), &r);
+    }
   }
   for (size_t i = 0; i < keys.size(); ++i) {
     if (keys[i].request_id.empty()) continue;

@@ -1058,7 +1058,8 @@ std::vector<LedgerReply> LoanDesk::PostRepayments(std::optional<PartnerId> partn
   }
   std::sort(loans.begin(), loans.end());
   loans.erase(std::unique(loans.begin(), loans.end()), loans.end());
-  absl::StatusOr<std::vector<RepaymentTarget>> targets = ledger_->store()->GetRepaymentTargets(loans);
+  absl::StatusOr<std::vector<RepaymentTarget>> targets =
+      ledger_->store()->GetRepaymentTargets(loans);
   absl::flat_hash_map<LoanId, const RepaymentTarget*> target_of;
   if (targets.ok()) {
     for (const RepaymentTarget& t : *targets) target_of.emplace(t.loan.id, &t);

@@ -1999,12 +1999,13 @@ absl::StatusOr<std::vector<IdempotencyRecord>> PgLedgerStore::FindIdempotencies(
       [&](pg::OneStatementRead& tx) -> absl::StatusOr<std::vector<IdempotencyRecord>> {
         // The statement the committer's load prepares (kFindRecords): a key probe per key.
         return ReadAll<IdempotencyRecord>(
-            tx.exec_params(absl::StrCat("SELECT ", kRecordColumns,
-                                        " FROM unnest($1::text[], $2::text[]) AS k(caller, request_id)"
-                                        " CROSS JOIN LATERAL (SELECT * FROM idempotency_records i"
-                                        " WHERE i.caller = k.caller AND i.request_id = k.request_id"
-                                        " LIMIT 1) r"),
-                           std::move(callers).Take(), std::move(request_ids).Take()),
+            tx.exec_params(
+                absl::StrCat("SELECT ", kRecordColumns,
+                             " FROM unnest($1::text[], $2::text[]) AS k(caller, request_id)"
+                             " CROSS JOIN LATERAL (SELECT * FROM idempotency_records i"
+                             " WHERE i.caller = k.caller AND i.request_id = k.request_id"
+                             " LIMIT 1) r"),
+                std::move(callers).Take(), std::move(request_ids).Take()),
             ReadRecord);
       });
 }
@@ -2417,7 +2418,8 @@ absl::StatusOr<std::vector<RepaymentTarget>> PgLedgerStore::GetRepaymentTargets(
       [&](pg::OneStatementRead& tx) -> absl::StatusOr<std::vector<RepaymentTarget>> {
         std::vector<RepaymentTarget> out;
         for (const pqxx::row& r : tx.exec_params(query, IdArray(loans))) {
-          RepaymentTarget t{.loan = ReadLoanMoney(r.slice(0, 29)), .funder_count = r[30].as<int64_t>()};
+          RepaymentTarget t{.loan = ReadLoanMoney(r.slice(0, 29)),
+                            .funder_count = r[30].as<int64_t>()};
           ML_ASSIGN_OR_RETURN(t.schedule, ParseScheduleLines(r[29], t.loan));
           out.push_back(std::move(t));
         }

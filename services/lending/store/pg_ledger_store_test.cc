@@ -1591,7 +1591,8 @@ TEST_F(PgLedgerStoreTest, WithdrawalAndRepaymentIdsAreAllocatedAscendingManyAtAT
                   ->Transact([&](LedgerTxn& txn) -> absl::Status {
                     ML_ASSIGN_OR_RETURN(std::vector<RepaymentId> next, txn.AllocateRepaymentIds(1));
                     EXPECT_LT(repayments.back(), next.at(0));
-                    ML_ASSIGN_OR_RETURN(std::vector<WithdrawalId> more, txn.AllocateWithdrawalIds(1));
+                    ML_ASSIGN_OR_RETURN(std::vector<WithdrawalId> more,
+                                        txn.AllocateWithdrawalIds(1));
                     EXPECT_LT(withdrawals.back(), more.at(0));
                     return absl::OkStatus();
                   })
