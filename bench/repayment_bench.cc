@@ -202,6 +202,36 @@ std::vector<cv1::LoanId> FundedLoans(LocalStack& stack, const Config& c, const P
   return all;
 }
 
+void AddItem(lv1::PostBulkRepaymentsRequest& request, const cv1::LoanId& loan,
+             const std::string& kes) {
+  lv1::BulkRepaymentItem* item = request.add_items();
+  *item->mutable_loan_id() = loan;
+  *item->mutable_local_amount() = M(kes, "KES");
+  item->set_settlement_fx_rate("100");
+  SetToday(item->mutable_repaid_on());
+}
+
+struct BulkOutcome {
+  absl::Duration took;
+  int64_t credits = 0;  // lender wallets credited, over every item
+};
+
+// Posts `request` and times it; any failed item ends the benchmark.
+BulkOutcome PostBulk(lv1::LoanService::Stub& loans, const std::string& partner_token,
+                     const lv1::PostBulkRepaymentsRequest& request) {
+  lv1::PostBulkRepaymentsResponse out;
+  const absl::Time start = absl::Now();
+  Check(loans.PostBulkRepayments(Ctx(partner_token).get(), request, &out), request.request_id());
+  BulkOutcome outcome{.took = absl::Now() - start};
+  for (const auto& result : out.results()) {
+    if (result.status().code() != 0) {
+      Die(absl::StrCat(request.request_id(), " item failed: ", result.status().message()));
+    }
+    outcome.credits += result.repayment().credited_account_count();
+  }
+  return outcome;
+}
+
 // As pgbench (and ledger_bench) do before measuring: the database the repayments meet has its
 // statistics and visibility map up to date, as autovacuum keeps a live one, not the statistics of
 // the empty tables the setup started from a minute ago (with those, the planner scanned 10,000
@@ -286,23 +316,9 @@ int Run(const Config& c) {
   std::sort(ms.begin(), ms.end());
   lv1::PostBulkRepaymentsRequest bulk;
   bulk.set_request_id("bench-bulk");
-  for (int i = 0; i < c.bulk_items; ++i) {
-    lv1::BulkRepaymentItem* item = bulk.add_items();
-    *item->mutable_loan_id() = loan_id;
-    *item->mutable_local_amount() = M(kes, "KES");
-    item->set_settlement_fx_rate("100");
-    SetToday(item->mutable_repaid_on());
-  }
-  lv1::PostBulkRepaymentsResponse bulk_out;
-  const absl::Time bulk_start = absl::Now();
-  Check(loans->PostBulkRepayments(Ctx(partner_token).get(), bulk, &bulk_out), "bulk");
-  const double bulk_s = absl::ToDoubleSeconds(absl::Now() - bulk_start);
-  int64_t bulk_credits = 0;
-  for (const auto& r : bulk_out.results()) {
-    if (r.status().code() != 0) Die("bulk item failed: " + r.status().message());
-    bulk_credits += r.repayment().credited_account_count();
-  }
-  const double credits_per_s = bulk_credits / bulk_s;
+  for (int i = 0; i < c.bulk_items; ++i) AddItem(bulk, loan_id, kes);
+  const BulkOutcome one_loan = PostBulk(*loans, partner_token, bulk);
+  const double credits_per_s = one_loan.credits / absl::ToDoubleSeconds(one_loan.took);
   // A partner's month: one repayment for each small loan (1/12 of it), in one call.
   std::vector<double> partner_ms;
   int64_t partner_credits = 0;
@@ -313,24 +329,12 @@ int Run(const Config& c) {
     month.set_request_id(absl::StrCat("bench-partner-month-", r));
     const std::string installment = absl::StrCat(c.lenders_per_loan * 2'500 / 12, ".00");
     for (int i = 0; i < c.bulk_loans; ++i) {
-      lv1::BulkRepaymentItem* item = month.add_items();
-      *item->mutable_loan_id() = funded[static_cast<size_t>(1 + i)];
-      *item->mutable_local_amount() = M(installment, "KES");
-      item->set_settlement_fx_rate("100");
-      SetToday(item->mutable_repaid_on());
+      AddItem(month, funded[static_cast<size_t>(1 + i)], installment);
     }
-    lv1::PostBulkRepaymentsResponse month_out;
-    const absl::Time start = absl::Now();
-    Check(loans->PostBulkRepayments(Ctx(partner_token).get(), month, &month_out), "partner bulk");
-    const absl::Duration took = absl::Now() - start;
-    partner_ms.push_back(absl::ToDoubleMilliseconds(took));
-    partner_s += absl::ToDoubleSeconds(took);
-    for (const auto& result : month_out.results()) {
-      if (result.status().code() != 0) {
-        Die("partner bulk item failed: " + result.status().message());
-      }
-      partner_credits += result.repayment().credited_account_count();
-    }
+    const BulkOutcome outcome = PostBulk(*loans, partner_token, month);
+    partner_ms.push_back(absl::ToDoubleMilliseconds(outcome.took));
+    partner_s += absl::ToDoubleSeconds(outcome.took);
+    partner_credits += outcome.credits;
   }
   std::sort(partner_ms.begin(), partner_ms.end());
   const double tps = PgbenchTps(*stack);

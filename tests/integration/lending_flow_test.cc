@@ -478,15 +478,12 @@ TEST_F(LendingFlowTest, BulkItemsAreEachCheckedAgainstTheirOwnLoan) {
   ASSERT_TRUE(Disburse(other, others, "10000.00").ok());
   lv1::PostBulkRepaymentsRequest req;
   req.set_request_id(Rid());
-  const absl::CivilDay today = absl::ToCivilDay(absl::Now(), absl::UTCTimeZone());
   auto add = [&](const lv1::Loan& loan, const std::string& kes, const std::string& currency) {
     lv1::BulkRepaymentItem* item = req.add_items();
     *item->mutable_loan_id() = loan.id();
     *item->mutable_local_amount() = M(kes, currency);
     item->set_settlement_fx_rate("100");
-    item->mutable_repaid_on()->set_year(static_cast<int32_t>(today.year()));
-    item->mutable_repaid_on()->set_month(today.month());
-    item->mutable_repaid_on()->set_day(today.day());
+    Today(item->mutable_repaid_on());
   };
   add(repaying[0], "2000.00", "KES");
   add(others, "2000.00", "KES");       // another partner's loan
