@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -1684,6 +1685,47 @@ TEST_F(PgLedgerStoreTest, ReconcileReportsCorruptedBalanceAndLateEvents) {
   EXPECT_EQ(pending->findings[0].kind, Kind::kBalanceReplayMismatch);
   EXPECT_THAT(pending->findings[0].detail,
               HasSubstr("credits_pending is 7 but its transfers give 0"));
+}
+
+// Migration 0016 compares the limits in BIGINT and checks the currency as a domain: the same
+// rows pass and fail as with migration 0002's NUMERIC and regular-expression checks, up to the
+// largest totals.
+TEST_F(PgLedgerStoreTest, AccountChecksHoldExactlyUpToTheLargestTotals) {
+  Account wallet = Open(Wallet("lender-1"));
+  Account limited = Open({.owner_type = OwnerType::kPlatform,
+                          .owner_id = "",
+                          .kind = AccountKind::kExternalCash,
+                          .flags = {.credits_must_not_exceed_debits = true}});
+  const std::string max = absl::StrCat(std::numeric_limits<int64_t>::max());
+  const std::string wallet_row = absl::StrCat(" WHERE id = ", wallet.id.value());
+  const std::string limited_row = absl::StrCat(" WHERE id = ", limited.id.value());
+  // debits_posted + debits_pending == credits_posted, the sum one past what BIGINT holds.
+  EXPECT_TRUE(Exec(absl::StrCat("UPDATE accounts SET credits_posted = ", max,
+                                ", debits_posted = 1, debits_pending = ", max, " - 1", wallet_row))
+                  .ok());
+  EXPECT_EQ(Exec(absl::StrCat("UPDATE accounts SET debits_pending = ", max, wallet_row)).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Exec("UPDATE accounts SET debits_posted = 2" + wallet_row).code(),
+            absl::StatusCode::kFailedPrecondition);
+  // The mirror limit on a credit-limited account.
+  EXPECT_TRUE(Exec(absl::StrCat("UPDATE accounts SET debits_posted = ", max,
+                                ", credits_posted = ", max, " - 5, credits_pending = 5",
+                                limited_row))
+                  .ok());
+  EXPECT_EQ(Exec("UPDATE accounts SET credits_pending = 6" + limited_row).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Scalar("SELECT credits_posted + credits_pending FROM lending.accounts" + limited_row),
+            std::numeric_limits<int64_t>::max())
+      << "the refused updates left the last good totals";
+  // A currency of another shape is refused when an account is opened with it.
+  for (const char* bad : {"usd", "US1", "US"}) {
+    EXPECT_EQ(Exec(absl::StrCat("INSERT INTO accounts (id, owner_type, owner_id, kind, currency)"
+                                " VALUES (987654, 1, 'shape', 1, '", bad, "')"))
+                  .code(),
+              absl::StatusCode::kFailedPrecondition)
+        << bad;
+  }
+  EXPECT_EQ(Scalar("SELECT count(*) FROM lending.accounts WHERE id = 987654"), 0);
 }
 
 TEST_F(PgLedgerStoreTest, ReconcileReportsConstrainedAccountPastItsFlag) {
